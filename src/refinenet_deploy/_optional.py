@@ -1,0 +1,20 @@
+"""Lazy imports of optional backends, failing with the extra that provides them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+
+def require(module: str, *, extra: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # includes a module blocked as sys.modules[name] = None
+        dist = package or module.split(".")[0]
+        raise MissingDependencyError(
+            f"optional dependency '{dist}' is not installed",
+            hint=f"install it with: pip install 'refinenet-deploy[{extra}]'",
+        ) from exc

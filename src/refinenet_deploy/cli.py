@@ -1,0 +1,294 @@
+"""The ``rfdeploy`` command line: checks options, calls one library function, renders the result."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .cli_options import Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, parse_size
+from .errors import RefineNetDeployError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False, "quiet": False}
+
+app = typer.Typer(
+    name="rfdeploy",
+    help="RefineNet / Light-Weight RefineNet checkpoints to ONNX, TensorRT and OpenVINO, "
+    "with IoU parity against PyTorch and latency per device.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def handle_errors(fn: F) -> F:
+    """Map library errors to ``error: ...`` on stderr and their exit code; traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RefineNetDeployError as exc:
+            if _state["debug"]:
+                err.print_exception()
+            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+            if exc.hint:
+                err.print(f"hint: {exc.hint}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"rfdeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Info logs on stderr.")] = False,
+) -> None:
+    _state["debug"], _state["quiet"] = debug, quiet
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=level, format="%(message)s", force=True,
+                        handlers=[RichHandler(console=err, show_time=False, show_path=debug)])
+
+
+def _progress():  # noqa: ANN202  (rich.progress.Progress, imported lazily)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[info]}"), console=err, transient=False,
+                    disable=_state["quiet"] or not err.is_terminal)
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["rfdeploy", *sys.argv[1:]])
+
+
+# --------------------------------------------------------------------------------------------- models
+@app.command("models")
+@handle_errors
+def models_cmd(
+    pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'rf_lw*'.")] = "*",
+    size: Annotated[str, typer.Option("--size", help="Input size for the GMAC column, HxW.")] = "512x512",
+    num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classes for the counts.")] = 21,
+    all_: Annotated[bool, typer.Option("--all", help="Include the tiny *_test models.")] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """List the model zoo: name, family, backbone, parameters, GMAC.
+
+    Example: rfdeploy models 'rf_lw*' --size 1024x2048
+    """
+    from .models.complexity import describe_models
+
+    h, w = parse_size(size)
+    rows = describe_models(pattern, height=h, width=w, num_classes=num_classes, include_test=all_)
+    if as_json:
+        out.print_json(json.dumps([r.__dict__ for r in rows]))
+        return
+    table = Table(title=f"RefineNet model zoo ({num_classes} classes, GMAC at {h}x{w})")
+    table.add_column("name", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("backbone", no_wrap=True)
+    table.add_column("parameters", justify="right", no_wrap=True)
+    table.add_column("GMAC", justify="right", no_wrap=True)
+    wide = out.width >= 110
+    if wide:
+        table.add_column("description", overflow="fold")
+    for r in rows:
+        cells = [r.name, r.family, r.backbone, f"{r.parameters:,}", f"{r.gmac:.2f}"]
+        table.add_row(*cells, *([r.description] if wide else []))
+    out.print(table)
+
+
+# --------------------------------------------------------------------------------------------- doctor
+@app.command("doctor")
+@handle_errors
+def doctor_cmd(as_json: JsonOut = False) -> None:
+    """Report the environment: Python, PyTorch, ONNX, runtimes and CPU features.
+
+    Example: rfdeploy doctor --json
+    """
+    from .environment import collect_environment
+
+    env = collect_environment()
+    if as_json:
+        out.print_json(json.dumps(env))
+        return
+    table = Table(title="rfdeploy doctor", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for key, value in env.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    out.print(table)
+
+
+# --------------------------------------------------------------------------------------------- inspect
+@app.command("inspect")
+@handle_errors
+def inspect_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (.pth, .pth.tar, .pt, .safetensors).")],
+    arch: Arch = "auto",
+    num_classes: NumClasses = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Load a checkpoint strictly and say what it is: architecture, classes, wrapper, SHA-256.
+
+    Example: rfdeploy inspect rf_lw50_voc.pth.tar
+    """
+    from .models import load_model
+
+    loaded = load_model(checkpoint, arch=arch, num_classes=num_classes)
+    info = {
+        "checkpoint": str(checkpoint), "arch": loaded.arch, "num_classes": loaded.num_classes,
+        "class_names": list(loaded.class_names) if loaded.class_names else None,
+        "normalization": loaded.normalization, "wrapper": loaded.checkpoint.wrapper if loaded.checkpoint else None,
+        "sha256": loaded.checkpoint.sha256 if loaded.checkpoint else None,
+        "tensors": len(loaded.checkpoint.state_dict) if loaded.checkpoint else None,
+    }
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title=f"{checkpoint.name}: loads strictly", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+# --------------------------------------------------------------------------------------------- data
+@data_app.command("synth")
+@handle_errors
+def data_synth_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (must be new or empty).")],
+    num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 200,
+    size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "128x128",
+    seed: Seed = 0,
+    split: Annotated[str, typer.Option("--split", help="Split name written to ImageSets/Segmentation.")] = "train",
+) -> None:
+    """Write a VOC-layout dataset of procedurally generated scenes (deterministic for a seed).
+
+    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 --seed 2 --split val
+    """
+    from .data.synth import SYNTH_CLASSES, write_synth_dataset
+
+    h, w = parse_size(size)
+    with _progress() as bar:
+        task = bar.add_task("synthesising", total=num, info="")
+        write_synth_dataset(out_dir, num, h, w, seed, split=split,
+                            progress=lambda i, n: bar.update(task, completed=i))
+    err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}",
+              highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- train
+@app.command("train")
+@handle_errors
+def train_cmd(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for last.pt, best.pt, model.safetensors.")],
+    val: Annotated[Path | None, typer.Option("--val", help="Validation dataset (mIoU per epoch).")] = None,
+    arch: Annotated[str, typer.Option("--arch", help="Architecture to train.")] = "rf_lw_mbv2",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, poly decay).")] = 2e-3,
+    crop_size: Annotated[int | None, typer.Option("--crop-size", help="Square crop; default: image side.")] = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+    fp16_weights: Annotated[
+        bool, typer.Option("--fp16-weights/--fp32-weights", help="Storage precision of the final file.")
+    ] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train a model on a labelled dataset; writes OUT/model.safetensors with its metadata.
+
+    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 -o runs/demo
+    """
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig(data=str(data), val_data=str(val) if val else None, out_dir=str(out_dir), arch=arch,
+                      epochs=epochs, batch_size=batch_size, lr=lr, crop_size=crop_size, seed=seed,
+                      threads=threads, fp16_weights=fp16_weights, command=_command_line())
+    with _progress() as bar:
+        task = bar.add_task("epoch 1", total=None, info="")
+
+        def report(p: Any) -> None:
+            if p.kind == "step":
+                bar.update(task, description=f"epoch {p.epoch}/{p.epochs}", completed=p.step, total=p.steps,
+                           info=f"loss {p.loss:.3f} lr {p.lr:.2e}")
+            else:
+                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou:.4f}"
+                err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
+
+        result = train(cfg, progress=report, resume=resume)
+    best = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
+    out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+@app.command("evaluate")
+@handle_errors
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled dataset (VOC or Cityscapes layout).")],
+    split: Split = None,
+    arch: Arch = "auto",
+    num_classes: NumClasses = None,
+    threads: Threads = None,
+    as_json: JsonOut = False,
+) -> None:
+    """mIoU of a PyTorch checkpoint on a labelled dataset (logits upsampled to label size, then argmax).
+
+    Example: rfdeploy evaluate assets/demo/rf_lw_mbv2_synth.safetensors --data data/synth-val
+    """
+    from .evaluation import evaluate_checkpoint
+
+    with _progress() as bar:
+        task = bar.add_task("evaluating", total=None, info="")
+        res = evaluate_checkpoint(checkpoint, data, split=split, arch=arch, num_classes=num_classes,
+                                  threads=threads, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {res['miou']:.4f}")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, iou in zip(res["class_names"], res["iou"]):
+        table.add_row(name, "absent" if iou is None else f"{iou:.4f}")
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""What this machine is: used by ``rfdeploy doctor`` and recorded in artifact metadata."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+             "neon", "asimd")
+PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxslim", "openvino", "nncf",
+            "tensorrt", "nvidia-modelopt", "safetensors", "typer", "rich")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_info() -> dict[str, object]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "isa": [f for f in CPU_FLAGS if f in flags],
+    }
+
+
+def collect_environment() -> dict[str, object]:
+    env: dict[str, object] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        **cpu_info(),
+    }
+    for name, version in package_versions().items():
+        env[name] = version or "not installed"
+    return env

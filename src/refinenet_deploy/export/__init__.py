@@ -1,0 +1,1 @@
+"""Converters: torch -> ONNX, ONNX -> TensorRT engine, ONNX -> OpenVINO IR (one module per target)."""

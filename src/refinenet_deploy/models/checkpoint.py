@@ -1,0 +1,269 @@
+"""Reading users' checkpoint files safely and mapping them onto our models strictly.
+
+Files come from the reference training code in several wrappings (flat, ``{"segmenter": ...}`` with
+``module.`` keys, ``{"model": ...}``, ``{"state_dict": ...}``, ``{"weights": ..., "model_metadata": ...}``)
+and in ``.pth``, ``.pth.tar``, ``.pt`` or ``.safetensors`` files. Pickles are only ever read with
+``torch.load(weights_only=True)``: a file that needs code to load is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import pickletools
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+WRAPPER_KEYS = ("segmenter", "model", "state_dict", "weights", "model_state_dict", "net")
+PICKLE_SUFFIXES = (".pth", ".pt", ".tar", ".pth.tar", ".ckpt", ".bin")
+SAFETENSORS_SUFFIXES = (".safetensors",)
+IGNORED_SUFFIX = "num_batches_tracked"
+
+
+@dataclass
+class RawCheckpoint:
+    """A flat ``name -> tensor`` mapping plus whatever metadata the file carried."""
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    wrapper: str = "flat"
+    sha256: str = ""
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> RawCheckpoint:
+    """Read a checkpoint file into a flat float state_dict (unwrapped, ``module.`` stripped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}. Check the path")
+    name = path.name.lower()
+    if name.endswith(SAFETENSORS_SUFFIXES):
+        tensors, metadata = _read_safetensors(path)
+        obj: Any = tensors
+    elif name.endswith(PICKLE_SUFFIXES):
+        obj = _read_pickle(path)
+        metadata = {}
+    else:
+        raise CheckpointError(
+            f"unsupported checkpoint file type: {path.name}. Use .pth, .pth.tar, .pt or .safetensors"
+        )
+    state_dict, wrapper, wrapped_meta = unwrap_state_dict(obj, path)
+    metadata = {**wrapped_meta, **metadata}
+    return RawCheckpoint(path, state_dict, metadata, wrapper, sha256_file(path))
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" noise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        code = [g for g in pickle_globals(path) if not g.startswith(SAFE_GLOBAL_PREFIXES)]
+        if code:
+            raise CheckpointError(
+                f"refusing to load {path.name}: it references code that unpickling would run "
+                f"({', '.join(code[:3])}). Re-save it as a plain state_dict or .safetensors from a trusted copy"
+            ) from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path.name}: the PyTorch loader rejected it as not a plain tensor checkpoint."
+            " Check that the file is complete, or re-save it as a state_dict or .safetensors"
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path.name}: {first}. The file is corrupt or not a PyTorch checkpoint"
+        ) from exc
+
+
+SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "numpy.core.multiarray",
+                        "numpy.dtype", "numpy.ndarray", "numpy._core.multiarray")
+
+
+def pickle_globals(path: Path, limit_bytes: int = 64 << 20) -> list[str]:
+    """Names of the globals (functions/classes) a pickle would import, found by parsing only (never executing).
+
+    Looks inside a zip-format torch file at ``*/data.pkl``; reads every pickle of the legacy format in turn.
+    Returns what it could parse before any junk.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                data = zf.read(name) if name else b""
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(limit_bytes)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        strings: list[str] = []
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings.append(str(arg))
+                elif op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # junk after/between pickles: report what was parsed
+            break
+    return found
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            raw_meta = fh.metadata() or {}
+            for key in fh.keys():  # noqa: SIM118 (safe_open is not a dict)
+                tensors[key] = fh.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read safetensors file {path.name}: {exc}. The file is corrupt") from exc
+    metadata: dict[str, Any] = {}
+    for key, value in raw_meta.items():
+        try:
+            metadata[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            metadata[key] = value
+    return tensors, metadata
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def unwrap_state_dict(obj: Any, path: Path | str = "<checkpoint>") -> tuple[dict[str, torch.Tensor], str, dict]:
+    """Find the state_dict inside the known wrappers; strip ``module.``; keep side metadata.
+
+    Returns (state_dict, wrapper description, metadata such as ``model_metadata``).
+    """
+    wrapper = []
+    metadata: dict[str, Any] = {}
+    for _ in range(4):  # wrappers nest at most a couple of levels in practice
+        if not isinstance(obj, dict):
+            break
+        if isinstance(obj.get("model_metadata"), dict):
+            metadata.update(obj["model_metadata"])
+        key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if key is None or _is_tensor_dict(obj) and not any(isinstance(v, dict) for v in obj.values()):
+            break
+        wrapper.append(key)
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"no state_dict found in {Path(path).name}: top level is {type(obj).__name__}")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            f"no tensors found in {Path(path).name} (keys: {', '.join(list(map(str, obj))[:6])}). "
+            f"Expected a state_dict, optionally under one of {', '.join(WRAPPER_KEYS)}"
+        )
+    skipped = sorted(set(obj) - set(tensors))
+    if skipped:
+        log.debug("ignoring non-tensor entries in %s: %s", path, skipped[:10])
+    stripped = {}
+    for k, v in tensors.items():
+        while k.startswith("module."):
+            k = k[len("module."):]
+        stripped[k] = v
+    return stripped, "/".join(wrapper) or "flat", metadata
+
+
+@dataclass(frozen=True)
+class KeyReport:
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]  # key, expected, found
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 3) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing (e.g. {', '.join(self.missing[:limit])})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected (e.g. {', '.join(self.unexpected[:limit])})")
+        if self.mismatched:
+            shown = ", ".join(f"{k} {list(f)} vs model {list(e)}" for k, e, f in self.mismatched[:limit])
+            parts.append(f"{len(self.mismatched)} mis-shaped (e.g. {shown})")
+        return "; ".join(parts)
+
+
+def compare_keys(expected: dict[str, tuple[int, ...]], found: dict[str, torch.Tensor]) -> KeyReport:
+    """Strict comparison, except that a missing ``num_batches_tracked`` is tolerated."""
+    missing = tuple(k for k in expected if k not in found and not k.endswith(IGNORED_SUFFIX))
+    unexpected = tuple(k for k in found if k not in expected)
+    mismatched = tuple(
+        (k, tuple(expected[k]), tuple(found[k].shape))
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k])
+    )
+    return KeyReport(missing, unexpected, mismatched)
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Pure dict -> dict: cast floating tensors to the model's dtype, fill missing ``num_batches_tracked``."""
+    own = model.state_dict()
+    out = {}
+    for k, ref in own.items():
+        if k in state_dict:
+            v = state_dict[k]
+            out[k] = v.to(ref.dtype) if v.is_floating_point() and ref.is_floating_point() else v
+        elif k.endswith(IGNORED_SUFFIX):
+            out[k] = torch.zeros_like(ref)
+    return out
+
+
+def num_classes_from_state_dict(state_dict: dict[str, torch.Tensor], classifier_key: str) -> int | None:
+    weight = state_dict.get(f"{classifier_key}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 4 else None
+
+
+def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, Any],
+                     fp16: bool = False) -> Path:
+    """Write a ``.safetensors`` checkpoint atomically; metadata values are stored as JSON strings.
+
+    ``fp16`` stores floating tensors in half precision (loading casts back to the model's dtype).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {}
+    for k, v in state_dict.items():
+        v = v.detach().cpu().contiguous()
+        tensors[k] = v.half() if fp16 and v.is_floating_point() else v
+    meta = {k: json.dumps(v) for k, v in metadata.items() if v is not None}
+    meta["format"] = "pt"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,1 @@
+"""Metrics, parity and latency statistics; receives runners, never imports a backend."""
