@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,4 +41,4 @@ def inventory() -> dict[str, dict[str, list[int]]]:
 
 @pytest.fixture(autouse=True)
 def _torch_threads() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("RFDEPLOY_TEST_THREADS", "2")))

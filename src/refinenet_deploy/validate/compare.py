@@ -1,0 +1,52 @@
+"""Comparing a backend's outputs with the PyTorch reference: pure NumPy functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tolerances import Tolerance
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """How far ``test`` is from ``ref``; ``max_rel_error`` is relative to the largest |ref| (scale-free)."""
+
+    max_abs_error: float
+    mean_abs_error: float
+    max_rel_error: float
+    argmax_agreement: float  # fraction of positions whose argmax over the class axis agree
+    within_tolerance: bool
+    elements: int
+
+    def to_dict(self) -> dict[str, float | bool | int]:
+        return dict(self.__dict__)
+
+
+def argmax_agreement(ref: np.ndarray, test: np.ndarray, axis: int = 1) -> float:
+    """Agreement of class maps; pass logits (argmax over ``axis``) or class maps of equal shape."""
+    if ref.ndim == test.ndim and ref.shape == test.shape and np.issubdtype(ref.dtype, np.integer):
+        return float(np.mean(ref == test))
+    return float(np.mean(ref.argmax(axis) == test.argmax(axis)))
+
+
+def compare_outputs(ref: np.ndarray, test: np.ndarray, tol: Tolerance, *, class_axis: int = 1) -> OutputDiff:
+    """Element-wise and argmax comparison of logits (float) or class maps (integer)."""
+    if ref.shape != test.shape:
+        raise ValueError(f"output shapes differ: reference {ref.shape}, test {test.shape}")
+    if np.issubdtype(ref.dtype, np.integer):
+        agree = float(np.mean(ref == test))
+        mism = float(np.mean(ref != test))
+        return OutputDiff(mism, mism, mism, agree, agree >= tol.min_agreement, int(ref.size))
+    r = ref.astype(np.float64)
+    t = test.astype(np.float64)
+    diff = np.abs(r - t)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = float(np.abs(r).max()) if r.size else 0.0
+    agree = argmax_agreement(r, t, class_axis)
+    ok = agree >= tol.min_agreement and bool(np.all(np.isfinite(t)))
+    if tol.atol is not None:
+        ok = ok and bool(np.all(diff <= tol.atol + tol.rtol * np.abs(r)))
+    return OutputDiff(max_abs, float(diff.mean()) if diff.size else 0.0, max_abs / scale if scale else max_abs,
+                      agree, ok, int(r.size))

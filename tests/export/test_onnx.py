@@ -1,0 +1,261 @@
+"""ONNX export: matches PyTorch at every size, heads, input formats, opsets, FP16, provenance, atomicity."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from refinenet_deploy.data.preprocessing import Normalization, preprocess
+from refinenet_deploy.errors import CheckpointError, ExportError, UsageError
+from refinenet_deploy.export import onnx as onnx_export
+from refinenet_deploy.export.metadata import read_artifact_metadata, sidecar_path
+from refinenet_deploy.export.onnx import ExportSpec, export_onnx
+from refinenet_deploy.models import create_model, list_models
+from refinenet_deploy.models.checkpoint import save_safetensors, sha256_file
+from refinenet_deploy.models.layers import upsample_logits
+
+from ..models.reference_forward import mbv2_forward
+from ..models.test_zoo import randomize
+
+SMALL = ((33, 47), (75, 101))  # verification sizes for tests: odd, not multiples of 32
+
+
+def _ckpt(tmp_path: Path, name: str = "rf_lw_test", num_classes: int = 4, seed: int = 0, **meta) -> Path:
+    model = randomize(create_model(name, num_classes=num_classes), seed=seed)
+    path = tmp_path / f"{name}.safetensors"
+    save_safetensors(model.state_dict(), path, {"arch": name, **meta})
+    return path
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix in (".onnx", ".json"))
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[] if n.endswith("_test") or n == "rf_lw_mbv2" else [pytest.mark.slow])
+             for n in list_models(include_test=True)]
+)
+def test_every_zoo_model_exports_dynamic_and_verifies(name: str, tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, name, num_classes=5)
+    out = tmp_path / "m.onnx"
+    res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=SMALL))
+    assert res.metadata["verification"]["passed"]
+    assert {tuple(c.size) for c in res.cases} == {(64, 64), *SMALL}
+    for c in res.cases:
+        assert c.diff.max_abs_error <= 1e-4 + 1e-3 * c.diff.max_abs_error / max(c.diff.max_rel_error, 1e-12)
+        assert c.diff.argmax_agreement >= 0.999
+
+
+WRAPPERS = {
+    "flat.pth.tar": lambda sd: sd,
+    "segmenter.pth.tar": lambda sd: {"segmenter": {f"module.{k}": v for k, v in sd.items()}},
+    "model.pth": lambda sd: {"model": sd},
+    "state_dict.pt": lambda sd: {"state_dict": sd},
+    "weights.pth": lambda sd: {"weights": sd, "model_metadata": {"source": "repack"}},
+}
+
+
+@pytest.fixture(scope="module")
+def mbv2_ref() -> torch.nn.Module:
+    return randomize(create_model("rf_lw_mbv2", num_classes=21), seed=11)
+
+
+@pytest.mark.parametrize("fname", sorted(WRAPPERS))
+def test_reference_checkpoints_export_dynamic_and_match_reference(fname: str, mbv2_ref, tmp_path: Path) -> None:
+    path = tmp_path / fname
+    torch.save(WRAPPERS[fname](mbv2_ref.state_dict()), path)
+    out = tmp_path / "m.onnx"
+    export_onnx(path, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=SMALL))
+    sd = mbv2_ref.state_dict()
+    for h, w in ((97, 131), (45, 70)):
+        x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+        with torch.no_grad():
+            ref = mbv2_forward(sd, x).numpy()
+        got = _run(out, x.numpy())
+        assert got.shape == (1, 21, math.ceil(h / 4), math.ceil(w / 4))
+        np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_argmax_head_equals_pytorch_upsampled_argmax(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, "rf_lw_mbv2_test", num_classes=5, seed=2)
+    out = tmp_path / "argmax.onnx"
+    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, head="argmax", verify_sizes=SMALL))
+    model = randomize(create_model("rf_lw_mbv2_test", num_classes=5), seed=2)
+    x = torch.randn(1, 3, 75, 101, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = upsample_logits(model(x), (75, 101)).argmax(1).numpy()
+    got = _run(out, x.numpy())
+    assert got.dtype == np.uint8 and got.shape == (1, 75, 101)
+    assert np.mean(got == expected) >= 0.999
+
+
+def test_upsample_head_and_nhwc_uint8_input(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, "rf_lw_test", num_classes=3, seed=4)
+    out = tmp_path / "cam.onnx"
+    res = export_onnx(ckpt, out, ExportSpec(input_size=(48, 64), head="upsample", input_format="nhwc-uint8"))
+    assert res.metadata["inputs"][0] == {"name": "input", "dtype": "uint8", "shape": [1, 48, 64, 3]}
+    frame = np.random.default_rng(0).integers(0, 256, size=(1, 48, 64, 3), dtype=np.uint8)
+    model = randomize(create_model("rf_lw_test", num_classes=3), seed=4)
+    x = torch.from_numpy(preprocess(frame[0], Normalization.imagenet()))[None]
+    with torch.no_grad():
+        expected = upsample_logits(model(x), (48, 64)).numpy()
+    np.testing.assert_allclose(_run(out, frame), expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("opset", [13, 14, 15, 16, 17, 18])
+def test_opsets_13_to_18(opset: int, tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    out = tmp_path / "m.onnx"
+    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, opset=opset, verify_sizes=SMALL[:1]))
+    assert onnx.load(str(out)).opset_import[0].version == opset
+
+
+def test_simplified_and_unsimplified_agree(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, "rf_lw_mbv2_test", seed=5)
+    outs = {}
+    for simp in ("none", "onnxsim", "onnxslim"):
+        path = tmp_path / f"{simp}.onnx"
+        export_onnx(ckpt, path, ExportSpec(input_size=(64, 64), dynamic=True, simplify=simp, verify_sizes=SMALL))
+        outs[simp] = _run(path, np.random.default_rng(1).standard_normal((1, 3, 75, 101)).astype(np.float32))
+    nodes = {s: len(onnx.load(str(tmp_path / f"{s}.onnx")).graph.node) for s in outs}
+    assert nodes["onnxsim"] < nodes["none"]
+    np.testing.assert_allclose(outs["onnxsim"], outs["none"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs["onnxslim"], outs["none"], rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_export_keeps_fp32_io(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, "rf_lw_mbv2_test", seed=6)
+    out = tmp_path / "m16.onnx"
+    res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, fp16=True, verify_sizes=SMALL))
+    model = onnx.load(str(out))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert res.metadata["precision"] == "fp16"
+    assert all(c["argmax_agreement"] >= 0.995 for c in res.metadata["verification"]["cases"])
+
+
+def test_dynamic_batch(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    out = tmp_path / "m.onnx"
+    res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, dynamic_batch=True, batch=2,
+                                             verify_sizes=SMALL[:1]))
+    assert {c.batch for c in res.cases} == {1, 2}
+    assert _run(out, np.zeros((3, 3, 40, 40), np.float32)).shape == (3, 4, 10, 10)
+
+
+def test_provenance_sidecar_and_metadata_props(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, class_names=["bg", "a", "b", "c"])
+    out = tmp_path / "m.onnx"
+    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64)), command="rfdeploy export onnx x")
+    side = json.loads(sidecar_path(out).read_text())
+    assert sidecar_path(out).name == "m.meta.json"
+    for key in ("tool_version", "arch", "num_classes", "class_names", "normalization", "input_format", "head",
+                "opset", "checkpoint", "exporter", "versions", "verification"):
+        assert key in side
+    assert side["checkpoint"]["sha256"] == sha256_file(ckpt)
+    assert side["class_names"] == ["bg", "a", "b", "c"] and side["arch"] == "rf_lw_test"
+    assert side["versions"]["onnx"] == onnx.__version__
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["refinenet_deploy.arch"] == "rf_lw_test"
+    assert json.loads(props["refinenet_deploy"])["checkpoint"]["sha256"] == side["checkpoint"]["sha256"]
+    sidecar_path(out).unlink()
+    assert read_artifact_metadata(out)["arch"] == "rf_lw_test"  # falls back to metadata_props
+
+
+def test_verification_on_real_images(tmp_path: Path) -> None:
+    from refinenet_deploy.data.synth import write_synth_dataset
+
+    data = write_synth_dataset(tmp_path / "synth", 3, 40, 56, seed=9)
+    ckpt = _ckpt(tmp_path, num_classes=6)
+    res = export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(input_size=(64, 64), data=str(data)))
+    assert sum(c.name.startswith("image") for c in res.cases) == 3
+
+
+# ----------------------------------------------------------------------------- bad input leaves nothing behind
+def test_truncated_checkpoint_leaves_no_file(tmp_path: Path) -> None:
+    ckpt = tmp_path / "bad.pth"
+    torch.save(create_model("rf_lw_test").state_dict(), ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    out = tmp_path / "m.onnx"
+    with pytest.raises(CheckpointError):
+        export_onnx(ckpt, out)
+    assert _leftovers(tmp_path) == []
+
+
+def test_wrong_arch_and_class_count(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    with pytest.raises(CheckpointError, match="does not fit rf_lw_mbv2_test"):
+        export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(arch="rf_lw_mbv2_test"))
+    with pytest.raises(CheckpointError, match="class-count mismatch"):
+        export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(num_classes=9))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("spec,match", [
+    (ExportSpec(opset=11), "unsupported opset: 11"),
+    (ExportSpec(opset=19), "unsupported opset: 19"),
+    (ExportSpec(head="softmax"), "unsupported --head"),
+    (ExportSpec(dynamic_batch=True), "--dynamic-batch needs --dynamic"),
+    (ExportSpec(exporter="dynamo", opset=17), "dynamo exporter needs opset >= 18"),
+])
+def test_bad_options(spec: ExportSpec, match: str, tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    with pytest.raises(UsageError, match=match):
+        export_onnx(ckpt, tmp_path / "m.onnx", spec)
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    with pytest.raises(UsageError, match="output folder does not exist"):
+        export_onnx(ckpt, tmp_path / "missing" / "m.onnx")
+    with pytest.raises(UsageError, match="must end in .onnx"):
+        export_onnx(ckpt, tmp_path / "m.txt")
+
+
+def test_simplifier_that_changes_outputs_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """Fake simplifier (test double): perturbs the classifier bias, which our check must catch."""
+    real = onnx_export._simplify
+
+    def corrupting(model, simplifier):
+        model = real(model, simplifier)
+        for init in model.graph.initializer:
+            if list(init.dims) == [4] and init.data_type == onnx.TensorProto.FLOAT:  # the classifier bias
+                arr = onnx.numpy_helper.to_array(init) + 0.5
+                init.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), init.name))
+        return model
+
+    monkeypatch.setattr(onnx_export, "_simplify", corrupting)
+    ckpt = _ckpt(tmp_path)
+    with pytest.raises(ExportError, match="changed the model's outputs"):
+        export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(input_size=(64, 64)))
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_export_and_exit_codes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from refinenet_deploy.cli import app
+
+    ckpt = _ckpt(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["export", "onnx", str(ckpt), "--input-size", "64x64", "--dynamic", "-o",
+                             str(tmp_path / "m.onnx")])
+    assert ok.exit_code == 0, ok.stderr
+    assert "random-375x500-b1" in ok.stdout and "onnxsim: simplified graph equals" in ok.stdout
+    bad = runner.invoke(app, ["export", "onnx", str(ckpt), "--opset", "9", "-o", str(tmp_path / "x.onnx")])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: unsupported opset: 9")
+    missing = runner.invoke(app, ["export", "onnx", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "y.onnx")])
+    assert missing.exit_code == 5 and not (tmp_path / "y.onnx").exists()
