@@ -259,3 +259,24 @@ def test_cli_export_and_exit_codes(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and bad.stderr.startswith("error: unsupported opset: 9")
     missing = runner.invoke(app, ["export", "onnx", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "y.onnx")])
     assert missing.exit_code == 5 and not (tmp_path / "y.onnx").exists()
+
+
+def test_missing_simplifier_is_exit_4(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from refinenet_deploy.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "onnxsim", None)  # as on a platform where onnxsim does not install
+    ckpt = _ckpt(tmp_path)
+    with pytest.raises(MissingDependencyError, match="'onnxsim' is not installed") as info:
+        export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(input_size=(64, 64)))
+    assert info.value.exit_code == 4 and "--simplify onnxslim" in info.value.hint
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path)
+    res = export_onnx(ckpt, tmp_path / "d.onnx", ExportSpec(input_size=(64, 64), dynamic=True, opset=18,
+                                                             exporter="dynamo", verify_sizes=SMALL))
+    assert res.metadata["exporter"] == "dynamo" and res.metadata["verification"]["passed"]

@@ -205,7 +205,7 @@ def _torch_export(module: nn.Module, dummy: torch.Tensor, path: Path, spec: Expo
 
 def _simplify(model: Any, simplifier: str) -> Any:
     if simplifier == "onnxsim":
-        onnxsim = require("onnxsim", extra="onnxsim")
+        onnxsim = require("onnxsim", hint="pip install onnxsim, or use --simplify onnxslim (pure Python)")
         try:
             simplified, ok = onnxsim.simplify(model)
         except Exception as exc:
@@ -214,7 +214,7 @@ def _simplify(model: Any, simplifier: str) -> Any:
         if not ok:
             raise ExportError("onnxsim's own check says the simplified model differs. Use --simplify onnxslim or none")
         return simplified
-    onnxslim = require("onnxslim", extra="onnxslim")
+    onnxslim = require("onnxslim", hint="pip install onnxslim, or use --simplify none")
     try:
         return onnxslim.slim(model)
     except Exception as exc:
@@ -223,7 +223,7 @@ def _simplify(model: Any, simplifier: str) -> Any:
 
 def _to_fp16(model: Any) -> Any:
     """Float tensors to FP16, inputs/outputs kept FP32; Resize (and the converter's other unsafe ops) stay FP32."""
-    float16 = require("onnxconverter_common.float16", extra="fp16", package="onnxconverter-common")
+    float16 = require("onnxconverter_common.float16", package="onnxconverter-common")
     try:
         return float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     except Exception as exc:
@@ -302,7 +302,7 @@ def _fail_summary(cases: Sequence[VerificationCase]) -> str:
 def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = ExportSpec(), *,
                 command: str = "", progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export ``checkpoint`` to ``output`` (.onnx) with a ``.meta.json`` sidecar; verified, atomic."""
-    onnx = require("onnx", extra="onnx")
+    onnx = require("onnx")
     spec.validate()
     output = Path(output)
     _check_output_path(output)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The main job on the bundled demo model (run by `make demo`, which sets up .venv first).
+# Each step is one rfdeploy command; outputs land in $DEMO_OUT (default: demo-out/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${DEMO_OUT:-demo-out}"
+CKPT="demo/rf_lw_mbv2_synth.safetensors"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+
+step "1. The model zoo (Light-Weight RefineNet)" rfdeploy models 'rf_lw*'
+step "2. The bundled demo checkpoint loads strictly" rfdeploy inspect "$CKPT"
+step "3. A fresh synthetic validation split (seed 7: never seen in training)" \
+  rfdeploy data synth "$OUT/val" --num 100 --size 128x128 --seed 7 --split val
+step "4. PyTorch accuracy on it" rfdeploy evaluate "$CKPT" --data "$OUT/val"
+step "5. ONNX with dynamic H/W, verified against PyTorch at 128x128, 375x500, 468x625 and on real images" \
+  rfdeploy export onnx "$CKPT" --dynamic --input-size 128x128 --data "$OUT/val" -o "$OUT/rf_lw_mbv2_synth.onnx"
+step "6. Camera-ready ONNX: RGB uint8 frames in, uint8 class map out" \
+  rfdeploy export onnx "$CKPT" --input-format nhwc-uint8 --head argmax --input-size 128x128 \
+  -o "$OUT/rf_lw_mbv2_synth_cam.onnx"
+printf '\nDemo artifacts in %s/:\n' "$OUT"
+ls -l "$OUT"
