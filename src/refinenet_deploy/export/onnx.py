@@ -31,7 +31,7 @@ from .. import __version__
 from .._optional import require
 from ..data.preprocessing import Normalization, preprocess
 from ..environment import package_versions
-from ..errors import DataError, ExportError, RefineNetDeployError, UsageError
+from ..errors import DataError, ExportError, IncompatibleArtifactError, RefineNetDeployError, UsageError
 from ..models import LoadedModel, load_model
 from ..models.layers import upsample_logits
 from ..validate.compare import OutputDiff, compare_outputs
@@ -145,16 +145,22 @@ class ExportResult:
     simplification: list[VerificationCase] = field(default_factory=list)
 
 
-def _check_output_path(output: Path) -> None:
-    if output.suffix != ".onnx":
-        raise UsageError(f"output must end in .onnx: {output}. Pass -o model.onnx")
+def check_output_path(output: Path, suffix: str) -> None:
+    """Fail early (UsageError, exit 2) on an output path that cannot be written, before any work is done."""
+    if output.suffix != suffix:
+        raise UsageError(f"output must end in {suffix}: {output}. Pass -o model{suffix}")
     parent = output.parent
     if not parent.is_dir():
         raise UsageError(f"output folder does not exist: {parent}. Create it first")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write to the output folder: {parent}. Choose a writable -o path")
-    if output.is_dir():
-        raise UsageError(f"output path is a folder: {output}. Pass a file name such as model.onnx")
+    for path in (output, sidecar_path(output)):
+        if path.is_dir():
+            raise UsageError(f"output path is a folder: {path}. Pass a file name such as model{suffix}")
+    try:  # a real write probe: os.access says yes to root even on read-only mounts
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.stem}.probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output folder: {parent} ({exc.strerror}). "
+                         "Choose a writable -o path") from exc
 
 
 def _normalization(loaded: LoadedModel) -> Normalization:
@@ -221,11 +227,45 @@ def _simplify(model: Any, simplifier: str) -> Any:
         raise ExportError(f"onnxslim failed: {str(exc).splitlines()[0][:200]}. Use --simplify onnxsim or none") from exc
 
 
+def _preprocessing_nodes(model: Any) -> list[str]:
+    """Nodes between the graph input and the first Conv: the in-graph uint8 -> float normalisation."""
+    inputs = {i.name for i in model.graph.input}
+    reached, names = set(inputs), []
+    for node in model.graph.node:  # graph nodes are topologically sorted
+        if node.op_type == "Conv":
+            break
+        if any(i in reached for i in node.input):
+            names.append(node.name)
+            reached.update(node.output)
+    return names
+
+
+def _ensure_float32_outputs(model: Any) -> None:
+    """Append Cast(to FLOAT) to any FP16 graph output (the converter leaves some behind, e.g. after Resize)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    for out in model.graph.output:
+        if out.type.tensor_type.elem_type != TensorProto.FLOAT16:
+            continue
+        inner = out.name + "_fp16"
+        for node in model.graph.node:
+            node.output[:] = [inner if o == out.name else o for o in node.output]
+        model.graph.node.append(helper.make_node("Cast", [inner], [out.name], to=TensorProto.FLOAT,
+                                                 name=f"{out.name}_to_float32"))
+        out.type.tensor_type.elem_type = TensorProto.FLOAT
+    onnx.checker.check_model(model)
+
+
 def _to_fp16(model: Any) -> Any:
-    """Float tensors to FP16, inputs/outputs kept FP32; Resize (and the converter's other unsafe ops) stay FP32."""
+    """Float tensors to FP16 with FP32 inputs/outputs. Resize (and the converter's other unsafe ops) and the
+    in-graph input normalisation stay FP32."""
     float16 = require("onnxconverter_common.float16", package="onnxconverter-common")
     try:
-        return float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
+                                                     node_block_list=_preprocessing_nodes(model))
+        _ensure_float32_outputs(converted)
+        return converted
     except Exception as exc:
         raise ExportError(f"FP16 conversion failed: {str(exc).splitlines()[0][:200]}. Export FP32 instead") from exc
 
@@ -278,8 +318,11 @@ def verification_inputs(spec: ExportSpec, norm: Normalization) -> list[tuple[str
 def _run_onnx(path: Path, inputs: Sequence[tuple[str, np.ndarray]]) -> list[np.ndarray]:
     from ..runtimes.onnxruntime import OnnxRuntimeRunner
 
-    with OnnxRuntimeRunner(path) as runner:
-        return [next(iter(runner.infer({INPUT_NAME: x}).values())) for _, x in inputs]
+    try:
+        with OnnxRuntimeRunner(path) as runner:
+            return [next(iter(runner.infer({INPUT_NAME: x}).values())) for _, x in inputs]
+    except IncompatibleArtifactError as exc:  # our own graph failed to load: a conversion failure (exit 6)
+        raise ExportError(f"the exported graph does not run in ONNX Runtime: {exc.message}") from exc
 
 
 def _compare_all(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], inputs: Sequence[tuple[str, np.ndarray]],
@@ -302,16 +345,19 @@ def _fail_summary(cases: Sequence[VerificationCase]) -> str:
 def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = ExportSpec(), *,
                 command: str = "", progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export ``checkpoint`` to ``output`` (.onnx) with a ``.meta.json`` sidecar; verified, atomic."""
-    onnx = require("onnx")
+    require("onnx")
     spec.validate()
     output = Path(output)
-    _check_output_path(output)
+    check_output_path(output, ".onnx")
     step = progress or (lambda _msg: None)
 
     step("loading checkpoint")
     loaded = load_model(checkpoint, arch=spec.arch, num_classes=spec.num_classes)
     norm = _normalization(loaded)
     module = DeployModule(loaded.model, norm, spec.head, spec.input_format, loaded.num_classes).eval()
+    # For a class-map head the reference keeps the upsampled logits, so ties can be told from errors.
+    ref_head = "upsample" if spec.head == "argmax" else spec.head
+    reference = DeployModule(loaded.model, norm, ref_head, spec.input_format, loaded.num_classes).eval()
     h, w = spec.input_size
     if spec.input_format == "nhwc-uint8":
         dummy = torch.zeros(spec.batch, h, w, 3, dtype=torch.uint8)
@@ -324,7 +370,18 @@ def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = E
         raise
     step("computing PyTorch reference outputs")
     with torch.inference_mode():
-        refs = [module(torch.from_numpy(x)).numpy() for _, x in inputs]
+        refs = [reference(torch.from_numpy(x)).numpy() for _, x in inputs]
+
+    try:
+        return _export_in_tempdir(module, dummy, inputs, refs, loaded, norm, spec, output, command, step)
+    except OSError as exc:
+        raise ExportError(f"cannot write {output}: {exc.strerror or exc}. Check disk space and permissions") from exc
+
+
+def _export_in_tempdir(module: nn.Module, dummy: torch.Tensor, inputs: list[tuple[str, np.ndarray]],
+                       refs: list[np.ndarray], loaded: LoadedModel, norm: Normalization, spec: ExportSpec,
+                       output: Path, command: str, step: Callable[[str], None]) -> ExportResult:
+    import onnx
 
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.export-") as tmpdir:
         tmp = Path(tmpdir)
@@ -332,9 +389,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = E
         step(f"exporting ({spec.exporter}, opset {spec.opset})")
         _torch_export(module, dummy, raw_path, spec)
         model = onnx.load(str(raw_path))
-        if not spec.dynamic_batch:  # the TorchScript exporter leaves the output batch symbolic
-            for value in (*model.graph.input, *model.graph.output):
-                value.type.tensor_type.shape.dim[0].dim_value = spec.batch
+        _fix_static_dims(model, spec, loaded.num_classes)
         try:
             onnx.checker.check_model(model, full_check=True)
         except Exception as exc:
@@ -371,11 +426,26 @@ def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = E
             entry.key, entry.value = key, value
         onnx.save(model, str(final_tmp))
         side_tmp = write_json_atomic(tmp / "meta.json", meta)
-        os.replace(final_tmp, output)
         meta_path = sidecar_path(output)
-        os.replace(side_tmp, meta_path)
+        os.replace(final_tmp, output)
+        try:
+            os.replace(side_tmp, meta_path)
+        except OSError:
+            output.unlink(missing_ok=True)  # never leave a model without its provenance
+            raise
     log.info("wrote %s and %s", output, meta_path)
     return ExportResult(output, meta_path, meta, cases, simplification)
+
+
+def _fix_static_dims(model: Any, spec: ExportSpec, num_classes: int) -> None:
+    """The TorchScript exporter leaves some static output dims symbolic: pin batch and class count."""
+    outputs = model.graph.output
+    if not spec.dynamic_batch:
+        for value in (*model.graph.input, *outputs):
+            value.type.tensor_type.shape.dim[0].dim_value = spec.batch
+    if spec.head != "argmax":
+        for value in outputs:
+            value.type.tensor_type.shape.dim[1].dim_value = num_classes
 
 
 def _io_spec(value_info: Any) -> dict[str, Any]:

@@ -1,1 +1,53 @@
-"""The ``Runner`` protocol and one runner per backend (PyTorch, ONNX Runtime, OpenVINO, TensorRT)."""
+"""The ``Runner`` protocol and one runner per backend (PyTorch, ONNX Runtime, OpenVINO, TensorRT).
+
+Backends are imported only inside their own modules, when a runner for them is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MissingDependencyError, UsageError
+from .base import BaseRunner, TensorSpec
+
+RUNTIMES = ("auto", "onnxruntime", "openvino", "tensorrt", "torch")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar", ".safetensors", ".ckpt", ".bin")
+
+
+def detect_runtime(artifact: str | Path) -> str:
+    """The runtime an artifact needs, from its file name."""
+    name = Path(artifact).name.lower()
+    if name.endswith(".onnx"):
+        return "onnxruntime"
+    if name.endswith(".xml"):
+        return "openvino"
+    if name.endswith((".engine", ".plan", ".trt")):
+        return "tensorrt"
+    if name.endswith(CHECKPOINT_SUFFIXES):
+        return "torch"
+    raise UsageError(f"cannot tell the runtime of {Path(artifact).name}. Pass --runtime "
+                     "(onnxruntime for .onnx, openvino for .xml, tensorrt for .engine, torch for checkpoints)")
+
+
+def open_runner(artifact: str | Path, runtime: str = "auto", *, threads: int | None = None) -> BaseRunner:
+    """A (not yet activated) runner for an exported artifact; checkpoints are handled by the caller."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime: {runtime}. Use one of {', '.join(RUNTIMES)}")
+    runtime = detect_runtime(artifact) if runtime == "auto" else runtime
+    if runtime == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(Path(artifact), threads=threads)
+    if runtime == "openvino":
+        from .openvino import OpenVINORunner
+
+        return OpenVINORunner(Path(artifact), threads=threads)
+    if runtime == "tensorrt":
+        raise MissingDependencyError(
+            "the TensorRT runtime is not available in this installation",
+            hint="TensorRT engines run on the target device; build and check them there (issue: build trt)",
+        )
+    raise UsageError("the torch runtime takes a checkpoint; pass it as MODEL")
+
+
+__all__ = ["RUNTIMES", "BaseRunner", "TensorSpec", "detect_runtime", "open_runner"]

@@ -31,8 +31,37 @@ def argmax_agreement(ref: np.ndarray, test: np.ndarray, axis: int = 1) -> float:
     return float(np.mean(ref.argmax(axis) == test.argmax(axis)))
 
 
+def compare_class_maps(ref_logits: np.ndarray, test_labels: np.ndarray, tol: Tolerance,
+                       *, class_axis: int = 1) -> OutputDiff:
+    """A backend's class map against the reference *logits* (N, C, H, W) at the same size.
+
+    With ``tol.atol`` set (FP32), every pixel must agree except numerical ties, where the reference's
+    logit for the backend's class is within ``atol`` of its best logit. Otherwise (FP16/INT8) the
+    agreement fraction must reach ``tol.min_agreement``. The error fields hold the fraction of
+    disagreeing pixels (``max_abs_error``) and of disagreements that are not ties (``max_rel_error``).
+    """
+    ref_labels = ref_logits.argmax(class_axis)
+    if ref_labels.shape != test_labels.shape:
+        raise ValueError(f"class map shapes differ: reference {ref_labels.shape}, test {test_labels.shape}")
+    differ = ref_labels != test_labels.astype(np.int64)
+    agree = 1.0 - float(differ.mean())
+    best = np.take_along_axis(ref_logits, np.expand_dims(ref_labels, class_axis), class_axis).squeeze(class_axis)
+    chosen = np.take_along_axis(ref_logits, np.expand_dims(test_labels.astype(np.int64), class_axis),
+                                class_axis).squeeze(class_axis)
+    not_tie = differ & (best - chosen > (tol.atol or 0.0))
+    frac_not_tie = float(not_tie.mean())
+    ok = (not not_tie.any()) if tol.atol is not None else agree >= tol.min_agreement
+    return OutputDiff(float(differ.mean()), float(differ.mean()), frac_not_tie, agree, ok, int(differ.size))
+
+
 def compare_outputs(ref: np.ndarray, test: np.ndarray, tol: Tolerance, *, class_axis: int = 1) -> OutputDiff:
-    """Element-wise and argmax comparison of logits (float) or class maps (integer)."""
+    """Element-wise and argmax comparison of logits (float); for a class-map ``test`` see ``compare_class_maps``.
+
+    ``max_rel_error`` is the largest absolute error divided by the largest |ref| (a scale-free number;
+    an element-wise ratio is meaningless for logits near zero).
+    """
+    if np.issubdtype(test.dtype, np.integer) and ref.ndim == test.ndim + 1:
+        return compare_class_maps(ref, test, tol, class_axis=class_axis)
     if ref.shape != test.shape:
         raise ValueError(f"output shapes differ: reference {ref.shape}, test {test.shape}")
     if np.issubdtype(ref.dtype, np.integer):

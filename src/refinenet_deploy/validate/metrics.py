@@ -64,3 +64,41 @@ class SegmentationScores:
     @classmethod
     def from_confusion(cls, confusion: np.ndarray) -> SegmentationScores:
         return cls(mean_iou(confusion), pixel_accuracy(confusion), tuple(float(x) for x in iou_per_class(confusion)))
+
+
+def boundary_mask(labels: np.ndarray, width: int = 3) -> np.ndarray:
+    """Pixels within ``width`` px (Chebyshev distance) of a class boundary in a (H, W) label map.
+
+    A pixel is on a boundary when a 4-neighbour has another class; the band is that set dilated by
+    ``width - 1`` (a square structuring element). Pure NumPy, no SciPy.
+    """
+    labels = np.asarray(labels)
+    edge = np.zeros(labels.shape, dtype=bool)
+    diff_v = labels[1:, :] != labels[:-1, :]
+    diff_h = labels[:, 1:] != labels[:, :-1]
+    edge[1:, :] |= diff_v
+    edge[:-1, :] |= diff_v
+    edge[:, 1:] |= diff_h
+    edge[:, :-1] |= diff_h
+    for _ in range(max(0, width - 1)):
+        grown = edge.copy()
+        grown[1:, :] |= edge[:-1, :]
+        grown[:-1, :] |= edge[1:, :]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        grown[1:, 1:] |= edge[:-1, :-1]
+        grown[:-1, :-1] |= edge[1:, 1:]
+        grown[1:, :-1] |= edge[:-1, 1:]
+        grown[:-1, 1:] |= edge[1:, :-1]
+        edge = grown
+    return edge
+
+
+@dataclass(frozen=True)
+class AgreementScores:
+    """How well a backend's class map agrees with the PyTorch reference's (no ground truth needed)."""
+
+    miou: float  # mean IoU of backend vs reference predictions
+    pixel: float  # fraction of pixels with the same class
+    boundary: float  # the same, restricted to pixels near a reference class boundary
+    iou: tuple[float, ...]

@@ -1,0 +1,318 @@
+"""Parity: does the deployed model still segment like PyTorch?
+
+One engine for every backend. The PyTorch FP32 reference and the backend receive the *same* input arrays
+(built from the artifact's metadata: normalisation, input format, static size); their outputs go through
+the *same* post-processing (logits bilinearly upsampled to the label size, then argmax; a class-map head
+is resized with nearest neighbour on both sides). Metrics accumulate in confusion matrices, so memory is
+bounded whatever the dataset size; only the K worst images are kept for ``save_worst``.
+
+Static-shape artifacts: every image is resized (bilinear) to the artifact's input size for both sides;
+predictions are then mapped back to the label size. This module receives runners; it imports no backend.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import UsageError
+from .metrics import AgreementScores, boundary_mask, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+
+PARITY_SCHEMA = "refinenet-deploy/parity"
+PARITY_SCHEMA_VERSION = 1
+
+
+class Runner(Protocol):
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Pass/fail thresholds; both are two-sided where it makes sense (an unexpected improvement fails too)."""
+
+    max_miou_drop: float  # points of mIoU (0-100 scale), |reference - backend|
+    min_agreement: float  # fraction of pixels whose class agrees with PyTorch
+
+
+DEFAULT_GATES = {
+    "fp32": Gates(max_miou_drop=0.1, min_agreement=0.999),
+    "fp16": Gates(max_miou_drop=0.3, min_agreement=0.995),
+    "bf16": Gates(max_miou_drop=0.5, min_agreement=0.99),
+    "int8": Gates(max_miou_drop=1.0, min_agreement=0.97),
+}
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How an image becomes the artifact's input."""
+
+    input_name: str = "input"
+    input_format: str = "nchw-float"  # or nhwc-uint8 (the graph normalises)
+    static_size: tuple[int, int] | None = None  # (H, W) for static-shape artifacts
+    batch: int = 1
+    head: str = "logits"  # logits | upsample | argmax
+
+
+@dataclass
+class ImageRecord:
+    name: str
+    agreement: float
+    image: np.ndarray
+    label: np.ndarray | None
+    reference: np.ndarray
+    backend: np.ndarray
+
+
+@dataclass
+class ParityReport:
+    """Everything ``parity`` measured; ``to_dict`` is the versioned JSON."""
+
+    num_images: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    precision: str
+    gates: Gates
+    has_labels: bool
+    reference_miou: float | None
+    backend_miou: float | None
+    miou_drop_points: float | None
+    reference_iou: tuple[float, ...] | None
+    backend_iou: tuple[float, ...] | None
+    reference_pixel_accuracy: float | None
+    backend_pixel_accuracy: float | None
+    agreement: AgreementScores
+    logit_max_abs_error: float | None
+    logit_mean_abs_error: float | None
+    tta: dict[str, Any]
+    policy: dict[str, Any]
+    failed_gates: list[str] = field(default_factory=list)
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed_gates
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return v
+
+        per_class = []
+        for i, name in enumerate(self.class_names):
+            ref = self.reference_iou[i] if self.reference_iou else None
+            back = self.backend_iou[i] if self.backend_iou else None
+            drop = (ref - back) * 100 if ref is not None and back is not None else None
+            per_class.append({"class": name, "reference_iou": ref, "backend_iou": back, "drop_points": drop,
+                              "agreement_iou": self.agreement.iou[i]})
+        return clean({
+            "schema": PARITY_SCHEMA, "schema_version": PARITY_SCHEMA_VERSION,
+            "passed": self.passed, "failed_gates": self.failed_gates,
+            "gates": asdict(self.gates), "precision": self.precision,
+            "num_images": self.num_images, "num_classes": self.num_classes, "has_labels": self.has_labels,
+            "reference_miou": self.reference_miou, "backend_miou": self.backend_miou,
+            "miou_drop_points": self.miou_drop_points,
+            "reference_pixel_accuracy": self.reference_pixel_accuracy,
+            "backend_pixel_accuracy": self.backend_pixel_accuracy,
+            "agreement_miou": self.agreement.miou, "pixel_agreement": self.agreement.pixel,
+            "boundary_agreement": self.agreement.boundary,
+            "logit_max_abs_error": self.logit_max_abs_error, "logit_mean_abs_error": self.logit_mean_abs_error,
+            "per_class": per_class, "tta": self.tta, "policy": self.policy, "worst": self.worst,
+            **self.context,
+        })
+
+
+def _resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if image.shape[:2] == tuple(size):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an integer map (half-pixel centres, like PIL/OpenCV NEAREST)."""
+    h, w = labels.shape[-2:]
+    if (h, w) == tuple(size):
+        return labels
+    ys = np.minimum((np.arange(size[0]) + 0.5) * h / size[0], h - 1).astype(np.intp)
+    xs = np.minimum((np.arange(size[1]) + 0.5) * w / size[1], w - 1).astype(np.intp)
+    return labels[..., ys[:, None], xs[None, :]]
+
+
+def _upsample(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The same bilinear (align_corners=False) resize as training and the export's upsample head."""
+    import torch
+
+    from ..models.layers import upsample_logits
+
+    t = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+    return upsample_logits(t, size).numpy()
+
+
+class ParityEngine:
+    """Streams images through a reference and a backend runner and accumulates every metric."""
+
+    def __init__(self, reference: Runner, backend: Runner, *, num_classes: int, class_names: Sequence[str],
+                 preprocess: Callable[[np.ndarray], np.ndarray], policy: InputPolicy, precision: str = "fp32",
+                 gates: Gates | None = None, scales: Sequence[float] = (1.0,), flip: bool = False,
+                 boundary_width: int = 3, save_worst: int = 0) -> None:
+        if policy.head == "argmax" and (len(scales) > 1 or flip):
+            raise UsageError("--multi-scale/--flip need logits: this artifact outputs a class map (--head argmax)")
+        if policy.static_size is not None and (len(scales) > 1 or any(s != 1.0 for s in scales)):
+            raise UsageError("--multi-scale needs a dynamic-shape artifact; this one has a static input size. "
+                             "Export with --dynamic")
+        self.reference, self.backend = reference, backend
+        self.num_classes, self.class_names = num_classes, tuple(class_names)
+        self.preprocess, self.policy, self.precision = preprocess, policy, precision
+        self.gates = gates or DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"])
+        self.scales, self.flip, self.boundary_width, self.save_worst = tuple(scales), flip, boundary_width, save_worst
+        k = num_classes
+        self.conf_ref = np.zeros((k, k), np.int64)
+        self.conf_back = np.zeros((k, k), np.int64)
+        self.conf_agree = np.zeros((k, k), np.int64)
+        self.pixels = self.pixels_same = self.boundary = self.boundary_same = 0
+        self.logit_max, self.logit_sum, self.logit_count = 0.0, 0.0, 0
+        self.has_labels, self.count = True, 0
+        self._worst: list[tuple[float, int, ImageRecord]] = []
+
+    # -- per image -------------------------------------------------------------------------------------------
+    def _model_input(self, image: np.ndarray) -> np.ndarray:
+        p = self.policy
+        if p.input_format == "nhwc-uint8":
+            x = image[None]
+        else:
+            x = self.preprocess(image)[None]
+        if p.batch > 1:
+            x = np.repeat(x, p.batch, axis=0)
+        return np.ascontiguousarray(x)
+
+    def _run_both(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = self._model_input(image)
+        ref = next(iter(self.reference.infer({self.policy.input_name: x}).values()))[:1]
+        back = next(iter(self.backend.infer({self.policy.input_name: x}).values()))[:1]
+        if ref.shape != back.shape:
+            raise UsageError(f"backend output shape {back.shape} differs from the reference's {ref.shape}. "
+                             "Was the artifact exported from this checkpoint?")
+        return ref, back
+
+    def _predict(self, image: np.ndarray, label_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Class maps at label size for reference and backend, through identical post-processing."""
+        p = self.policy
+        if p.head == "argmax":
+            run_img = _resize_image(image, p.static_size) if p.static_size else image
+            ref, back = self._run_both(run_img)
+            return _nearest(ref[0], label_size), _nearest(back[0], label_size)
+        acc_ref = acc_back = None
+        for scale in self.scales:
+            if p.static_size:
+                size = p.static_size
+            else:
+                size = (max(16, round(image.shape[0] * scale)), max(16, round(image.shape[1] * scale)))
+            img = _resize_image(image, size)
+            for flipped in ((False, True) if self.flip else (False,)):
+                ref, back = self._run_both(img[:, ::-1].copy() if flipped else img)
+                if scale == 1.0 and not flipped:
+                    diff = np.abs(ref.astype(np.float64) - back.astype(np.float64))
+                    self.logit_max = max(self.logit_max, float(diff.max()))
+                    self.logit_sum += float(diff.sum())
+                    self.logit_count += diff.size
+                ref_up, back_up = _upsample(ref, label_size)[0], _upsample(back, label_size)[0]
+                if flipped:
+                    ref_up, back_up = ref_up[:, :, ::-1], back_up[:, :, ::-1]
+                acc_ref = ref_up if acc_ref is None else acc_ref + ref_up
+                acc_back = back_up if acc_back is None else acc_back + back_up
+        return acc_ref.argmax(0), acc_back.argmax(0)
+
+    def add(self, name: str, image: np.ndarray, label: np.ndarray | None) -> float:
+        """Score one image; returns its pixel agreement."""
+        size = label.shape if label is not None else image.shape[:2]
+        ref, back = self._predict(image, size)
+        if ref.max(initial=0) >= self.num_classes or back.max(initial=0) >= self.num_classes:
+            raise UsageError(f"predictions have class ids >= {self.num_classes}: the artifact and the checkpoint "
+                             "disagree on the class count")
+        if label is not None:
+            self.conf_ref += confusion_matrix(ref, label, self.num_classes)
+            self.conf_back += confusion_matrix(back, label, self.num_classes)
+        else:
+            self.has_labels = False
+        self.conf_agree += confusion_matrix(back, ref, self.num_classes, ignore_index=None)
+        same = ref == back
+        band = boundary_mask(ref, self.boundary_width)
+        self.pixels += same.size
+        self.pixels_same += int(same.sum())
+        self.boundary += int(band.sum())
+        self.boundary_same += int((same & band).sum())
+        agreement = float(same.mean())
+        self.count += 1
+        if self.save_worst:
+            record = ImageRecord(name, agreement, image, label, ref.astype(np.uint8), back.astype(np.uint8))
+            item = (-agreement, self.count, record)  # max-heap on disagreement, keeps the K worst
+            if len(self._worst) < self.save_worst:
+                heapq.heappush(self._worst, item)
+            elif item > self._worst[0]:
+                heapq.heapreplace(self._worst, item)
+        return agreement
+
+    def run(self, samples: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+            progress: Callable[[int], None] | None = None) -> ParityReport:
+        for name, image, label in samples:
+            self.add(name, image, label)
+            if progress:
+                progress(self.count)
+        return self.report()
+
+    # -- results ---------------------------------------------------------------------------------------------
+    def worst_records(self) -> list[ImageRecord]:
+        return [r for _, _, r in sorted(self._worst, key=lambda t: (-t[0], t[1]))]
+
+    def report(self) -> ParityReport:
+        if self.count == 0:
+            raise UsageError("no images were evaluated. Check --data and --num-images")
+        labelled = self.has_labels
+        ref_miou = mean_iou(self.conf_ref) if labelled else None
+        back_miou = mean_iou(self.conf_back) if labelled else None
+        drop = (ref_miou - back_miou) * 100 if labelled else None
+        agree = AgreementScores(
+            miou=mean_iou(self.conf_agree), pixel=self.pixels_same / self.pixels,
+            boundary=self.boundary_same / self.boundary if self.boundary else 1.0,
+            iou=tuple(float(x) for x in iou_per_class(self.conf_agree)))
+        failed = []
+        if drop is not None and abs(drop) > self.gates.max_miou_drop:
+            what = "drop" if drop > 0 else "unexpected gain"
+            failed.append(f"mIoU {what} {abs(drop):.3f} pt > max {self.gates.max_miou_drop:.3f} pt "
+                          f"(by {abs(drop) - self.gates.max_miou_drop:.3f} pt)")
+        if agree.pixel < self.gates.min_agreement:
+            failed.append(f"pixel agreement {agree.pixel:.4%} < min {self.gates.min_agreement:.4%} "
+                          f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)")
+        return ParityReport(
+            num_images=self.count, num_classes=self.num_classes, class_names=self.class_names,
+            precision=self.precision, gates=self.gates, has_labels=labelled,
+            reference_miou=ref_miou, backend_miou=back_miou, miou_drop_points=drop,
+            reference_iou=tuple(float(x) for x in iou_per_class(self.conf_ref)) if labelled else None,
+            backend_iou=tuple(float(x) for x in iou_per_class(self.conf_back)) if labelled else None,
+            reference_pixel_accuracy=pixel_accuracy(self.conf_ref) if labelled else None,
+            backend_pixel_accuracy=pixel_accuracy(self.conf_back) if labelled else None,
+            agreement=agree,
+            logit_max_abs_error=self.logit_max if self.logit_count else None,
+            logit_mean_abs_error=self.logit_sum / self.logit_count if self.logit_count else None,
+            tta={"scales": list(self.scales), "flip": self.flip},
+            policy={"input_format": self.policy.input_format, "head": self.policy.head,
+                    "static_size": list(self.policy.static_size) if self.policy.static_size else None,
+                    "resize": "bilinear to the static input size" if self.policy.static_size else "none",
+                    "upsampling": "logits bilinear (align_corners=False) to label size, then argmax"
+                    if self.policy.head != "argmax" else "class map nearest-neighbour to label size",
+                    "boundary_width_px": self.boundary_width},
+            failed_gates=failed,
+            worst=[{"name": r.name, "pixel_agreement": r.agreement} for r in self.worst_records()],
+        )
