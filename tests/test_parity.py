@@ -1,0 +1,116 @@
+"""rfdeploy parity end to end on tiny models: pass, tampered weights fail (exit 3), no labels, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from refinenet_deploy.cli import app
+from refinenet_deploy.data.synth import write_synth_dataset
+from refinenet_deploy.export.onnx import ExportSpec, export_onnx
+from refinenet_deploy.models import create_model
+from refinenet_deploy.models.checkpoint import save_safetensors
+from refinenet_deploy.parity import report_markdown, validate_parity
+
+from .models.test_zoo import randomize
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("parity")
+    data = write_synth_dataset(root / "val", 6, 40, 52, seed=4, split="val")
+    model = randomize(create_model("rf_lw_test", num_classes=6), seed=8)
+    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"})
+    onnx_path = root / "m.onnx"
+    export_onnx(ckpt, onnx_path, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=((40, 52),)))
+    static = root / "static.onnx"
+    export_onnx(ckpt, static, ExportSpec(input_size=(48, 48)))
+    return {"root": root, "data": data, "ckpt": ckpt, "onnx": onnx_path, "static": static}
+
+
+def _tamper_onnx(src: Path, dst: Path, amount: float) -> Path:
+    model = onnx.load(str(src))
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT and list(init.dims) == [6]:  # classifier bias
+            arr = onnx.numpy_helper.to_array(init).copy()
+            arr[1] += amount
+            init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_correct_artifact_passes(setup) -> None:
+    r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"])
+    d = r.to_dict()
+    assert r.passed and d["schema"] == "refinenet-deploy/parity" and d["schema_version"] == 1
+    assert d["pixel_agreement"] == 1.0 and d["miou_drop_points"] == pytest.approx(0.0, abs=1e-9)
+    assert d["logit_max_abs_error"] < 1e-4 and d["num_images"] == 6
+    assert d["artifact_from_this_checkpoint"] is True and d["runtime"] == "onnxruntime"
+    assert len(d["per_class"]) == 6 and {"reference_iou", "backend_iou", "drop_points"} <= set(d["per_class"][0])
+
+
+def test_static_artifact_uses_the_resize_policy(setup) -> None:
+    r = validate_parity(setup["ckpt"], setup["static"], setup["data"], num_images=2)
+    assert r.passed and r.policy["static_size"] == [48, 48]
+    assert r.policy["resize"].startswith("bilinear")
+
+
+def test_slightly_tampered_weights_fail_the_gate(setup) -> None:
+    bad = _tamper_onnx(setup["onnx"], setup["root"] / "tampered.onnx", amount=0.2)
+    r = validate_parity(setup["ckpt"], bad, setup["data"])
+    assert not r.passed
+    assert 0.5 < r.agreement.pixel < 0.999  # slightly: most pixels still agree
+    assert any(g.startswith("pixel agreement") for g in r.failed_gates)
+
+
+def test_tampered_checkpoint_with_torch_runtime(setup) -> None:
+    model = randomize(create_model("rf_lw_test", num_classes=6), seed=8)
+    with torch.no_grad():
+        model.clf_conv.bias[1] += 0.2
+    other = save_safetensors(model.state_dict(), setup["root"] / "other.safetensors", {"arch": "rf_lw_test"})
+    assert validate_parity(setup["ckpt"], setup["ckpt"], setup["data"], num_images=2).passed
+    assert not validate_parity(setup["ckpt"], other, setup["data"]).passed
+
+
+def test_label_free_folder_gives_agreement(setup) -> None:
+    r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"] / "JPEGImages")
+    d = r.to_dict()
+    assert d["has_labels"] is False and d["reference_miou"] is None and d["pixel_agreement"] == 1.0
+    assert r.passed
+
+
+def test_tta_multiscale_and_flip(setup) -> None:
+    r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2, scales=(0.75, 1.0, 1.25),
+                        flip=True)
+    assert r.passed and r.tta == {"scales": [0.75, 1.0, 1.25], "flip": True}
+
+
+def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
+    bad = _tamper_onnx(setup["onnx"], tmp_path / "bad.onnx", amount=0.2)
+    runner = CliRunner()
+    res = runner.invoke(app, ["parity", str(setup["ckpt"]), str(bad), "--data", str(setup["data"]),
+                              "--json", str(tmp_path / "p.json"), "--markdown", str(tmp_path / "p.md"),
+                              "--save-worst", "2", str(tmp_path / "worst")])
+    assert res.exit_code == 3, res.stderr
+    assert res.stderr.startswith("error: parity gate failed: ") and "pixel agreement" in res.stderr.splitlines()[0]
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["passed"] is False and report["failed_gates"]
+    assert "FAILED" in (tmp_path / "p.md").read_text()
+    panels = sorted((tmp_path / "worst").glob("*.png"))
+    assert len(panels) == 2 and [w["panel"] for w in report["worst"]] == [str(p) for p in panels]
+    ok = runner.invoke(app, ["parity", str(setup["ckpt"]), str(setup["onnx"]), "--data", str(setup["data"]),
+                             "--min-agreement", "99.9"])
+    assert ok.exit_code == 0, ok.stderr
+    assert "PASSED" in ok.stdout
+
+
+def test_markdown_renders(setup) -> None:
+    md = report_markdown(validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2).to_dict())
+    assert md.startswith("# Parity: `m.onnx` vs PyTorch `m.safetensors`") and "| pixel agreement |" in md
+    assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" |")[0]))

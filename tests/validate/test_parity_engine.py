@@ -1,0 +1,103 @@
+"""The parity engine's own logic, with test-double runners returning hand-made logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refinenet_deploy.errors import UsageError
+from refinenet_deploy.validate.parity import Gates, InputPolicy, ParityEngine
+
+
+class FixedRunner:
+    """Test double: returns the same logits for every input (labelled fake, not a backend)."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.logits = logits
+
+    def infer(self, inputs: dict) -> dict:
+        return {"logits": self.logits}
+
+
+def _logits(classes: np.ndarray, num_classes: int = 3) -> np.ndarray:
+    out = np.zeros((1, num_classes, *classes.shape), np.float32)
+    for c in range(num_classes):
+        out[0, c][classes == c] = 5.0
+    return out
+
+
+def _engine(ref_cls: np.ndarray, back_cls: np.ndarray, **kw) -> ParityEngine:
+    return ParityEngine(FixedRunner(_logits(ref_cls)), FixedRunner(_logits(back_cls)), num_classes=3,
+                        class_names=("a", "b", "c"), preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
+                        policy=InputPolicy(), **kw)
+
+
+def test_agreement_and_drop_by_hand() -> None:
+    ref = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    back = ref.copy()
+    back[0, 2] = 0  # one pixel of class 1 predicted as 0
+    label = ref.copy()
+    engine = _engine(ref, back, gates=Gates(max_miou_drop=100.0, min_agreement=0.9))
+    engine.add("img", np.zeros((4, 4, 3), np.uint8), label.astype(np.uint8))
+    r = engine.report()
+    assert r.reference_miou == pytest.approx(1.0)
+    # backend: class0 IoU 4/5, class1 IoU 3/4, class2 IoU 1
+    assert r.backend_miou == pytest.approx((4 / 5 + 3 / 4 + 1) / 3)
+    assert r.miou_drop_points == pytest.approx((1 - (4 / 5 + 3 / 4 + 1) / 3) * 100)
+    assert r.agreement.pixel == pytest.approx(15 / 16)
+    assert r.agreement.miou == pytest.approx((4 / 5 + 3 / 4 + 1) / 3)
+    assert r.agreement.boundary < 1.0  # the flipped pixel sits on the 0|1 boundary
+    assert r.logit_max_abs_error == pytest.approx(5.0)
+    assert r.passed
+
+
+def test_gates_fail_with_the_amount() -> None:
+    ref = np.zeros((4, 4), int)
+    back = ref.copy()
+    back[:2] = 1
+    engine = _engine(ref, back, gates=Gates(max_miou_drop=1.0, min_agreement=0.99))
+    engine.add("img", np.zeros((4, 4, 3), np.uint8), ref.astype(np.uint8))
+    r = engine.report()
+    assert not r.passed and len(r.failed_gates) == 2
+    assert r.failed_gates[0].startswith("mIoU drop 75.000 pt > max 1.000 pt (by 74.000 pt)")
+    assert "pixel agreement 50.0000% < min 99.0000%" in r.failed_gates[1]
+
+
+def test_unexpected_improvement_fails_the_two_sided_gate() -> None:
+    ref = np.zeros((2, 2), int)
+    label = np.array([[0, 1], [1, 1]])
+    engine = _engine(ref, label, gates=Gates(max_miou_drop=1.0, min_agreement=0.0))
+    engine.add("img", np.zeros((2, 2, 3), np.uint8), label.astype(np.uint8))
+    r = engine.report()
+    assert r.miou_drop_points < 0 and any("unexpected gain" in g for g in r.failed_gates)
+
+
+def test_no_labels_gives_agreement_only() -> None:
+    ref = np.array([[0, 1], [2, 2]])
+    engine = _engine(ref, ref)
+    engine.add("img", np.zeros((2, 2, 3), np.uint8), None)
+    r = engine.report()
+    assert r.reference_miou is None and r.miou_drop_points is None
+    assert r.agreement.pixel == 1.0 and r.passed
+    assert r.to_dict()["reference_miou"] is None
+
+
+def test_save_worst_keeps_the_k_lowest() -> None:
+    ref = np.zeros((4, 4), int)
+    engine = _engine(ref, ref, save_worst=2, gates=Gates(100, 0))
+    for i, n_bad in enumerate([0, 5, 1, 9]):
+        back = ref.copy().ravel()
+        back[:n_bad] = 1
+        engine.backend = FixedRunner(_logits(back.reshape(4, 4)))
+        engine.add(f"img{i}", np.zeros((4, 4, 3), np.uint8), None)
+    assert [r.name for r in engine.worst_records()] == ["img3", "img1"]
+
+
+def test_tta_rejected_for_class_map_head_and_static_size() -> None:
+    ref = np.zeros((2, 2), int)
+    with pytest.raises(UsageError, match="need logits"):
+        ParityEngine(FixedRunner(ref), FixedRunner(ref), num_classes=3, class_names="abc", preprocess=lambda x: x,
+                     policy=InputPolicy(head="argmax"), flip=True)
+    with pytest.raises(UsageError, match="dynamic-shape"):
+        ParityEngine(FixedRunner(ref), FixedRunner(ref), num_classes=3, class_names="abc", preprocess=lambda x: x,
+                     policy=InputPolicy(static_size=(8, 8)), scales=(0.5, 1.0))
