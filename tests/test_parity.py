@@ -114,3 +114,15 @@ def test_markdown_renders(setup) -> None:
     md = report_markdown(validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2).to_dict())
     assert md.startswith("# Parity: `m.onnx` vs PyTorch `m.safetensors`") and "| pixel agreement |" in md
     assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" |")[0]))
+
+
+@pytest.mark.openvino
+def test_openvino_ir_parity_and_recorded_precision(setup, tmp_path: Path) -> None:
+    import openvino as ov
+
+    xml = tmp_path / "m.xml"
+    ov.save_model(ov.convert_model(str(setup["onnx"])), str(xml), compress_to_fp16=False)
+    r = validate_parity(setup["ckpt"], xml, setup["data"], num_images=3)
+    assert r.passed and r.context["runtime"] == "openvino"
+    assert r.context["runtime_precision"] == "f32"  # the runner pins the f32 hint and records what ran
+    assert r.logit_max_abs_error < 1e-4

@@ -54,7 +54,8 @@ class OpenVINORunner(BaseRunner):
         except Exception as exc:
             raise IncompatibleArtifactError(f"OpenVINO cannot compile the model for {self.device}: "
                                             f"{str(exc).splitlines()[0][:200]}") from exc
-        self.executed_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin actually uses
+        self.executed_precision = ran.to_string() if hasattr(ran, "to_string") else str(ran).lower()
         self._request = self.compiled.create_infer_request()
         specs = []
         for port in self.compiled.inputs:
