@@ -44,12 +44,33 @@ def cpu_info() -> dict[str, object]:
     }
 
 
+def gpu_info() -> dict[str, object]:
+    """NVIDIA GPUs as PyTorch sees them (name, compute capability, memory, CUDA build); empty without one."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {"cuda_gpus": 0}
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        gpus.append(f"{p.name} (sm_{p.major}{p.minor}, {p.total_memory / 2**30:.1f} GiB)")
+    return {"cuda_gpus": len(gpus), "gpus": gpus, "torch_cuda": torch.version.cuda}
+
+
 def collect_environment() -> dict[str, object]:
+    from .jetson import jetson_fingerprint
+
     env: dict[str, object] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         **cpu_info(),
+        **gpu_info(),
     }
+    jetson = jetson_fingerprint()
+    if jetson:
+        env["jetson"] = jetson
     for name, version in package_versions().items():
         env[name] = version or "not installed"
     return env
