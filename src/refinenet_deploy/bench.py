@@ -1,0 +1,182 @@
+"""``benchmark``: latency of one artifact on this machine, with the device fingerprint and the protocol.
+
+Glue between ``runtimes`` (the runner), ``validate.bench`` (timing loops) and ``validate.latency``
+(statistics). Every number in the result is labelled compute-only or end-to-end.
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .data.preprocessing import Normalization, preprocess
+from .environment import collect_environment
+from .errors import IncompatibleArtifactError, UsageError
+from .export.metadata import read_artifact_metadata, utc_now
+from .runtimes import detect_runtime
+from .runtimes.base import BaseRunner
+from .validate.bench import TimingPlan, compute_step, end_to_end_step, time_loop
+from .validate.latency import achieved_gmacs, latency_stats
+
+BENCH_SCHEMA = "refinenet-deploy/bench"
+DEVICES = ("cpu", "gpu", "npu", "dla")
+
+
+def _runner(artifact: Path, runtime: str, device: str, threads: int | None, hint: str,
+            inference_precision: str | None) -> tuple[BaseRunner, dict[str, Any]]:
+    meta: dict[str, Any] = {}
+    if runtime == "torch":
+        from .export.onnx import DeployModule
+        from .models import load_model
+        from .runtimes.torch_runner import TorchRunner
+
+        loaded = load_model(artifact)
+        norm = Normalization.from_name(loaded.normalization)
+        meta = {"arch": loaded.arch, "num_classes": loaded.num_classes, "normalization": norm.to_dict(),
+                "precision": "fp32", "input_format": "nchw-float", "head": "logits"}
+        if device != "cpu":
+            raise UsageError("the torch runtime is benchmarked on the CPU here; use --device cpu")
+        return TorchRunner(DeployModule(loaded.model, norm, num_classes=loaded.num_classes)), meta
+    meta = read_artifact_metadata(artifact)
+    if runtime == "onnxruntime":
+        from .runtimes.onnxruntime import OnnxRuntimeRunner
+
+        providers = {"cpu": ["CPUExecutionProvider"], "gpu": ["CUDAExecutionProvider"]}.get(device)
+        if providers is None:
+            raise UsageError(f"ONNX Runtime runs on cpu or gpu here, not {device}")
+        if device == "gpu":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise IncompatibleArtifactError("ONNX Runtime has no CUDA provider here. Install onnxruntime-gpu "
+                                                "(instead of onnxruntime) on a machine with an NVIDIA GPU")
+        return OnnxRuntimeRunner(artifact, providers=providers, threads=threads), meta
+    if runtime == "openvino":
+        from .runtimes.openvino import OpenVINORunner
+
+        if device == "dla":
+            raise UsageError("DLA is a TensorRT device; OpenVINO takes cpu, gpu or npu")
+        return OpenVINORunner(artifact, device=device.upper(), hint=hint, threads=threads,
+                              inference_precision=inference_precision), meta
+    from .runtimes import open_runner
+
+    return open_runner(artifact, runtime, threads=threads), meta
+
+
+def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:
+    arch, classes = meta.get("arch"), meta.get("num_classes")
+    if not arch or not classes:
+        return None
+    import torch
+
+    from .models import create_model
+    from .models.complexity import conv_gmac
+
+    with torch.device("meta"):
+        model = create_model(arch, num_classes=int(classes))
+    return conv_gmac(model, *size)
+
+
+def _jpeg_frames(size: tuple[int, int], count: int, seed: int = 0) -> list[bytes]:
+    """In-memory JPEG frames for end-to-end timing when no --data is given."""
+    from PIL import Image
+
+    from .data.synth import generate_scene
+
+    frames = []
+    for i in range(count):
+        image, _ = generate_scene(np.random.default_rng([seed, i]), *size)
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="JPEG", quality=90)
+        frames.append(buf.getvalue())
+    return frames
+
+
+def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu", batch: int | None = None,
+              input_size: tuple[int, int] | None = None, warmup: int = 10, iterations: int | None = 100,
+              duration_s: float | None = None, threads: int | None = None, hint: str = "latency",
+              inference_precision: str | None = "f32", end_to_end: bool = False,
+              data: str | Path | None = None) -> dict[str, Any]:
+    """Time ``artifact``; returns the versioned JSON-ready result."""
+    if device not in DEVICES:
+        raise UsageError(f"unknown --device: {device}. Use one of {', '.join(DEVICES)}")
+    if iterations is not None and duration_s is not None:
+        raise UsageError("--iterations and --duration exclude each other. Pass one")
+    plan = TimingPlan(warmup=warmup, iterations=None if duration_s else (iterations or 100), duration_s=duration_s)
+    artifact = Path(artifact)
+    if not artifact.exists():
+        raise UsageError(f"artifact not found: {artifact}. Check the path")
+    runtime = detect_runtime(artifact) if runtime == "auto" else runtime
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    runner, meta = _runner(artifact, runtime, device, threads, hint, inference_precision)
+    norm = Normalization.from_dict(meta["normalization"]) if isinstance(meta.get("normalization"), dict) else (
+        Normalization.imagenet())
+    input_format = meta.get("input_format", "nchw-float")
+    result: dict[str, Any] = {}
+    with runner:
+        spec = runner.input_specs[0]
+        dims = spec.shape
+        hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
+        static = all(isinstance(d, int) for d in hw)
+        if static and input_size and tuple(input_size) != tuple(hw):
+            raise UsageError(f"this artifact has a static input size {hw[0]}x{hw[1]}; drop --input-size or pass it")
+        size = tuple(hw) if static else tuple(input_size or meta.get("export_size") or (512, 512))
+        n = dims[0] if isinstance(dims[0], int) else (batch or 1)
+        if batch and isinstance(dims[0], int) and batch != dims[0]:
+            raise UsageError(f"this artifact has a static batch of {dims[0]}; drop --batch or re-export")
+
+        def prepare(image: np.ndarray) -> np.ndarray:
+            x = image[None] if input_format == "nhwc-uint8" else preprocess(image, norm)[None]
+            return np.ascontiguousarray(np.repeat(x, n, axis=0)) if n > 1 else x
+
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+        inputs = {spec.name: prepare(image)}
+        compute = latency_stats(time_loop(compute_step(runner, inputs), plan), batch=n)
+        result["compute_only"] = compute.to_dict()
+        if end_to_end:
+            from PIL import Image
+
+            frames = [Path(p).read_bytes() for p in _image_files(data)] if data else _jpeg_frames(size, 8)
+
+            def load(i: int) -> np.ndarray:
+                decoded = np.asarray(Image.open(io.BytesIO(frames[i])).convert("RGB"))
+                if decoded.shape[:2] != size:
+                    decoded = np.asarray(Image.fromarray(decoded).resize((size[1], size[0]), Image.BILINEAR))
+                return decoded
+
+            step = end_to_end_step(runner, spec.name, load, prepare, len(frames))
+            result["end_to_end"] = latency_stats(time_loop(step, plan), batch=n).to_dict()
+        executed = getattr(runner, "executed_precision", None)
+    gmac = _gmac(meta, size)
+    env = collect_environment()
+    return {
+        "schema": BENCH_SCHEMA, "schema_version": 1, "created": utc_now(), "tool_version": __version__,
+        "artifact": str(artifact), "runtime": runtime, "device": device,
+        "precision": meta.get("precision", "fp32"), "runtime_precision": executed, "hint": hint,
+        "arch": meta.get("arch"), "num_classes": meta.get("num_classes"), "input_size": list(size), "batch": n,
+        "input_format": input_format, "head": meta.get("head"),
+        "protocol": {"timing": plan.describe(), "compute_only": "runtime call on a fixed, pre-processed input",
+                     "end_to_end": "JPEG decode + resize + preprocess + infer + copy back + argmax on the host",
+                     "threads": threads},
+        **result,
+        "gmac_per_image": gmac,
+        "achieved_gmacs": achieved_gmacs(gmac, compute) if gmac else None,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "fingerprint": env,
+    }
+
+
+def _image_files(data: str | Path) -> list[Path]:
+    from .data.datasets import open_dataset
+
+    ds = open_dataset(data)
+    return [s.image_path for s in ds.samples[:16]]
