@@ -515,6 +515,24 @@ def bench_cmd(
     out.print(f"{extra}peak RSS {result['peak_rss_mib']:.0f} MiB; {result['protocol']['timing']}", highlight=False)
 
 
+# --------------------------------------------------------------------------------------------- report
+@app.command("report")
+@handle_errors
+def report_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="bench and parity JSON files, from any devices.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="report.md or report.html (+ PNG charts beside).")],
+) -> None:
+    """One table across devices (p50/p99, FPS, speed-up vs PyTorch, mIoU drop, agreement) and charts.
+
+    Example: rfdeploy report cpu-*.json jetson-*.json parity-*.json -o report.html
+    """
+    from .report import make_report
+
+    path, rows, charts = make_report(inputs, output)
+    out.print(f"{path}: {len(rows)} rows" + (f", charts {', '.join(str(c) for c in charts)}" if charts else ""),
+              highlight=False)
+
+
 class _nullcontext:
     def __enter__(self) -> None:
         return None

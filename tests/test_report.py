@@ -1,0 +1,69 @@
+"""report: merges bench and parity JSON into one table with charts; the HTML is self-contained."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from refinenet_deploy.bench import benchmark
+from refinenet_deploy.cli import app
+from refinenet_deploy.data.synth import write_synth_dataset
+from refinenet_deploy.errors import UsageError
+from refinenet_deploy.export.onnx import ExportSpec, export_onnx
+from refinenet_deploy.models import create_model
+from refinenet_deploy.models.checkpoint import save_safetensors
+from refinenet_deploy.parity import validate_parity
+from refinenet_deploy.report import make_report
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("report")
+    ckpt = save_safetensors(create_model("rf_lw_test", num_classes=6).state_dict(), root / "m.safetensors",
+                            {"arch": "rf_lw_test"})
+    onnx_path = root / "m.onnx"
+    export_onnx(ckpt, onnx_path, ExportSpec(input_size=(48, 48)))
+    data = write_synth_dataset(root / "val", 2, 48, 48, seed=3, split="val")
+    docs = {
+        "bench-torch.json": benchmark(ckpt, input_size=(48, 48), warmup=0, iterations=3),
+        "bench-ort.json": benchmark(onnx_path, warmup=0, iterations=3),
+        "parity-ort.json": validate_parity(ckpt, onnx_path, data).to_dict(),
+    }
+    paths = []
+    for name, doc in docs.items():
+        (root / name).write_text(json.dumps(doc))
+        paths.append(root / name)
+    return paths
+
+
+def test_html_report_is_self_contained_with_charts(runs: list[Path], tmp_path: Path) -> None:
+    out, rows, charts = make_report(runs, tmp_path / "report.html")
+    assert len(rows) == 2  # one per bench file; parity joined onto the ONNX row
+    ort = next(r for r in rows if r.runtime == "onnxruntime")
+    torch_row = next(r for r in rows if r.runtime == "torch")
+    assert torch_row.speedup == pytest.approx(1.0) and ort.speedup is not None and ort.speedup > 0
+    assert ort.miou_drop_points == pytest.approx(0.0, abs=1e-9) and ort.agreement == 1.0
+    html = out.read_text()
+    assert html.count("data:image/png;base64,") == 2 == len(charts)
+    assert not re.search(r"""(src|href)=["']https?://""", html)  # nothing fetched: opens offline
+    assert "speed-up vs PyTorch" in html
+
+
+def test_markdown_report_and_cli(runs: list[Path], tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["report", *map(str, runs), "-o", str(tmp_path / "r.md")])
+    assert res.exit_code == 0, res.stderr
+    md = (tmp_path / "r.md").read_text()
+    assert md.startswith("# refinenet-deploy report") and "| onnxruntime |" in md
+    assert (tmp_path / "r_latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text('{"schema": "something-else"}')
+    with pytest.raises(UsageError, match="not a bench or parity JSON"):
+        make_report([tmp_path / "x.json"], tmp_path / "r.html")
+    with pytest.raises(UsageError, match=".md or .html"):
+        make_report([tmp_path / "x.json"], tmp_path / "r.pdf")
