@@ -19,5 +19,14 @@ step "5. ONNX with dynamic H/W, verified against PyTorch at 128x128, 375x500, 46
 step "6. Camera-ready ONNX: RGB uint8 frames in, uint8 class map out" \
   rfdeploy export onnx "$CKPT" --input-format nhwc-uint8 --head argmax --input-size 128x128 \
   -o "$OUT/rf_lw_mbv2_synth_cam.onnx"
+step "7. Parity: does the ONNX model still segment like PyTorch? (gates, per-class IoU, worst images)" \
+  rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.onnx" --data "$OUT/val" --json "$OUT/parity-onnx.json" \
+  --markdown "$OUT/parity-onnx.md" --save-worst 3 "$OUT/worst"
+step "8. Latency on this CPU: PyTorch eager vs ONNX Runtime, 256x256 (compute-only and end-to-end)" \
+  rfdeploy bench "$CKPT" --input-size 256x256 --warmup 3 --iterations 20 --json "$OUT/bench-torch.json"
+step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.onnx" --input-size 256x256 --warmup 3 --iterations 20 --end-to-end \
+  --json "$OUT/bench-onnx.json"
+step "9. One report across runs (add files from other devices to compare them)" \
+  rfdeploy report "$OUT"/bench-*.json "$OUT/parity-onnx.json" -o "$OUT/report.html"
 printf '\nDemo artifacts in %s/:\n' "$OUT"
 ls -l "$OUT"

@@ -82,6 +82,54 @@ def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:
     return conv_gmac(model, *size)
 
 
+PROBE_SHAPE = (1, 256, 64, 64)  # dense 3x3 conv, 256 -> 256 channels: 2.416 GMAC per run
+
+
+def _probe_onnx(path: Path) -> float:
+    """Write the dense-conv probe model; return its GMAC."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n, c, h, w = PROBE_SHAPE
+    weight = np.random.default_rng(0).standard_normal((c, c, 3, 3)).astype(np.float32) * 0.02
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "weight"], ["output"], pads=[1, 1, 1, 1])], "peak_probe",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(PROBE_SHAPE))],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(PROBE_SHAPE))],
+        [numpy_helper.from_array(weight, "weight")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return n * c * h * w * c * 9 / 1e9
+
+
+def peak_probe(runtime: str, device: str, threads: int | None, hint: str,
+               inference_precision: str | None) -> float | None:
+    """GMAC/s of a dense 3x3 convolution on the same runtime, device and precision settings (median)."""
+    import tempfile
+
+    if runtime not in ("onnxruntime", "openvino", "torch"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.onnx"
+        gmac = _probe_onnx(path)
+        if runtime == "torch":
+            import onnx
+            import torch
+
+            from .runtimes.torch_runner import TorchRunner
+
+            conv = torch.nn.Conv2d(PROBE_SHAPE[1], PROBE_SHAPE[1], 3, padding=1, bias=False)
+            weight = onnx.numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])
+            conv.weight.data = torch.from_numpy(weight.copy())
+            runner: BaseRunner = TorchRunner(conv, output_names=("output",))
+        else:
+            runner, _ = _runner(path, runtime, device, threads, hint, inference_precision)
+        x = np.random.default_rng(1).standard_normal(PROBE_SHAPE).astype(np.float32)
+        with runner:
+            samples = time_loop(compute_step(runner, {runner.input_specs[0].name: x}),
+                                TimingPlan(warmup=3, iterations=15))
+    return gmac / (float(np.median(samples)) / 1e9)
+
+
 def _jpeg_frames(size: tuple[int, int], count: int, seed: int = 0) -> list[bytes]:
     """In-memory JPEG frames for end-to-end timing when no --data is given."""
     from PIL import Image
@@ -101,7 +149,7 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
               input_size: tuple[int, int] | None = None, warmup: int = 10, iterations: int | None = 100,
               duration_s: float | None = None, threads: int | None = None, hint: str = "latency",
               inference_precision: str | None = "f32", end_to_end: bool = False,
-              data: str | Path | None = None) -> dict[str, Any]:
+              data: str | Path | None = None, peak: bool = True) -> dict[str, Any]:
     """Time ``artifact``; returns the versioned JSON-ready result."""
     if device not in DEVICES:
         raise UsageError(f"unknown --device: {device}. Use one of {', '.join(DEVICES)}")
@@ -157,6 +205,8 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
             result["end_to_end"] = latency_stats(time_loop(step, plan), batch=n).to_dict()
         executed = getattr(runner, "executed_precision", None)
     gmac = _gmac(meta, size)
+    achieved = achieved_gmacs(gmac, compute) if gmac else None
+    peak_gmacs = peak_probe(runtime, device, threads, hint, inference_precision) if peak else None
     env = collect_environment()
     return {
         "schema": BENCH_SCHEMA, "schema_version": 1, "created": utc_now(), "tool_version": __version__,
@@ -169,7 +219,11 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
                      "threads": threads},
         **result,
         "gmac_per_image": gmac,
-        "achieved_gmacs": achieved_gmacs(gmac, compute) if gmac else None,
+        "achieved_gmacs": achieved,
+        "peak_gmacs": peak_gmacs,
+        "peak_probe": "dense 3x3 conv 256->256 at 64x64, same runtime/device/precision, median of 15"
+        if peak_gmacs else None,
+        "fraction_of_peak": achieved / peak_gmacs if achieved and peak_gmacs else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "fingerprint": env,
     }

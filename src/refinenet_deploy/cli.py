@@ -478,6 +478,7 @@ def bench_cmd(
         None
     ),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here ('-': stdout).")] = None,
+    peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak for efficiency.")] = True,
 ) -> None:
     """Latency of one artifact on this device, with the device fingerprint and the timing protocol.
 
@@ -490,7 +491,8 @@ def bench_cmd(
     size = parse_size(input_size) if input_size else None
     result = benchmark(model, runtime=runtime, device=device, batch=batch, input_size=size, warmup=warmup,
                        iterations=None if duration else (iterations or 100), duration_s=duration, threads=threads,
-                       hint=hint, inference_precision=inference_precision, end_to_end=end_to_end, data=data)
+                       hint=hint, inference_precision=inference_precision, end_to_end=end_to_end, data=data,
+                       peak=peak)
     if json_out is not None:
         text = json.dumps(result, indent=2)
         if str(json_out) == "-":
@@ -510,8 +512,11 @@ def bench_cmd(
                                                                                 "min_ms", "max_ms")),
                           f"{s['throughput_ips']:.1f}")
     out.print(table)
-    extra = f"{result['gmac_per_image']:.2f} GMAC/image, {result['achieved_gmacs']:.1f} GMAC/s achieved; " if (
+    extra = f"{result['gmac_per_image']:.2f} GMAC/image, {result['achieved_gmacs']:.1f} GMAC/s achieved" if (
         result.get("gmac_per_image")) else ""
+    if result.get("fraction_of_peak"):
+        extra += f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.0f} GMAC/s dense-conv peak"
+    extra += "; " if extra else ""
     out.print(f"{extra}peak RSS {result['peak_rss_mib']:.0f} MiB; {result['protocol']['timing']}", highlight=False)
 
 
