@@ -60,7 +60,7 @@ def onnx_model(tmp_path_factory) -> Path:
 
 def test_benchmark_result_structure(onnx_model: Path) -> None:
     r = benchmark(onnx_model, input_size=(48, 64), warmup=1, iterations=3, threads=1, end_to_end=True)
-    assert r["peak_gmacs"] > 0 and 0 < r["fraction_of_peak"]  # values vary; structure is what is tested
+    assert r["peak_gmacs"] > 0 and r["fraction_of_peak"] > 0  # values vary; structure is what is tested
     assert r["schema"] == "refinenet-deploy/bench" and r["runtime"] == "onnxruntime" and r["input_size"] == [48, 64]
     for key in ("compute_only", "end_to_end"):
         assert r[key]["iterations"] == 3
