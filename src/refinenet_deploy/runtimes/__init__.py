@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import MissingDependencyError, UsageError
+from ..errors import UsageError
 from .base import BaseRunner, TensorSpec
 
 RUNTIMES = ("auto", "onnxruntime", "openvino", "tensorrt", "torch")
@@ -43,10 +43,10 @@ def open_runner(artifact: str | Path, runtime: str = "auto", *, threads: int | N
 
         return OpenVINORunner(Path(artifact), threads=threads)
     if runtime == "tensorrt":
-        raise MissingDependencyError(
-            "the TensorRT runtime is not available in this installation",
-            hint="TensorRT engines run on the target device; build and check them there (issue: build trt)",
-        )
+        from ..export.metadata import read_artifact_metadata
+        from .tensorrt import TensorRTRunner
+
+        return TensorRTRunner(Path(artifact), meta=read_artifact_metadata(artifact))
     raise UsageError("the torch runtime takes a checkpoint; pass it as MODEL")
 
 
