@@ -56,7 +56,8 @@ def test_every_zoo_model_exports_dynamic_and_verifies(name: str, tmp_path: Path)
     assert res.metadata["verification"]["passed"]
     assert {tuple(c.size) for c in res.cases} == {(64, 64), *SMALL}
     for c in res.cases:
-        assert c.diff.max_abs_error <= 1e-4  # the FP32 tolerance, on every logit
+        assert c.diff.within_tolerance  # max|onnx - torch| <= 1e-4 + 1e-5 * max|torch|
+        assert c.diff.max_abs_error <= 3e-4  # and in absolute terms never more than that
         assert c.diff.argmax_agreement >= 0.999
 
 

@@ -18,6 +18,7 @@ fusion conv per backbone path, the previous block's output reduced by its ``b3``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ CASCADES: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 
 
-def _out_size(size: int) -> int:
+def _out_size(size: Any) -> Any:
     """Spatial size after a stride-2 conv/pool with 'same'-style padding: ceil(size / 2)."""
     return (size - 1) // 2 + 1
 
@@ -89,20 +90,22 @@ class RefineNet(ResNetBackbone):
     def _features(self, x: torch.Tensor) -> list[dict[int, torch.Tensor]]:
         """Backbone features per scale, keyed by level (1 = layer4 ... 4 = layer1)."""
         feats = []
-        h, w = x.shape[-2:]
         for si, scale in enumerate(self.scales, start=1):
             xs = x
-            if scale != 1.0:
-                size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
-                xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            if scale != 1.0:  # output floor(H*s) x floor(W*s); the same scale maps coordinates in ONNX Resize
+                xs = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
+                                   recompute_scale_factor=False)
             backbone = self if si == 1 else self.ims2
             l1, l2, l3, l4 = backbone.forward_features(xs)
             feats.append({1: self.do(l4), 2: self.do(l3), 3: l2, 4: l1})
         return feats
 
-    def _nominal_sizes(self, x: torch.Tensor) -> dict[int, tuple[int, int]]:
-        """Feature sizes the single-scale network would have: fusion targets for the 2-scale variant."""
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+    def _nominal_sizes(self, x: torch.Tensor) -> dict[int, tuple[Any, Any]]:
+        """Feature sizes the single-scale network would have: fusion targets for the 2-scale variant.
+
+        Plain arithmetic on ``x.shape`` (no int()/round()), so an ONNX trace keeps the sizes symbolic.
+        """
+        h, w = x.shape[-2], x.shape[-1]
         h, w = _out_size(_out_size(h)), _out_size(_out_size(w))  # conv1 + maxpool -> layer1
         sizes = {4: (h, w)}
         for k in (3, 2, 1):
