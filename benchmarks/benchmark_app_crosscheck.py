@@ -44,7 +44,7 @@ def main() -> int:
         ov.save_model(ov.convert_model(str(tmp / "m.onnx")), str(tmp / "m.xml"), compress_to_fp16=False)
 
         cmd = [app, "-m", str(tmp / "m.xml"), "-d", "CPU", "-hint", args.hint, "-infer_precision", args.precision,
-               "-t", str(args.seconds)]
+               "-t", str(max(1, round(args.seconds)))]
         text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         median = float(re.search(r"Median:\s+([\d.]+) ms", text).group(1))
         ours = benchmark(tmp / "m.xml", hint=args.hint, inference_precision=args.precision, warmup=5,
