@@ -68,6 +68,7 @@ def test_safetensors_with_metadata_and_fp16_storage(mbv2, tmp_path: Path) -> Non
     path = save_safetensors(mbv2.state_dict(), tmp_path / "m.safetensors",
                             {"arch": "rf_lw_mbv2", "class_names": [f"c{i}" for i in range(21)],
                              "normalization": {"mode": "imagenet"}}, fp16=True)
+    assert path.stat().st_mode & 0o044  # readable by group/others (respects the umask), not safetensors' 0600
     loaded = load_model(path)
     assert loaded.class_names == tuple(f"c{i}" for i in range(21))
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())

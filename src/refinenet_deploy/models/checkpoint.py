@@ -263,6 +263,9 @@ def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, meta
     tmp = path.with_name(path.name + ".tmp")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; a shipped artifact should be readable
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
