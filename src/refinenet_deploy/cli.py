@@ -8,6 +8,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -328,7 +329,7 @@ def export_onnx_cmd(
     spec = ExportSpec(arch=arch, num_classes=num_classes, input_size=parse_size(input_size), batch=batch,
                       dynamic=dynamic, dynamic_batch=dynamic_batch, opset=opset, simplify=simplify, head=head,
                       input_format=input_format, fp16=fp16, exporter=exporter, data=str(data) if data else None)
-    with err.status("exporting", spinner="dots") if err.is_terminal and not _state["quiet"] else _nullcontext() as st:
+    with err.status("exporting", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext() as st:
         result = export_onnx(checkpoint, output, spec, command=_command_line(),
                              progress=(lambda msg: st.update(msg)) if st is not None else None)
     if as_json:
@@ -566,14 +567,6 @@ def calibrate_cmd(
     out.print(f"{res.path}: INT8 Q/DQ ({method}, {cal['count']} images, digest {cal['digest'][:12]}); argmax "
               f"agreement with FP32 on calibration images "
               f"{res.metadata['check']['argmax_agreement_vs_fp32_on_calibration_images']:.2%}", highlight=False)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from .. import __version__
 from .._optional import require
 from ..data.preprocessing import Normalization, preprocess
 from ..environment import package_versions
-from ..errors import DataError, ExportError, IncompatibleArtifactError, RefineNetDeployError, UsageError
+from ..errors import ExportError, IncompatibleArtifactError, RefineNetDeployError, UsageError
 from ..models import LoadedModel, load_model
 from ..models.layers import upsample_logits
 from ..validate.compare import OutputDiff, compare_outputs
@@ -364,10 +364,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = E
     else:
         dummy = torch.zeros(spec.batch, 3, h, w)
 
-    try:
-        inputs = verification_inputs(spec, norm)
-    except DataError:
-        raise
+    inputs = verification_inputs(spec, norm)
     step("computing PyTorch reference outputs")
     with torch.inference_mode():
         refs = [reference(torch.from_numpy(x)).numpy() for _, x in inputs]
@@ -505,9 +502,3 @@ def _metadata_props(meta: dict[str, Any]) -> dict[str, str]:
     props[ONNX_METADATA_KEY] = json.dumps(meta)
     return props
 
-
-def export_spec_from_metadata(meta: dict[str, Any]) -> ExportSpec:
-    """The spec an artifact was exported with (for re-exports and later steps)."""
-    return replace(ExportSpec(), arch=meta.get("arch", "auto"), head=meta.get("head", "logits"),
-                   input_format=meta.get("input_format", "nchw-float"), opset=int(meta.get("opset", 17)),
-                   dynamic=bool(meta.get("dynamic", False)), input_size=tuple(meta.get("export_size", (512, 512))))

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ModelNotFoundError
+from ..errors import CheckpointError
 from ._registry import ModelCfg, get_entrypoint, get_model_cfg, list_models
 from .checkpoint import (
     IGNORED_SUFFIX,
@@ -120,10 +120,7 @@ def load_model(
         else:
             arch = infer_architecture(sd)
         log.info("architecture inferred from %s: %s", raw.path.name, arch)
-    try:
-        cfg = get_model_cfg(arch)
-    except ModelNotFoundError:
-        raise
+    cfg = get_model_cfg(arch)
     clf = _classifier_key(arch)
     ckpt_classes = num_classes_from_state_dict(sd, clf)
     if num_classes is not None and ckpt_classes is not None and num_classes != ckpt_classes:
