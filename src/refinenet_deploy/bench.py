@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .environment import collect_environment
-from .errors import IncompatibleArtifactError, UsageError
+from .errors import UsageError
 from .export.metadata import read_artifact_metadata, utc_now
 from .runtimes import detect_runtime
 from .runtimes.base import BaseRunner
@@ -42,30 +42,10 @@ def _runner(artifact: Path, runtime: str, device: str, threads: int | None, hint
         if device != "cpu":
             raise UsageError("the torch runtime is benchmarked on the CPU here; use --device cpu")
         return TorchRunner(DeployModule(loaded.model, norm, num_classes=loaded.num_classes)), meta
-    meta = read_artifact_metadata(artifact)
-    if runtime == "onnxruntime":
-        from .runtimes.onnxruntime import OnnxRuntimeRunner
-
-        providers = {"cpu": ["CPUExecutionProvider"], "gpu": ["CUDAExecutionProvider"]}.get(device)
-        if providers is None:
-            raise UsageError(f"ONNX Runtime runs on cpu or gpu here, not {device}")
-        if device == "gpu":
-            import onnxruntime as ort
-
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise IncompatibleArtifactError("ONNX Runtime has no CUDA provider here. Install onnxruntime-gpu "
-                                                "(instead of onnxruntime) on a machine with an NVIDIA GPU")
-        return OnnxRuntimeRunner(artifact, providers=providers, threads=threads), meta
-    if runtime == "openvino":
-        from .runtimes.openvino import OpenVINORunner
-
-        if device == "dla":
-            raise UsageError("DLA is a TensorRT device; OpenVINO takes cpu, gpu or npu")
-        return OpenVINORunner(artifact, device=device.upper(), hint=hint, threads=threads,
-                              inference_precision=inference_precision), meta
     from .runtimes import open_runner
 
-    return open_runner(artifact, runtime, threads=threads), meta
+    return open_runner(artifact, runtime, threads=threads, device=device, hint=hint,
+                       inference_precision=inference_precision), read_artifact_metadata(artifact)
 
 
 def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import IncompatibleArtifactError, UsageError
 from .base import BaseRunner, TensorSpec
 
 RUNTIMES = ("auto", "onnxruntime", "openvino", "tensorrt", "torch")
@@ -29,7 +29,8 @@ def detect_runtime(artifact: str | Path) -> str:
                      "(onnxruntime for .onnx, openvino for .xml, tensorrt for .engine, torch for checkpoints)")
 
 
-def open_runner(artifact: str | Path, runtime: str = "auto", *, threads: int | None = None) -> BaseRunner:
+def open_runner(artifact: str | Path, runtime: str = "auto", *, threads: int | None = None, device: str = "cpu",
+                hint: str = "latency", inference_precision: str | None = "f32") -> BaseRunner:
     """A (not yet activated) runner for an exported artifact; checkpoints are handled by the caller."""
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime: {runtime}. Use one of {', '.join(RUNTIMES)}")
@@ -37,11 +38,23 @@ def open_runner(artifact: str | Path, runtime: str = "auto", *, threads: int | N
     if runtime == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(Path(artifact), threads=threads)
+        providers = {"cpu": ["CPUExecutionProvider"], "gpu": ["CUDAExecutionProvider"]}.get(device)
+        if providers is None:
+            raise UsageError(f"ONNX Runtime runs on cpu or gpu here, not {device}")
+        if device == "gpu":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise IncompatibleArtifactError("ONNX Runtime has no CUDA provider here. Install onnxruntime-gpu "
+                                                "(instead of onnxruntime) on a machine with an NVIDIA GPU")
+        return OnnxRuntimeRunner(Path(artifact), providers=providers, threads=threads)
     if runtime == "openvino":
         from .openvino import OpenVINORunner
 
-        return OpenVINORunner(Path(artifact), threads=threads)
+        if device == "dla":
+            raise UsageError("DLA is a TensorRT device; OpenVINO takes cpu, gpu or npu")
+        return OpenVINORunner(Path(artifact), device=device.upper(), hint=hint, threads=threads,
+                              inference_precision=inference_precision)
     if runtime == "tensorrt":
         from ..export.metadata import read_artifact_metadata
         from .tensorrt import TensorRTRunner
