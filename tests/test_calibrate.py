@@ -84,3 +84,25 @@ def test_bad_inputs_leave_nothing(setup, tmp_path: Path) -> None:
                                    str(tmp_path / "x.onnx")])
     assert res.exit_code == 5 and "no readable calibration images" in res.stderr
     assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
+
+
+@pytest.mark.modelopt
+def test_modelopt_producer_writes_symmetric_qdq(setup) -> None:
+    out = setup["root"] / "m.mo.onnx"
+    res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="modelopt")
+    assert res.metadata["quantization"]["producer"] == "modelopt.onnx.quantization.quantize"
+    model = onnx.load(str(out))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    qs = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(qs) > 10
+    zps = [inits[n.input[2]] for n in qs if len(n.input) > 2 and n.input[2] in inits]
+    assert all(not zp.any() for zp in zps)  # symmetric: zero point 0 (or omitted, which means 0)
+    assert not any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)  # FP32 kept
+    r = validate_parity(setup["ckpt"], out, setup["data"], max_miou_drop=100, min_agreement=0)
+    assert r.precision == "int8" and r.logit_max_abs_error > 0
+
+
+def test_modelopt_producer_rejects_percentile(setup, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="entropy or max"):
+        calibrate_onnx(setup["fp32"], setup["data"], tmp_path / "x.onnx", producer="modelopt", method="percentile")
+    assert not list(tmp_path.iterdir())

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from . import __version__
 from .cli_options import Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, parse_size
-from .errors import RefineNetDeployError
+from .errors import RefineNetDeployError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +39,8 @@ data_app = typer.Typer(help="Datasets: synthetic scenes for demos and tests.", n
 app.add_typer(data_app, name="data")
 export_app = typer.Typer(help="Export a checkpoint to a deployable format.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+build_app = typer.Typer(help="Build a runtime artifact from an ONNX model.", no_args_is_help=True)
+app.add_typer(build_app, name="build")
 
 
 def handle_errors(fn: F) -> F:
@@ -356,6 +358,59 @@ def export_onnx_cmd(
 
 
 # --------------------------------------------------------------------------------------------- parity
+@build_app.command("openvino")
+@handle_errors
+def build_openvino_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX from 'rfdeploy export onnx' (FP32) or 'rfdeploy calibrate' "
+                                               "(Q/DQ INT8).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="IR to write: model.xml (+ .bin, .meta.json).")],
+    fp16: Annotated[bool, typer.Option("--fp16", help="FP16 weights (compress_to_fp16).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="INT8: NNCF on --data, or a calibrated Q/DQ ONNX.")] = False,
+    data: Annotated[Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, "
+                                                              "Cityscapes, synthetic).")] = None,
+    num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
+    max_miou_drop: Annotated[float | None, typer.Option(
+        "--max-miou-drop", help="--int8 with NNCF accuracy control: at most this mIoU drop (points) vs FP32, "
+        "measured on --val-data.")] = None,
+    val_data: Annotated[Path | None, typer.Option(
+        "--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data.")] = None,
+    val_images: Annotated[int, typer.Option("--val-images", min=1, help="Images for --max-miou-drop.")] = 100,
+    seed: Seed = 0,
+    split: Split = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the checks.")] = None,
+) -> None:
+    """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
+
+    Examples:
+      rfdeploy build openvino model.onnx -o model.xml
+      rfdeploy build openvino model.onnx --int8 --data calib/ -o model.int8.xml
+      rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.xml
+      rfdeploy build openvino model.int8.onnx --int8 -o model.qdq.xml
+    """
+    from .export.openvino import convert_openvino
+
+    if fp16 and int8:
+        raise UsageError("--fp16 and --int8 exclude each other; pick one")
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    with _progress() as bar:
+        task = bar.add_task(f"building OpenVINO {precision}", total=None, info="")
+        res = convert_openvino(model, output, precision=precision, data=data, num_images=num_images, seed=seed,
+                               split=split, max_miou_drop=max_miou_drop, val_data=val_data, val_images=val_images,
+                               threads=threads, command=_command_line(),
+                               progress=lambda i, n: bar.update(task, completed=i, total=n))
+    meta = res.metadata
+    check = meta["check"]
+    out.print(f"{res.path}: OpenVINO IR {precision} ({res.path.with_suffix('.bin').stat().st_size / 2**20:.1f} MiB "
+              f"weights); vs ONNX on {check['inputs']}: max abs error {check['max_abs_error']:.3g}, argmax "
+              f"agreement {check['argmax_agreement']:.2%}", highlight=False)
+    q = meta.get("quantization") or {}
+    if "final_drop_points" in q:
+        out.print(f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} (FP32) -> {q['int8_metric']:.2f} "
+                  f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
+                  highlight=False)
+    out.print(f"metadata: {res.metadata_path}", highlight=False)
+
+
 @app.command("parity")
 @handle_errors
 def parity_cmd(
@@ -548,25 +603,46 @@ def calibrate_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Q/DQ INT8 ONNX to write (+ .meta.json).")],
     method: Annotated[str, typer.Option("--method", help="entropy | max | percentile.")] = "entropy",
     num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
+    producer: Annotated[str, typer.Option(
+        "--producer", help="Q/DQ producer: onnxruntime (quantize_static) | modelopt (NVIDIA ModelOpt ONNX PTQ, "
+        "extra [modelopt]).")] = "onnxruntime",
+    max_miou_drop: Annotated[float | None, typer.Option(
+        "--max-miou-drop", help="Accuracy-aware fallback: leave the most sensitive parts (backbone stages, CRP "
+        "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points) fits.")] = None,
+    val_data: Annotated[Path | None, typer.Option(
+        "--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data.")] = None,
+    val_images: Annotated[int, typer.Option("--val-images", min=1,
+                                            help="Images evaluated per --max-miou-drop trial.")] = 100,
     seed: Seed = 0,
     split: Split = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for ONNX Runtime.")] = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
 
     Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images 300 -o model.int8.onnx
+
+    Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.onnx
     """
     from .calibration.qdq import calibrate_onnx
 
     with _progress() as bar:
         task = bar.add_task("calibrating", total=None, info="")
         res = calibrate_onnx(model, data, output, method=method, num_images=num_images, seed=seed, split=split,
-                             command=_command_line(),
-                             progress=lambda i, n: bar.update(task, completed=i, total=n))
+                             producer=producer, max_miou_drop=max_miou_drop, val_data=val_data,
+                             val_images=val_images, threads=threads, command=_command_line(),
+                             progress=lambda i, n: bar.update(task, completed=i, total=n),
+                             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False))
     cal = res.metadata["calibration"]
-    out.print(f"{res.path}: INT8 Q/DQ ({method}, {cal['count']} images, digest {cal['digest'][:12]}); argmax "
-              f"agreement with FP32 on calibration images "
+    out.print(f"{res.path}: INT8 Q/DQ ({producer}, {method}, {cal['count']} images, digest {cal['digest'][:12]}); "
+              f"argmax agreement with FP32 on calibration images "
               f"{res.metadata['check']['argmax_agreement_vs_fp32_on_calibration_images']:.2%}", highlight=False)
+    fb = res.metadata.get("fallback")
+    if fb is not None:
+        parts = ", ".join(fb["fallback_parts"]) or "none"
+        out.print(f"mIoU drop vs FP32 on {fb['validation']['images']} images: {fb['initial_drop_points']:.3f} pt "
+                  f"fully quantized -> {fb['final_drop_points']:.3f} pt (budget {fb['max_miou_drop_points']} pt); "
+                  f"left in float: {parts} ({fb['fallback_node_count']} nodes)", highlight=False)
 
 
 def main() -> None:

@@ -1,9 +1,16 @@
 """Explicit-quantization INT8: a Q/DQ ONNX from an FP32 ONNX and a calibration set.
 
-Producer: ONNX Runtime ``quantize_static`` in QDQ format with what TensorRT 10/11 require of an explicitly
-quantized network: symmetric INT8 activations and weights (zero point 0), per-channel weights. The same
-file runs in ONNX Runtime and OpenVINO on a CPU, so the INT8 accuracy TensorRT will see can be predicted
-here. Calibration methods: ``entropy`` (KL), ``max`` (min/max) and ``percentile`` (99.999 %).
+What TensorRT 10/11 require of an explicitly quantized network: symmetric INT8 activations and weights
+(zero point 0), per-channel weights, float biases. The same file runs in ONNX Runtime and OpenVINO on a
+CPU, so the INT8 accuracy TensorRT will see can be predicted here.
+
+Producers (``producer=``):
+- ``onnxruntime`` (default): ONNX Runtime ``quantize_static`` in QDQ format; streams the calibration set;
+  methods ``entropy`` (KL), ``max`` (min/max) and ``percentile`` (99.999 %).
+- ``modelopt``: NVIDIA ModelOpt ONNX PTQ (``modelopt.onnx.quantization.quantize``, CPU calibration,
+  unquantized tensors kept FP32); methods ``entropy`` and ``max``; extra ``[modelopt]``.
+Both were compared on this model family (README, "INT8: which Q/DQ producer"); their mIoU on the demo
+model is within noise of each other, so the default is the one that needs no extra package.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .dataset import CalibrationSet, build_calibration_set
 
 log = logging.getLogger(__name__)
 METHODS = ("entropy", "max", "percentile")
+PRODUCERS = ("onnxruntime", "modelopt")
 
 
 @dataclass
@@ -69,15 +77,30 @@ class _Reader:
 
 
 def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, method: str = "entropy",
-                   num_images: int = 300, seed: int = 0, split: str | None = None,
-                   exclude_nodes: list[str] | None = None, command: str = "",
-                   progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
-    """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure."""
+                   num_images: int = 300, seed: int = 0, split: str | None = None, producer: str = "onnxruntime",
+                   exclude_nodes: list[str] | None = None, max_miou_drop: float | None = None,
+                   val_data: str | Path | None = None, val_images: int = 100, val_split: str | None = None,
+                   threads: int | None = None, command: str = "",
+                   progress: Callable[[int, int], None] | None = None,
+                   report: Callable[[str], None] | None = None) -> CalibrationResult:
+    """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
+
+    With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
+    folder), the most sensitive parts of the network are left in float until the drop fits
+    (``calibration.fallback``); the result records which parts fell back and the drop measured.
+    """
     require("onnxruntime.quantization", package="onnxruntime")
     from ..export.onnx import check_output_path
 
     if method not in METHODS:
         raise UsageError(f"unsupported --method: {method}. Use one of {', '.join(METHODS)}")
+    if producer not in PRODUCERS:
+        raise UsageError(f"unsupported --producer: {producer}. Use one of {', '.join(PRODUCERS)}")
+    if producer == "modelopt" and method == "percentile":
+        raise UsageError("ModelOpt calibrates with entropy or max; use --method entropy|max, "
+                         "or --producer onnxruntime for percentile")
+    if max_miou_drop is not None and max_miou_drop < 0:
+        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
     model, output = Path(model), Path(output)
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
@@ -92,6 +115,7 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
     import onnx
 
     graph = onnx.load(str(model), load_external_data=False).graph
+    input_name = graph.input[0].name
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
     hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
     size = tuple(hw) if all(hw) else tuple(meta.get("export_size") or (512, 512))
@@ -99,44 +123,41 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
                                num_images=num_images, seed=seed, split=split)
     manifest = cs.manifest
 
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.calib-") as tmp:
         tmp_dir = Path(tmp)
-        pre = tmp_dir / "pre.onnx"
         out_tmp = tmp_dir / "int8.onnx"
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # ONNX Runtime prints its progress on stdout
-                quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
-                quantize_static(
-                    str(pre), str(out_tmp), _Reader(cs, graph.input[0].name, progress),
-                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=_method(method),
-                    nodes_to_exclude=exclude_nodes or [],
-                    # biases stay float: TensorRT fuses them itself and takes no INT32 bias Q/DQ
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.999,
-                                   "QuantizeBias": False},
-                )
+            with contextlib.redirect_stdout(sys.stderr):  # the quantizers print their progress on stdout
+                if producer == "onnxruntime":
+                    quantization = _quantize_onnxruntime(model, out_tmp, cs, input_name, method, exclude_nodes,
+                                                         tmp_dir, progress)
+                else:
+                    quantization = _quantize_modelopt(model, out_tmp, cs, input_name, method, exclude_nodes,
+                                                      progress)
         except (CalibrationError, UsageError):
             raise
         except Exception as exc:
             raise ExportError(f"INT8 quantization failed: {str(exc).splitlines()[0][:200]}") from exc
-        agreement = _agreement(model, out_tmp, cs, graph.input[0].name)
+        fallback = None
+        if max_miou_drop is not None:
+            fallback = _fallback(model, out_tmp, val_data or data, max_miou_drop, val_images, val_split, threads,
+                                 report)
+        agreement = _agreement(model, out_tmp, cs, input_name)
         info = {
             **{k: v for k, v in meta.items() if k not in ("verification", "created", "command")},
             "format": "refinenet-deploy/onnx", "tool_version": __version__, "created": utc_now(), "command": command,
             "precision": "int8", "source_model": {"file": model.name, "sha256": sha256_file(model)},
-            "quantization": {"producer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                             "activations": "int8 symmetric (zero point 0)", "weights": "int8 symmetric per-channel",
-                             "bias": "float (not quantized)",
-                             "method": method, "excluded_nodes": exclude_nodes or []},
+            "quantization": {**quantization, "format": "QDQ", "activations": "int8 symmetric (zero point 0)",
+                             "weights": "int8 symmetric per-channel", "method": method,
+                             "excluded_nodes": exclude_nodes or []},
             "calibration": {"digest": cs.digest(manifest), "count": len(cs.files), "seed": seed,
                             "input_size": list(size), "resize_policy": manifest["resize_policy"],
                             "skipped": manifest["skipped"], "cache_key": cs.cache_key(sha256_file(model))},
             "check": {"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
-            "versions": {k: v for k, v in package_versions(("onnx", "onnxruntime")).items() if v},
+            "versions": {k: v for k, v in package_versions(("onnx", "onnxruntime", "nvidia-modelopt")).items() if v},
         }
+        if fallback is not None:
+            info["fallback"] = fallback
         side = write_json_atomic(tmp_dir / "meta.json", info)
         write_json_atomic(tmp_dir / "manifest.json", manifest)
         os.replace(out_tmp, output)
@@ -148,6 +169,71 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
             raise
     log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
     return CalibrationResult(output, sidecar_path(output), info)
+
+
+def _quantize_onnxruntime(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
+                          exclude_nodes: list[str] | None, tmp_dir: Path,
+                          progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = tmp_dir / "pre.onnx"
+    quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre), str(out), _Reader(cs, input_name, progress),
+        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8, calibrate_method=_method(method), nodes_to_exclude=exclude_nodes or [],
+        # biases stay float: TensorRT fuses them itself and takes no INT32 bias Q/DQ
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.999,
+                       "QuantizeBias": False},
+    )
+    return {"producer": "onnxruntime.quantization.quantize_static", "bias": "float (not quantized)",
+            "weights_stored": "int8 initializers + DequantizeLinear"}
+
+
+# The ModelOpt producer holds the whole calibration set in memory (its API takes one array): refuse sets
+# that would not fit comfortably rather than swap.
+MODELOPT_MAX_CALIBRATION_BYTES = 4 << 30
+
+
+def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
+                       exclude_nodes: list[str] | None, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    require("modelopt.onnx.quantization", extra="modelopt", package="nvidia-modelopt")
+    from modelopt.onnx.quantization import quantize
+
+    per_image = 3 * cs.size[0] * cs.size[1] * (1 if cs.input_format == "nhwc-uint8" else 4)
+    if per_image * len(cs.files) > MODELOPT_MAX_CALIBRATION_BYTES:
+        raise UsageError(f"{len(cs.files)} calibration images of {cs.size[0]}x{cs.size[1]} need "
+                         f"{per_image * len(cs.files) / 2**30:.1f} GiB with ModelOpt (it takes one array). "
+                         "Use fewer --num-images, or --producer onnxruntime (streams)")
+    batches = []
+    for i, batch in enumerate(cs.batches(1), 1):
+        batches.append(batch)
+        if progress:
+            progress(i, len(cs.files))
+    quantize(str(model), quantize_mode="int8", calibration_data={input_name: np.concatenate(batches)},
+             calibration_method=method, calibration_eps=["cpu"], nodes_to_exclude=exclude_nodes or None,
+             high_precision_dtype="fp32", output_path=str(out), log_level="WARNING")
+    if not out.is_file():
+        raise ExportError("ModelOpt wrote no model. Run with --debug to see its log")
+    return {"producer": "modelopt.onnx.quantization.quantize", "bias": "float (not quantized)",
+            "weights_stored": "float initializers + QuantizeLinear/DequantizeLinear",
+            "unquantized_tensors": "fp32 (high_precision_dtype)"}
+
+
+def _fallback(model: Path, qdq_path: Path, data: str | Path, max_drop: float, val_images: int,
+              split: str | None, threads: int | None, report: Callable[[str], None] | None) -> dict[str, Any]:
+    import onnx
+
+    from .fallback import MiouDropEvaluator, search_fallback
+
+    evaluator = MiouDropEvaluator(model, data, num_images=val_images, split=split, threads=threads)
+    try:
+        result = search_fallback(onnx.load(str(qdq_path)), onnx.load(str(model)), evaluator, max_drop, report)
+    finally:
+        evaluator.close()
+    onnx.save(result.model, str(qdq_path))
+    return {**result.to_dict(), "validation": {"data": str(data), "images": evaluator.count}}
 
 
 def _agreement(fp32: Path, int8: Path, cs: CalibrationSet, input_name: str, limit: int = 16) -> float:

@@ -18,9 +18,15 @@ SCHEMA_VERSION = 1
 
 
 def sidecar_path(artifact: str | Path) -> Path:
-    """``model.onnx`` -> ``model.meta.json`` (``model.int8.onnx`` -> ``model.int8.meta.json``)."""
+    """``model.onnx`` -> ``model.meta.json`` (``model.int8.onnx`` -> ``model.int8.meta.json``).
+
+    Other artifacts keep their suffix, so that ``model.xml`` or ``model.engine`` built beside ``model.onnx``
+    never overwrites its metadata: ``model.xml`` -> ``model.xml.meta.json``.
+    """
     artifact = Path(artifact)
-    return artifact.with_name(artifact.stem + ".meta.json")
+    if artifact.suffix == ".onnx":
+        return artifact.with_name(artifact.stem + ".meta.json")
+    return artifact.with_name(artifact.name + ".meta.json")
 
 
 def utc_now() -> str:

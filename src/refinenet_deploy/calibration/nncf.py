@@ -1,0 +1,141 @@
+"""NNCF adapters: post-training INT8 quantization of an OpenVINO model on our calibration set, optionally
+with accuracy control driven by our mIoU.
+
+- ``quantize_openvino``: ``nncf.quantize`` with the performance preset (symmetric activations and weights,
+  what the CPU plugin's INT8 kernels want), fast bias correction, statistics on the whole calibration set.
+- ``quantize_openvino_with_accuracy_control``: ``nncf.quantize_with_accuracy_control``; NNCF reverts the
+  most sensitive layers to float until the metric drop is at most ``max_drop``. The metric is mIoU in
+  points on validation images: against the ground truth when they have labels, else the agreement mIoU
+  with the FP32 ONNX model's predictions (computed once, with ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from .dataset import CalibrationSet
+
+log = logging.getLogger(__name__)
+
+
+class _Batches:
+    """A re-iterable view of a calibration set (NNCF iterates it more than once), one image per item."""
+
+    def __init__(self, cs: CalibrationSet) -> None:
+        self.cs = cs
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.cs.batches(1)
+
+    def __len__(self) -> int:
+        return len(self.cs.files)
+
+
+def _nncf() -> Any:
+    return require("nncf", extra="openvino")
+
+
+def quantize_openvino(model: Any, cs: CalibrationSet) -> Any:
+    """INT8 OpenVINO model from an FP32 one (``ov.Model`` in, ``ov.Model`` out)."""
+    nncf = _nncf()
+    return nncf.quantize(model, nncf.Dataset(_Batches(cs)), preset=nncf.QuantizationPreset.PERFORMANCE,
+                         target_device=nncf.TargetDevice.CPU, subset_size=len(cs.files), fast_bias_correction=True)
+
+
+class _CompiledRunner:
+    """The parity engine's runner protocol over an ``ov.CompiledModel``."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.request.infer(dict(inputs))
+        return {port.get_any_name(): np.asarray(value) for port, value in results.items()}
+
+
+class MiouMetric:
+    """``validation_fn`` for NNCF: mIoU (points) of a compiled model on (name, image, label) items."""
+
+    def __init__(self, fp32_onnx: str | Path, meta: dict[str, Any], threads: int | None = None) -> None:
+        from ..data.preprocessing import Normalization
+        from ..runtimes.onnxruntime import OnnxRuntimeRunner
+        from .fallback import MemoRunner
+
+        self.normalization = (Normalization.from_dict(meta["normalization"])
+                              if isinstance(meta.get("normalization"), dict) else Normalization.imagenet())
+        self.input_format = meta.get("input_format", "nchw-float")
+        self.head = meta.get("head", "logits")
+        self.num_classes = int(meta["num_classes"])
+        self._ort = OnnxRuntimeRunner(Path(fp32_onnx), threads=threads)
+        self._ort.activate()
+        self.reference = MemoRunner(self._ort)
+        spec = self._ort.input_specs[0]
+        self.input_name = spec.name
+        hw = spec.shape[1:3] if self.input_format == "nhwc-uint8" else spec.shape[2:4]
+        self.static_size = tuple(int(d) for d in hw) if all(isinstance(d, int) for d in hw) else None
+        self.labelled: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return ("mIoU vs ground truth (points)" if self.labelled
+                else "agreement mIoU with the FP32 ONNX predictions (points)")
+
+    def __call__(self, compiled: Any, items: Any) -> float:
+        from ..data.preprocessing import preprocess
+        from ..validate.parity import InputPolicy, ParityEngine
+
+        policy = InputPolicy(input_name=self.input_name, input_format=self.input_format,
+                             static_size=self.static_size, head=self.head)
+        engine = ParityEngine(self.reference, _CompiledRunner(compiled), num_classes=self.num_classes,
+                              class_names=[str(i) for i in range(self.num_classes)],
+                              preprocess=lambda im: preprocess(im, self.normalization), policy=policy,
+                              precision="int8")
+        for name, image, label in items:
+            engine.add(name, image, label)
+        report = engine.report()
+        self.labelled = report.has_labels
+        value = report.backend_miou if report.has_labels else report.agreement.miou
+        return float(value) * 100
+
+    def model_input(self, item: tuple) -> np.ndarray:
+        """The input array for one validation item (NNCF's transform_fn), as the engine builds it."""
+        from ..data.preprocessing import preprocess
+        from ..validate.parity import _resize_image
+
+        image = _resize_image(item[1], self.static_size) if self.static_size else item[1]
+        return image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
+
+    def close(self) -> None:
+        self._ort.deactivate()
+
+
+def load_validation_items(data: str | Path, num_images: int, split: str | None = None) -> list[tuple]:
+    """(name, image, label) for the first ``num_images`` samples (NNCF indexes them, so they are kept)."""
+    from ..data.datasets import open_dataset
+
+    ds = open_dataset(data, split=split)
+    items = []
+    for i in range(min(num_images, len(ds))):
+        sample, image, label = ds[i]
+        items.append((sample.name, image, label))
+    return items
+
+
+def quantize_openvino_with_accuracy_control(model: Any, cs: CalibrationSet, metric: MiouMetric,
+                                            items: list[tuple], max_drop: float) -> Any:
+    """INT8 with NNCF accuracy control: at most ``max_drop`` points of ``metric`` lost."""
+    nncf = _nncf()
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    return nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(_Batches(cs)), nncf.Dataset(items, metric.model_input), metric, max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.PERFORMANCE,
+        target_device=nncf.TargetDevice.CPU, subset_size=len(cs.files), fast_bias_correction=True,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=30))

@@ -1,0 +1,125 @@
+"""rfdeploy build openvino: FP32 / FP16 / INT8 (NNCF, NNCF with accuracy control, Q/DQ ONNX) IR, checked,
+with a sidecar that never overwrites the ONNX model's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from refinenet_deploy.calibration.qdq import calibrate_onnx
+from refinenet_deploy.cli import app
+from refinenet_deploy.data.synth import write_synth_dataset
+from refinenet_deploy.export.metadata import read_artifact_metadata, sidecar_path
+from refinenet_deploy.export.onnx import ExportSpec, export_onnx
+from refinenet_deploy.models import create_model
+from refinenet_deploy.models.checkpoint import save_safetensors
+from refinenet_deploy.parity import validate_parity
+
+from .models.test_zoo import randomize
+
+pytestmark = pytest.mark.openvino
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ov")
+    data = write_synth_dataset(root / "data", 8, 48, 48, seed=4)
+    model = randomize(create_model("rf_lw_mbv2_test", num_classes=6), seed=3)
+    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_mbv2_test"})
+    fp32 = root / "m.onnx"
+    export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
+    return {"root": root, "data": data, "ckpt": ckpt, "fp32": fp32}
+
+
+def _build(*args: str) -> object:
+    return CliRunner().invoke(app, ["build", "openvino", *args])
+
+
+def test_fp32_ir_matches_onnx_and_passes_parity(setup) -> None:
+    onnx_meta = sidecar_path(setup["fp32"]).read_text()
+    xml = setup["root"] / "m.xml"  # same stem as the ONNX model, as users name it
+    res = _build(str(setup["fp32"]), "-o", str(xml))
+    assert res.exit_code == 0, res.output
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()
+    assert sidecar_path(setup["fp32"]).read_text() == onnx_meta  # the ONNX metadata is untouched
+    meta = read_artifact_metadata(xml)
+    assert meta["format"] == "refinenet-deploy/openvino" and meta["precision"] == "fp32"
+    assert meta["arch"] == "rf_lw_mbv2_test" and meta["num_classes"] == 6
+    assert meta["check"]["max_abs_error"] < 1e-4 and meta["check"]["openvino_precision"] == "f32"
+    assert meta["versions"]["openvino"]
+    report = validate_parity(setup["ckpt"], xml, setup["data"])
+    assert report.passed and report.precision == "fp32" and report.agreement.pixel == pytest.approx(1.0, abs=1e-3)
+
+
+def test_fp16_ir_has_half_weights(setup) -> None:
+    xml = setup["root"] / "m16.xml"
+    assert _build(str(setup["fp32"]), "--fp16", "-o", str(xml)).exit_code == 0
+    fp32_bin = (setup["root"] / "m.bin")
+    if not fp32_bin.exists():
+        _build(str(setup["fp32"]), "-o", str(setup["root"] / "m.xml"))
+    assert xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_bin.stat().st_size
+    meta = read_artifact_metadata(xml)
+    assert meta["precision"] == "fp16" and meta["check"]["argmax_agreement"] > 0.9
+
+
+def test_int8_nncf_records_calibration(setup) -> None:
+    xml = setup["root"] / "m8.xml"
+    res = _build(str(setup["fp32"]), "--int8", "--data", str(setup["data"]), "--num-images", "8", "-o", str(xml))
+    assert res.exit_code == 0, res.output
+    meta = read_artifact_metadata(xml)
+    assert meta["precision"] == "int8" and meta["quantization"]["producer"] == "nncf.quantize"
+    assert meta["calibration"]["count"] == 8 and len(meta["calibration"]["digest"]) == 64
+    assert meta["versions"]["nncf"]
+    ir = xml.read_text()
+    assert "FakeQuantize" in ir  # really quantized, not a relabelled FP32 IR
+    report = validate_parity(setup["ckpt"], xml, setup["data"], max_miou_drop=100, min_agreement=0)
+    assert report.precision == "int8" and report.agreement.pixel > 0.5
+
+
+def test_int8_with_accuracy_control(setup) -> None:
+    xml = setup["root"] / "m8ac.xml"
+    res = _build(str(setup["fp32"]), "--int8", "--data", str(setup["data"]), "--num-images", "8",
+                 "--max-miou-drop", "1.0", "--val-images", "4", "-o", str(xml))
+    assert res.exit_code == 0, res.output
+    q = read_artifact_metadata(xml)["quantization"]
+    assert q["producer"] == "nncf.quantize_with_accuracy_control" and q["validation"]["images"] == 4
+    assert q["final_drop_points"] <= 1.0 + 1e-6 and "NNCF accuracy control" in res.output
+
+
+def test_int8_from_qdq_onnx_needs_no_data(setup) -> None:
+    int8 = setup["root"] / "m.int8.onnx"
+    calibrate_onnx(setup["fp32"], setup["data"], int8, num_images=8)
+    xml = setup["root"] / "m.qdq.xml"
+    res = _build(str(int8), "--int8", "-o", str(xml))
+    assert res.exit_code == 0, res.output
+    meta = read_artifact_metadata(xml)
+    assert meta["precision"] == "int8" and "Q/DQ" in meta["quantization"]["source"]
+    assert meta["calibration"]["digest"] == json.loads(sidecar_path(int8).read_text())["calibration"]["digest"]
+    assert "FakeQuantize" in xml.read_text()
+    assert _build(str(int8), "--fp16", "-o", str(setup["root"] / "bad.xml")).exit_code == 2
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--int8"], "--data"),
+    (["--fp16", "--int8"], "exclude"),
+    (["--max-miou-drop", "1"], "--int8"),
+    (["-o", "x.onnx"], ".xml"),
+])
+def test_bad_options_exit_2_and_write_nothing(setup, tmp_path, args, words) -> None:
+    out = ["-o", str(tmp_path / "x.xml")] if "-o" not in args else ["-o", str(tmp_path / args[-1])]
+    args = [a for a in args if a not in ("-o", "x.onnx")]
+    res = _build(str(setup["fp32"]), *args, *out)
+    assert res.exit_code == 2 and words in res.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_calibration_data_exits_5(setup, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _build(str(setup["fp32"]), "--int8", "--data", str(empty), "-o", str(tmp_path / "x.xml"))
+    assert res.exit_code == 5 and "Traceback" not in res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
