@@ -22,11 +22,26 @@ step "6. Camera-ready ONNX: RGB uint8 frames in, uint8 class map out" \
 step "7. Parity: does the ONNX model still segment like PyTorch? (gates, per-class IoU, worst images)" \
   rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.onnx" --data "$OUT/val" --json "$OUT/parity-onnx.json" \
   --markdown "$OUT/parity-onnx.md" --save-worst 3 "$OUT/worst"
-step "8. Latency on this CPU: PyTorch eager vs ONNX Runtime, 256x256 (compute-only and end-to-end)" \
+step "8. INT8 for TensorRT/ONNX Runtime: a Q/DQ ONNX calibrated on 100 synthetic images (seed 11, not the val split)" \
+  rfdeploy data synth "$OUT/calib" --num 100 --size 128x128 --seed 11 --split train
+step "" rfdeploy calibrate "$OUT/rf_lw_mbv2_synth.onnx" --data "$OUT/calib" --num-images 100 \
+  -o "$OUT/rf_lw_mbv2_synth.int8.onnx"
+step "9. OpenVINO IR: FP32, and INT8 quantized by NNCF on the same calibration images" \
+  rfdeploy build openvino "$OUT/rf_lw_mbv2_synth.onnx" -o "$OUT/rf_lw_mbv2_synth.xml"
+step "" rfdeploy build openvino "$OUT/rf_lw_mbv2_synth.onnx" --int8 --data "$OUT/calib" --num-images 100 \
+  -o "$OUT/rf_lw_mbv2_synth.int8.xml"
+step "10. INT8 parity against PyTorch (Q/DQ ONNX in ONNX Runtime; NNCF IR in OpenVINO)" \
+  rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.int8.onnx" --data "$OUT/val" --json "$OUT/parity-int8-onnx.json"
+step "" rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.int8.xml" --data "$OUT/val" --json "$OUT/parity-int8-ov.json"
+step "11. Latency on this CPU at 256x256: PyTorch eager, ONNX Runtime, OpenVINO f32 and INT8 (compute-only)" \
   rfdeploy bench "$CKPT" --input-size 256x256 --warmup 3 --iterations 20 --json "$OUT/bench-torch.json"
 step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.onnx" --input-size 256x256 --warmup 3 --iterations 20 --end-to-end \
   --json "$OUT/bench-onnx.json"
-step "9. One report across runs (add files from other devices to compare them)" \
-  rfdeploy report "$OUT"/bench-*.json "$OUT/parity-onnx.json" -o "$OUT/report.html"
+step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.xml" --input-size 256x256 --warmup 3 --iterations 20 \
+  --json "$OUT/bench-ov-f32.json"
+step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.int8.xml" --input-size 256x256 --warmup 3 --iterations 20 \
+  --json "$OUT/bench-ov-int8.json"
+step "12. One report across runs (add files from other devices to compare them)" \
+  rfdeploy report "$OUT"/bench-*.json "$OUT"/parity-*.json -o "$OUT/report.html"
 printf '\nDemo artifacts in %s/:\n' "$OUT"
 ls -l "$OUT"

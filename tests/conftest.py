@@ -17,7 +17,6 @@ INVENTORY = ASSETS / "refinenet-state-dict-keys.json"
 _REQUIREMENTS = {
     "tensorrt": lambda: importlib.util.find_spec("tensorrt") is not None,
     "openvino": lambda: importlib.util.find_spec("openvino") is not None,
-    "modelopt": lambda: importlib.util.find_spec("modelopt") is not None,
     "gpu": lambda: torch.cuda.is_available(),
     "jetson": lambda: Path("/etc/nv_tegra_release").exists(),
     "dla": lambda: Path("/etc/nv_tegra_release").exists(),

@@ -123,3 +123,21 @@ def test_missing_calibration_data_exits_5(setup, tmp_path) -> None:
     res = _build(str(setup["fp32"]), "--int8", "--data", str(empty), "-o", str(tmp_path / "x.xml"))
     assert res.exit_code == 5 and "Traceback" not in res.output
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
+def test_fp16_onnx_is_not_built_as_fp32(setup, tmp_path) -> None:
+    half = tmp_path / "h.onnx"
+    export_onnx(setup["ckpt"], half, ExportSpec(input_size=(48, 48), fp16=True, verify_sizes=()))
+    res = _build(str(half), "-o", str(tmp_path / "h.xml"))
+    assert res.exit_code == 2 and "--fp16" in res.output
+    assert not list(tmp_path.glob("h.xml*")) and not list(tmp_path.glob("h.bin"))
+
+
+def test_parity_gates_follow_the_precision_that_runs(setup) -> None:
+    xml = setup["root"] / "m.xml"
+    if not xml.exists():
+        assert _build(str(setup["fp32"]), "-o", str(xml)).exit_code == 0
+    report = validate_parity(setup["ckpt"], xml, setup["data"], inference_precision="bf16")
+    assert report.precision == "bf16"
+    assert report.context["runtime_precision"] in ("bf16", "f32")  # f32 on CPUs without bf16 units
+    assert report.gates.max_miou_drop == 0.5  # the bf16 defaults, not FP32's

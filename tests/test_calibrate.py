@@ -86,7 +86,6 @@ def test_bad_inputs_leave_nothing(setup, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
 
 
-@pytest.mark.modelopt
 def test_modelopt_producer_writes_symmetric_qdq(setup) -> None:
     out = setup["root"] / "m.mo.onnx"
     res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="modelopt")
@@ -106,3 +105,17 @@ def test_modelopt_producer_rejects_percentile(setup, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="entropy or max"):
         calibrate_onnx(setup["fp32"], setup["data"], tmp_path / "x.onnx", producer="modelopt", method="percentile")
     assert not list(tmp_path.iterdir())
+
+
+def test_onnxruntime_entropy_is_refused_with_the_reason(setup, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["calibrate", str(setup["fp32"]), "--data", str(setup["data"]), "--producer",
+                                   "onnxruntime", "--method", "entropy", "-o", str(tmp_path / "x.onnx")])
+    assert res.exit_code == 2 and "min/max in effect" in res.stderr and "--producer modelopt" in res.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_onnxruntime_producer_still_works(setup) -> None:
+    out = setup["root"] / "m.ort.onnx"
+    res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="onnxruntime")
+    assert res.metadata["quantization"]["method"] == "max"
+    assert res.metadata["quantization"]["producer"] == "onnxruntime.quantization.quantize_static"

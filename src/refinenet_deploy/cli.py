@@ -438,6 +438,9 @@ def parity_cmd(
         tuple[int, Path] | None, typer.Option("--save-worst", help="K DIR: PNG panels of the K least-agreeing images.")
     ] = None,
     threads: Threads = None,
+    inference_precision: Annotated[
+        str, typer.Option("--inference-precision", help="OpenVINO: f32 | bf16 | f16 (recorded as run).")
+    ] = "f32",
 ) -> None:
     """Prove the deployed model still segments like PyTorch: mIoU drop, agreement, gates (exit 3 on failure).
 
@@ -460,6 +463,7 @@ def parity_cmd(
         report = validate_parity(checkpoint, model, data, runtime=runtime, split=split, num_images=num_images,
                                  max_miou_drop=max_miou_drop, min_agreement=min_agreement, scales=scales, flip=flip,
                                  save_worst=k, worst_dir=worst_dir, threads=threads,
+                                 inference_precision=inference_precision,
                                  progress=lambda i, n: bar.update(task, completed=i, total=n))
     result = report.to_dict()
     if json_out is not None:
@@ -601,11 +605,12 @@ def calibrate_cmd(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by 'rfdeploy export onnx'.")],
     data: Annotated[Path, typer.Option("--data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Q/DQ INT8 ONNX to write (+ .meta.json).")],
-    method: Annotated[str, typer.Option("--method", help="entropy | max | percentile.")] = "entropy",
+    method: Annotated[str | None, typer.Option(
+        "--method", help="modelopt: entropy (default) | max; onnxruntime: max (default) | percentile.")] = None,
     num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
     producer: Annotated[str, typer.Option(
-        "--producer", help="Q/DQ producer: onnxruntime (quantize_static) | modelopt (NVIDIA ModelOpt ONNX PTQ, "
-        "extra [modelopt]).")] = "onnxruntime",
+        "--producer", help="Q/DQ producer: modelopt (NVIDIA ModelOpt ONNX PTQ; the better IoU here) | "
+        "onnxruntime (quantize_static; streams the set).")] = "modelopt",
     max_miou_drop: Annotated[float | None, typer.Option(
         "--max-miou-drop", help="Accuracy-aware fallback: leave the most sensitive parts (backbone stages, CRP "
         "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points) fits.")] = None,
@@ -634,7 +639,8 @@ def calibrate_cmd(
                              progress=lambda i, n: bar.update(task, completed=i, total=n),
                              report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False))
     cal = res.metadata["calibration"]
-    out.print(f"{res.path}: INT8 Q/DQ ({producer}, {method}, {cal['count']} images, digest {cal['digest'][:12]}); "
+    used = res.metadata["quantization"]["method"]
+    out.print(f"{res.path}: INT8 Q/DQ ({producer}, {used}, {cal['count']} images, digest {cal['digest'][:12]}); "
               f"argmax agreement with FP32 on calibration images "
               f"{res.metadata['check']['argmax_agreement_vs_fp32_on_calibration_images']:.2%}", highlight=False)
     fb = res.metadata.get("fallback")

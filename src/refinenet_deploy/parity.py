@@ -73,6 +73,7 @@ def validate_parity(
     save_worst: int = 0,
     worst_dir: str | Path | None = None,
     threads: int | None = None,
+    inference_precision: str | None = "f32",
     progress: Callable[[int, int], None] | None = None,
 ) -> ParityReport:
     """Run ``artifact`` and the PyTorch ``checkpoint`` on the same inputs; return the parity report.
@@ -109,9 +110,11 @@ def validate_parity(
         backend = TorchRunner(DeployModule(other.model, norm, head, input_format, loaded.num_classes))
         precision = "fp32"
     else:
-        backend = open_runner(artifact, runtime, threads=threads)
+        backend = open_runner(artifact, runtime, threads=threads, inference_precision=inference_precision)
         precision = meta.get("precision") or (_onnx_precision(artifact) if artifact.suffix == ".onnx" else None)
         precision = precision or "fp32"
+        if runtime == "openvino" and precision == "fp32" and inference_precision in ("bf16", "f16"):
+            precision = {"bf16": "bf16", "f16": "fp16"}[inference_precision]  # what runs sets the gates
     gates = DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"])
     gates = Gates(max_miou_drop=gates.max_miou_drop if max_miou_drop is None else max_miou_drop,
                   min_agreement=gates.min_agreement if min_agreement is None else min_agreement)

@@ -83,6 +83,8 @@ def convert_openvino(
     qdq = _is_qdq(proto)
     if qdq and precision != "int8":
         raise UsageError(f"{model.name} is a Q/DQ INT8 model; build it with --int8 (or pass the FP32 export)")
+    if meta.get("precision") == "fp16" and precision != "fp16":
+        raise UsageError(f"{model.name} is an FP16 ONNX; build it with --fp16, or pass the FP32 export")
     if precision == "int8" and not qdq:
         if data is None:
             raise UsageError("--int8 needs calibration images: pass --data DIR, or a Q/DQ ONNX from "
