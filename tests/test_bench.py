@@ -88,3 +88,24 @@ def test_cli_bench_json(onnx_model: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     assert json.loads((tmp_path / "b.json").read_text())["compute_only"]["iterations"] == 2
     assert "compute-only" in res.stdout
+
+
+@pytest.mark.openvino
+def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp_path: Path) -> None:
+    from refinenet_deploy.export.openvino import convert_openvino
+
+    xml = convert_openvino(onnx_model, tmp_path / "m.xml").path
+    r = benchmark(xml, warmup=1, iterations=2, peak=False)
+    assert r["runtime"] == "openvino" and r["runtime_precision"] == "f32"
+    assert int(r["runtime_config"]["NUM_STREAMS"]) >= 1 and int(r["runtime_config"]["INFERENCE_NUM_THREADS"]) >= 1
+
+
+def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> None:
+    from refinenet_deploy.calibration.qdq import calibrate_onnx
+    from refinenet_deploy.data.synth import write_synth_dataset
+
+    data = write_synth_dataset(tmp_path / "d", 4, 48, 64, seed=1)
+    int8 = calibrate_onnx(onnx_model, data, tmp_path / "m.int8.onnx", num_images=4, producer="onnxruntime").path
+    r = benchmark(int8, warmup=1, iterations=2)
+    assert r["precision"] == "int8" and r["peak_gmacs"] is None and r["fraction_of_peak"] is None
+    assert "no INT8 probe" in r["peak_probe"]

@@ -184,14 +184,18 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
             step = end_to_end_step(runner, spec.name, load, prepare, len(frames))
             result["end_to_end"] = latency_stats(time_loop(step, plan), batch=n).to_dict()
         executed = getattr(runner, "executed_precision", None)
+        runtime_config = dict(getattr(runner, "runtime_config", {}) or {})
     gmac = _gmac(meta, size)
     achieved = achieved_gmacs(gmac, compute) if gmac else None
-    peak_gmacs = peak_probe(runtime, device, threads, hint, inference_precision) if peak else None
+    # the probe is a float convolution: an INT8 artifact's fraction of it would mix precisions (>100 %)
+    float_artifact = meta.get("precision", "fp32") in ("fp32", "fp16")
+    peak_gmacs = peak_probe(runtime, device, threads, hint, inference_precision) if peak and float_artifact else None
     env = collect_environment()
     return {
         "schema": BENCH_SCHEMA, "schema_version": 1, "created": utc_now(), "tool_version": __version__,
         "artifact": str(artifact), "runtime": runtime, "device": device,
         "precision": meta.get("precision", "fp32"), "runtime_precision": executed, "hint": hint,
+        "runtime_config": runtime_config or None,
         "arch": meta.get("arch"), "num_classes": meta.get("num_classes"), "input_size": list(size), "batch": n,
         "input_format": input_format, "head": meta.get("head"),
         "protocol": {"timing": plan.describe(), "compute_only": "runtime call on a fixed, pre-processed input",
@@ -202,7 +206,8 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
         "achieved_gmacs": achieved,
         "peak_gmacs": peak_gmacs,
         "peak_probe": "dense 3x3 conv 256->256 at 64x64, same runtime/device/precision, median of 15"
-        if peak_gmacs else None,
+        if peak_gmacs else (None if float_artifact else "not measured: no INT8 probe (a float peak would "
+                            "overstate an INT8 model's efficiency)"),
         "fraction_of_peak": achieved / peak_gmacs if achieved and peak_gmacs else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "fingerprint": env,

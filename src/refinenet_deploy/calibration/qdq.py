@@ -233,7 +233,10 @@ def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: s
     if error.is_file():
         raise ExportError(f"ModelOpt quantization failed: {error.read_text().strip()[:200]}")
     if proc.exitcode != 0 or not out.is_file():
-        raise ExportError(f"ModelOpt quantization failed (exit code {proc.exitcode}). Run with --debug to see its log")
+        log_file = error.with_suffix(".log")
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] if log_file.is_file() else []
+        raise ExportError(f"ModelOpt quantization failed (exit code {proc.exitcode}): "
+                          f"{tail[0][:200] if tail else 'no output'}")
     return {"producer": "modelopt.onnx.quantization.quantize", "bias": "float (not quantized)",
             "weights_stored": "float initializers + QuantizeLinear/DequantizeLinear",
             "unquantized_tensors": "fp32 (high_precision_dtype)"}
@@ -245,8 +248,10 @@ def _chw(cs: CalibrationSet) -> tuple[int, int, int]:
 
 def _modelopt_worker(model: str, data: str, input_name: str, method: str, exclude_nodes: list[str] | None,
                      out: str, error: str) -> None:
-    """Runs in a spawned process; its stdout goes to stderr (ModelOpt prints progress)."""
-    os.dup2(2, 1)
+    """Runs in a spawned process; ModelOpt's own output (a progress line per image) goes to a log file."""
+    log_fd = os.open(str(Path(error).with_suffix(".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
     try:
         from modelopt.onnx.quantization import quantize
 

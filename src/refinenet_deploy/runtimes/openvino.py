@@ -33,6 +33,7 @@ class OpenVINORunner(BaseRunner):
         self._model, self.device, self.hint = model, device.upper(), hint
         self.requested_precision, self.threads = inference_precision, threads
         self.executed_precision: str | None = None
+        self.runtime_config: dict[str, str] = {}
         self.compiled = None
         self._request = None
 
@@ -56,6 +57,12 @@ class OpenVINORunner(BaseRunner):
                                             f"{str(exc).splitlines()[0][:200]}") from exc
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin actually uses
         self.executed_precision = ran.to_string() if hasattr(ran, "to_string") else str(ran).lower()
+        self.runtime_config = {}
+        for key in ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING"):
+            try:  # what the plugin chose for the hint (recorded so timings can be compared with benchmark_app)
+                self.runtime_config[key] = str(self.compiled.get_property(key))
+            except Exception:  # noqa: BLE001,S112  (not every device plugin has every property)
+                continue
         self._request = self.compiled.create_infer_request()
         specs = []
         for port in self.compiled.inputs:
