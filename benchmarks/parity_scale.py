@@ -58,17 +58,17 @@ class RssSampler(threading.Thread):
 
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.interval, self.samples, self._stop = interval, [], threading.Event()
+        self.interval, self.samples, self._halt = interval, [], threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for line in Path("/proc/self/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     self.samples.append((time.time(), int(line.split()[1]) / 1024))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 

@@ -119,3 +119,20 @@ def test_onnxruntime_producer_still_works(setup) -> None:
     res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="onnxruntime")
     assert res.metadata["quantization"]["method"] == "max"
     assert res.metadata["quantization"]["producer"] == "onnxruntime.quantization.quantize_static"
+
+
+def test_modelopt_reader_streams_one_image_at_a_time(setup) -> None:
+    from refinenet_deploy.calibration.dataset import build_calibration_set
+    from refinenet_deploy.calibration.qdq import _StreamingReader
+    from refinenet_deploy.data.preprocessing import Normalization
+
+    cs = build_calibration_set(setup["data"], size=(48, 48), normalization=Normalization.imagenet(), num_images=5)
+    reader = _StreamingReader(cs, "input")
+    first = reader.get_first()["input"]
+    assert first.shape == (1, 3, 48, 48)
+    seen = []
+    while (item := reader.get_next()) is not None:
+        seen.append(item["input"])
+    assert len(seen) == 5 and np.array_equal(seen[0], first)  # get_first does not consume
+    reader.rewind()
+    assert np.array_equal(reader.get_next()["input"], first)

@@ -197,9 +197,26 @@ def _quantize_onnxruntime(model: Path, out: Path, cs: CalibrationSet, input_name
             "weights_stored": "int8 initializers + DequantizeLinear"}
 
 
-# The ModelOpt producer holds the whole calibration set in memory (its API takes one array): refuse sets
-# that would not fit comfortably rather than swap.
-MODELOPT_MAX_CALIBRATION_BYTES = 4 << 30
+class _StreamingReader:
+    """ModelOpt's calibration-reader protocol (get_next, get_first, rewind) over our streaming set: memory is
+    bounded by one image whatever the set size (ModelOpt's histogram calibrator updates per batch)."""
+
+    def __init__(self, cs: CalibrationSet, input_name: str) -> None:
+        self.cs, self.name = cs, input_name
+        self._first: dict[str, np.ndarray] | None = None
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._it, None)
+        return None if batch is None else {self.name: batch}
+
+    def get_first(self) -> dict[str, np.ndarray]:
+        if self._first is None:
+            self._first = {self.name: next(self.cs.batches(1))}
+        return self._first
+
+    def rewind(self) -> None:
+        self._it = self.cs.batches(1)
 
 
 def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
@@ -210,26 +227,14 @@ def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: s
     require("modelopt.onnx.quantization", package="nvidia-modelopt")
     import multiprocessing
 
-    per_image = 3 * cs.size[0] * cs.size[1] * (1 if cs.input_format == "nhwc-uint8" else 4)
-    if per_image * len(cs.files) > MODELOPT_MAX_CALIBRATION_BYTES:
-        raise UsageError(f"{len(cs.files)} calibration images of {cs.size[0]}x{cs.size[1]} need "
-                         f"{per_image * len(cs.files) / 2**30:.1f} GiB with ModelOpt (it takes one array). "
-                         "Use fewer --num-images, or --producer onnxruntime (streams)")
-    data = np.lib.format.open_memmap(out.with_suffix(".calib.npy"), mode="w+",
-                                     dtype=np.uint8 if cs.input_format == "nhwc-uint8" else np.float32,
-                                     shape=(len(cs.files), *_chw(cs)))
-    for i, batch in enumerate(cs.batches(1)):
-        data[i] = batch[0]
-        if progress:
-            progress(i + 1, len(cs.files))
-    data.flush()
-    del data
     error = out.with_suffix(".error.txt")
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_modelopt_worker, args=(str(model), str(out.with_suffix(".calib.npy")), input_name,
-                                                       method, exclude_nodes, str(out), str(error)))
+    proc = ctx.Process(target=_modelopt_worker, args=(str(model), cs, input_name, method, exclude_nodes, str(out),
+                                                       str(error)))
     proc.start()
     proc.join()
+    if progress:
+        progress(len(cs.files), len(cs.files))
     if error.is_file():
         raise ExportError(f"ModelOpt quantization failed: {error.read_text().strip()[:200]}")
     if proc.exitcode != 0 or not out.is_file():
@@ -242,11 +247,7 @@ def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: s
             "unquantized_tensors": "fp32 (high_precision_dtype)"}
 
 
-def _chw(cs: CalibrationSet) -> tuple[int, int, int]:
-    return (*cs.size, 3) if cs.input_format == "nhwc-uint8" else (3, *cs.size)
-
-
-def _modelopt_worker(model: str, data: str, input_name: str, method: str, exclude_nodes: list[str] | None,
+def _modelopt_worker(model: str, cs: CalibrationSet, input_name: str, method: str, exclude_nodes: list[str] | None,
                      out: str, error: str) -> None:
     """Runs in a spawned process; ModelOpt's own output (a progress line per image) goes to a log file."""
     log_fd = os.open(str(Path(error).with_suffix(".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -255,7 +256,7 @@ def _modelopt_worker(model: str, data: str, input_name: str, method: str, exclud
     try:
         from modelopt.onnx.quantization import quantize
 
-        quantize(model, quantize_mode="int8", calibration_data={input_name: np.load(data, mmap_mode="r")},
+        quantize(model, quantize_mode="int8", calibration_data_reader=_StreamingReader(cs, input_name),
                  calibration_method=method, calibration_eps=["cpu"], nodes_to_exclude=exclude_nodes or None,
                  high_precision_dtype="fp32", output_path=out, log_level="WARNING")
     except Exception as exc:  # reported to the parent as one line
