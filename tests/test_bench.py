@@ -109,3 +109,34 @@ def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> N
     r = benchmark(int8, warmup=1, iterations=2)
     assert r["precision"] == "int8" and r["peak_gmacs"] is None and r["fraction_of_peak"] is None
     assert "no INT8 probe" in r["peak_probe"]
+
+
+def test_device_stats_use_the_timed_iterations_only() -> None:
+    from refinenet_deploy.bench import device_stats
+
+    times = [50.0, 40.0] + [2.0, 4.0, 6.0]  # two warm-up inferences, then three timed ones
+    s = device_stats(times, timed=3, batch=1)
+    assert s["iterations"] == 3 and s["p50_ms"] == pytest.approx(4.0) and s["max_ms"] == pytest.approx(6.0)
+    assert "CUDA events" in s["clock"]
+    assert device_stats(None, 3, 1) is None and device_stats([1.0], 3, 1) is None  # CPU runners: none
+
+
+def test_cpu_runners_report_no_device_timing(onnx_model: Path) -> None:
+    r = benchmark(onnx_model, input_size=(32, 32), warmup=0, iterations=2, peak=False)
+    assert "device_only" not in r and r["device_memory_mib"] is None
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU error")
+def test_gpu_without_cuda_is_exit_7(onnx_model: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", str(onnx_model.with_suffix(".safetensors")), "--device", "gpu",
+                                   "--iterations", "1"])
+    assert res.exit_code == 7 and "no CUDA GPU" in res.output
+
+
+@pytest.mark.gpu
+def test_torch_on_gpu_times_with_cuda_events(onnx_model: Path) -> None:
+    r = benchmark(onnx_model.with_suffix(".safetensors"), device="gpu", input_size=(64, 64), warmup=2,
+                  iterations=5, peak=False)
+    assert r["device_only"]["iterations"] == 5 and r["device_only"]["p50_ms"] > 0
+    assert r["device_only"]["p50_ms"] <= r["compute_only"]["max_ms"]  # GPU time is part of the host-side time
+    assert r["device_memory_mib"] > 0 and r["fingerprint"]["cuda_gpus"]

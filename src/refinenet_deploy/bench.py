@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .environment import collect_environment
-from .errors import UsageError
+from .errors import IncompatibleArtifactError, UsageError
 from .export.metadata import read_artifact_metadata, utc_now
 from .runtimes import detect_runtime
 from .runtimes.base import BaseRunner
@@ -39,9 +39,16 @@ def _runner(artifact: Path, runtime: str, device: str, threads: int | None, hint
         norm = Normalization.from_name(loaded.normalization)
         meta = {"arch": loaded.arch, "num_classes": loaded.num_classes, "normalization": norm.to_dict(),
                 "precision": "fp32", "input_format": "nchw-float", "head": "logits"}
-        if device != "cpu":
-            raise UsageError("the torch runtime is benchmarked on the CPU here; use --device cpu")
-        return TorchRunner(DeployModule(loaded.model, norm, num_classes=loaded.num_classes)), meta
+        if device not in ("cpu", "gpu"):
+            raise UsageError(f"the torch runtime runs on cpu or gpu, not {device}")
+        if device == "gpu":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise IncompatibleArtifactError("--device gpu: PyTorch sees no CUDA GPU here. Use --device cpu, "
+                                                "or a CUDA build of torch on a machine with an NVIDIA GPU")
+        return TorchRunner(DeployModule(loaded.model, norm, num_classes=loaded.num_classes),
+                           device="cuda" if device == "gpu" else "cpu"), meta
     from .runtimes import open_runner
 
     return open_runner(artifact, runtime, threads=threads, device=device, hint=hint,
@@ -170,6 +177,11 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
         inputs = {spec.name: prepare(image)}
         compute = latency_stats(time_loop(compute_step(runner, inputs), plan), batch=n)
         result["compute_only"] = compute.to_dict()
+        device_only = device_stats(getattr(runner, "device_times_ms", None), compute.iterations, n)
+        if device_only is not None:
+            result["device_only"] = device_only
+        memory = getattr(runner, "device_memory_mib", None)
+        result["device_memory_mib"] = memory() if callable(memory) else None
         if end_to_end:
             from PIL import Image
 
@@ -212,6 +224,18 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str = "cpu
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "fingerprint": env,
     }
+
+
+def device_stats(device_times_ms: list[float] | None, timed: int, batch: int) -> dict[str, Any] | None:
+    """Latency statistics of the GPU-side times (CUDA events) of the last ``timed`` inferences.
+
+    GPU runners record one time per ``infer``; the first ones belong to the warm-up and are dropped, so
+    these are the same iterations as the host-side compute-only numbers."""
+    if not device_times_ms or len(device_times_ms) < timed:
+        return None
+    ns = [int(t * 1e6) for t in device_times_ms[-timed:]]
+    return {**latency_stats(ns, batch=batch).to_dict(),
+            "clock": "CUDA events around the model/engine on its stream (excludes host copies)"}
 
 
 def _image_files(data: str | Path) -> list[Path]:

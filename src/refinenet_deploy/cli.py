@@ -565,7 +565,7 @@ def bench_cmd(
     table.add_column("timing")
     for col in ("mean", "p50", "p90", "p99", "min", "max", "img/s"):
         table.add_column(col, justify="right")
-    for label in ("compute_only", "end_to_end"):
+    for label in ("compute_only", "device_only", "end_to_end"):
         s = result.get(label)
         if s:
             table.add_row(label.replace("_", "-"), *(f"{s[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms",
@@ -577,6 +577,8 @@ def bench_cmd(
     if result.get("fraction_of_peak"):
         extra += f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.0f} GMAC/s dense-conv peak"
     extra += "; " if extra else ""
+    if result.get("device_memory_mib"):
+        extra += f"device memory {result['device_memory_mib']:.0f} MiB; "
     out.print(f"{extra}peak RSS {result['peak_rss_mib']:.0f} MiB; {result['protocol']['timing']}", highlight=False)
 
 

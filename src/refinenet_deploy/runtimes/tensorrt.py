@@ -55,6 +55,7 @@ class TensorRTRunner(BaseRunner):
         self.engine = self.context = self.stream = None
         self._inputs: list[str] = []
         self._outputs: list[str] = []
+        self.device_times_ms: list[float] = []  # one per infer(): GPU time between CUDA events
 
     def _activate(self) -> list[TensorSpec]:
         trt = require("tensorrt", extra="trt")
@@ -71,6 +72,8 @@ class TensorRTRunner(BaseRunner):
                                             "on this device with this TensorRT version")
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
+        self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+        torch.cuda.reset_peak_memory_stats()
         specs = []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
@@ -100,11 +103,21 @@ class TensorRTRunner(BaseRunner):
                 dtype = torch.from_numpy(np.empty(0, self._trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
                 outs[name] = torch.empty(shape, dtype=dtype, device="cuda")
                 self.context.set_tensor_address(name, outs[name].data_ptr())
+            self._events[0].record(self.stream)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise IncompatibleArtifactError(f"TensorRT failed to run {self.engine_path.name}")
+            self._events[1].record(self.stream)
             host_outs = {k: v.to("cpu", non_blocking=True) for k, v in outs.items()}
         self.stream.synchronize()  # results are complete before they are returned (and timed)
+        self.device_times_ms.append(self._events[0].elapsed_time(self._events[1]))  # CUDA events: engine only
         return {k: v.numpy() for k, v in host_outs.items()}
+
+    def device_memory_mib(self) -> float:
+        """Peak CUDA memory of this process's buffers (PyTorch allocator) plus the engine's activation memory."""
+        import torch
+
+        engine_bytes = getattr(self.engine, "device_memory_size_v2", None)  # TensorRT 10+; 11 removed the v1 name
+        return (torch.cuda.max_memory_allocated() + int(engine_bytes or 0)) / 2**20
 
     def _deactivate(self) -> None:
         self.context = self.engine = self.stream = None

@@ -25,18 +25,35 @@ class TorchRunner(BaseRunner):
         self._input_dtype = np.dtype(input_dtype)
         self._device = device
         self.module: torch.nn.Module | None = None
+        self.device_times_ms: list[float] = []  # CUDA runs only: GPU time of each forward (CUDA events)
 
     def _activate(self) -> list[TensorSpec]:
         model = self._model if isinstance(self._model, torch.nn.Module) else self._model()
         self.module = model.eval().to(self._device)
+        if self._device.startswith("cuda"):
+            self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            torch.cuda.reset_peak_memory_stats()
         return [TensorSpec(self._input_name, self._input_dtype, (None, None, None, None))]
 
     def _infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(inputs[self._input_name])).to(self._device)
+        cuda = self._device.startswith("cuda")
         with torch.inference_mode():
+            if cuda:
+                self._events[0].record()
             out = self.module(x)
+            if cuda:
+                self._events[1].record()
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        return {name: t.cpu().numpy() for name, t in zip(self._output_names, outs)}
+        result = {name: t.cpu().numpy() for name, t in zip(self._output_names, outs)}  # .cpu() synchronises
+        if cuda:
+            torch.cuda.synchronize()
+            self.device_times_ms.append(self._events[0].elapsed_time(self._events[1]))  # model only, on the GPU
+        return result
+
+    def device_memory_mib(self) -> float | None:
+        """Peak CUDA memory allocated by PyTorch since activation (None on the CPU)."""
+        return torch.cuda.max_memory_allocated() / 2**20 if self._device.startswith("cuda") else None
 
     def _deactivate(self) -> None:
         self.module = None
