@@ -283,56 +283,79 @@ class MemoRunner:
         return out
 
 
-class MiouDropEvaluator:
-    """``evaluate(model) -> drop``: a candidate Q/DQ model against the FP32 ONNX on validation images.
+class OnnxReference:
+    """The FP32 ONNX model as the reference of an accuracy check: run once per image in ONNX Runtime (outputs
+    remembered), with the preprocessing and input policy of its metadata; ``engine(backend)`` is a parity
+    engine comparing a candidate with it (identical upsampling, then argmax)."""
 
-    Both run in ONNX Runtime on the same preprocessed inputs, through the parity engine (identical
-    upsampling, then argmax); the FP32 outputs are computed once and remembered.
-    """
-
-    def __init__(self, fp32_path: Any, data: Any, *, num_images: int = 100, split: str | None = None,
-                 threads: int | None = None) -> None:
-        from ..data.datasets import open_dataset
+    def __init__(self, fp32_path: Any, meta: dict[str, Any] | None = None, threads: int | None = None) -> None:
         from ..data.preprocessing import Normalization
         from ..errors import CalibrationError
         from ..export.metadata import read_artifact_metadata
         from ..runtimes.onnxruntime import OnnxRuntimeRunner
+        from ..validate.parity import InputPolicy
 
-        meta = read_artifact_metadata(fp32_path)
+        meta = meta if meta is not None else read_artifact_metadata(fp32_path)
+        if not meta.get("num_classes"):
+            raise CalibrationError(f"{fp32_path} has no num_classes in its metadata. Use the .onnx written by "
+                                   "'rfdeploy export onnx', with its .meta.json")
+        self.num_classes = int(meta["num_classes"])
         self.normalization = (Normalization.from_dict(meta["normalization"])
                               if isinstance(meta.get("normalization"), dict) else Normalization.imagenet())
         self.input_format = meta.get("input_format", "nchw-float")
         self.head = meta.get("head", "logits")
-        self.num_classes = int(meta.get("num_classes") or 0)
+        self.runner = OnnxRuntimeRunner(fp32_path, threads=threads)
+        self.runner.activate()
+        self.memo = MemoRunner(self.runner)
+        spec = self.runner.input_specs[0]
+        hw = spec.shape[1:3] if self.input_format == "nhwc-uint8" else spec.shape[2:4]
+        static = tuple(int(d) for d in hw) if all(isinstance(d, int) for d in hw) else None
+        self.policy = InputPolicy(input_name=spec.name, input_format=self.input_format, static_size=static,
+                                  head=self.head)
+
+    def engine(self, backend: Any) -> Any:
+        from ..data.preprocessing import preprocess
+        from ..validate.parity import ParityEngine
+
+        return ParityEngine(self.memo, backend, num_classes=self.num_classes,
+                            class_names=[str(i) for i in range(self.num_classes)],
+                            preprocess=lambda im: preprocess(im, self.normalization), policy=self.policy,
+                            precision="int8")
+
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        """The input array for one image, as the engine builds it (static-size resize, preprocessing)."""
+        from ..data.preprocessing import preprocess
+        from ..validate.parity import _resize_image
+
+        size = self.policy.static_size
+        image = _resize_image(image, size) if size else image
+        return image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+
+class MiouDropEvaluator:
+    """``evaluate(model) -> Score``: a candidate Q/DQ model against the FP32 ONNX on validation images, both in
+    ONNX Runtime (the FP32 outputs are computed once)."""
+
+    def __init__(self, fp32_path: Any, data: Any, *, num_images: int = 100, split: str | None = None,
+                 threads: int | None = None) -> None:
+        from ..data.datasets import open_dataset
+
         self.dataset = open_dataset(data, split=split)
         self.count = min(num_images, len(self.dataset))
         self.threads = threads
-        self.reference = OnnxRuntimeRunner(fp32_path, threads=threads)
-        self.reference.activate()
-        self._memo = MemoRunner(self.reference)
-        spec = self.reference.input_specs[0]
-        self.input_name = spec.name
-        hw = spec.shape[1:3] if self.input_format == "nhwc-uint8" else spec.shape[2:4]
-        self.static_size = tuple(int(d) for d in hw) if all(isinstance(d, int) for d in hw) else None
-        if not self.num_classes:
-            raise CalibrationError(f"{fp32_path} has no num_classes in its metadata. Export it with "
-                                   "'rfdeploy export onnx' (writes the .meta.json sidecar)")
+        self.reference = OnnxReference(fp32_path, threads=threads)
         labelled = all(s.label_path is not None for s in self.dataset.samples[: self.count])
         self.metric = ("FP32 mIoU - INT8 mIoU vs ground truth (points)" if labelled
                        else "100 x (1 - agreement mIoU of INT8 vs FP32)")
 
     def __call__(self, model: Any) -> Score:
-        from ..data.preprocessing import preprocess
         from ..runtimes.onnxruntime import OnnxRuntimeRunner
-        from ..validate.parity import InputPolicy, ParityEngine
 
-        policy = InputPolicy(input_name=self.input_name, input_format=self.input_format,
-                             static_size=self.static_size, head=self.head)
         with OnnxRuntimeRunner(model.SerializeToString(), threads=self.threads) as candidate:
-            engine = ParityEngine(self._memo, candidate, num_classes=self.num_classes,
-                                  class_names=[str(i) for i in range(self.num_classes)],
-                                  preprocess=lambda im: preprocess(im, self.normalization), policy=policy,
-                                  precision="int8")
+            engine = self.reference.engine(candidate)
             for i in range(self.count):
                 sample, image, label = self.dataset[i]
                 engine.add(sample.name, image, label)
@@ -342,4 +365,4 @@ class MiouDropEvaluator:
         return Score(float(drop) if drop is not None else disagreement, disagreement)
 
     def close(self) -> None:
-        self.reference.deactivate()
+        self.reference.close()

@@ -64,22 +64,9 @@ class MiouMetric:
     """``validation_fn`` for NNCF: mIoU (points) of a compiled model on (name, image, label) items."""
 
     def __init__(self, fp32_onnx: str | Path, meta: dict[str, Any], threads: int | None = None) -> None:
-        from ..data.preprocessing import Normalization
-        from ..runtimes.onnxruntime import OnnxRuntimeRunner
-        from .fallback import MemoRunner
+        from .fallback import OnnxReference
 
-        self.normalization = (Normalization.from_dict(meta["normalization"])
-                              if isinstance(meta.get("normalization"), dict) else Normalization.imagenet())
-        self.input_format = meta.get("input_format", "nchw-float")
-        self.head = meta.get("head", "logits")
-        self.num_classes = int(meta["num_classes"])
-        self._ort = OnnxRuntimeRunner(Path(fp32_onnx), threads=threads)
-        self._ort.activate()
-        self.reference = MemoRunner(self._ort)
-        spec = self._ort.input_specs[0]
-        self.input_name = spec.name
-        hw = spec.shape[1:3] if self.input_format == "nhwc-uint8" else spec.shape[2:4]
-        self.static_size = tuple(int(d) for d in hw) if all(isinstance(d, int) for d in hw) else None
+        self.reference = OnnxReference(Path(fp32_onnx), meta, threads=threads)
         self.labelled: bool | None = None
 
     @property
@@ -88,15 +75,7 @@ class MiouMetric:
                 else "agreement mIoU with the FP32 ONNX predictions (points)")
 
     def __call__(self, compiled: Any, items: Any) -> float:
-        from ..data.preprocessing import preprocess
-        from ..validate.parity import InputPolicy, ParityEngine
-
-        policy = InputPolicy(input_name=self.input_name, input_format=self.input_format,
-                             static_size=self.static_size, head=self.head)
-        engine = ParityEngine(self.reference, _CompiledRunner(compiled), num_classes=self.num_classes,
-                              class_names=[str(i) for i in range(self.num_classes)],
-                              preprocess=lambda im: preprocess(im, self.normalization), policy=policy,
-                              precision="int8")
+        engine = self.reference.engine(_CompiledRunner(compiled))
         for name, image, label in items:
             engine.add(name, image, label)
         report = engine.report()
@@ -105,15 +84,11 @@ class MiouMetric:
         return float(value) * 100
 
     def model_input(self, item: tuple) -> np.ndarray:
-        """The input array for one validation item (NNCF's transform_fn), as the engine builds it."""
-        from ..data.preprocessing import preprocess
-        from ..validate.parity import _resize_image
-
-        image = _resize_image(item[1], self.static_size) if self.static_size else item[1]
-        return image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
+        """NNCF's transform_fn for a validation item."""
+        return self.reference.model_input(item[1])
 
     def close(self) -> None:
-        self._ort.deactivate()
+        self.reference.close()
 
 
 def load_validation_items(data: str | Path, num_images: int, split: str | None = None) -> list[tuple]:

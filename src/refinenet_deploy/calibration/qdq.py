@@ -23,7 +23,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,12 @@ import numpy as np
 
 from .. import __version__
 from .._optional import require
-from ..data.preprocessing import Normalization
 from ..environment import package_versions
 from ..errors import CalibrationError, ExportError, UsageError
-from ..export.metadata import read_artifact_metadata, sidecar_path, utc_now, write_json_atomic
+from ..export.metadata import ArtifactResult, read_artifact_metadata, sidecar_path, utc_now, write_json_atomic
 from ..models.checkpoint import sha256_file
 from ..validate.compare import argmax_agreement
-from .dataset import CalibrationSet, build_calibration_set
+from .dataset import CalibrationSet, calibration_set_for_model
 
 log = logging.getLogger(__name__)
 METHODS = ("entropy", "max", "percentile")
@@ -45,11 +43,6 @@ PRODUCERS = ("modelopt", "onnxruntime")
 PRODUCER_METHODS = {"modelopt": ("entropy", "max"), "onnxruntime": ("max", "percentile")}
 
 
-@dataclass
-class CalibrationResult:
-    path: Path
-    metadata_path: Path
-    metadata: dict[str, Any]
 
 
 def _method(name: str) -> Any:
@@ -84,7 +77,7 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
                    val_data: str | Path | None = None, val_images: int = 100, val_split: str | None = None,
                    threads: int | None = None, command: str = "",
                    progress: Callable[[int, int], None] | None = None,
-                   report: Callable[[str], None] | None = None) -> CalibrationResult:
+                   report: Callable[[str], None] | None = None) -> ArtifactResult:
     """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
 
     With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
@@ -114,19 +107,10 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
     meta = read_artifact_metadata(model)
     if meta.get("precision") not in (None, "fp32"):
         raise UsageError(f"{model.name} is {meta['precision']}; calibrate the FP32 export")
-    norm = Normalization.from_dict(meta["normalization"]) if isinstance(meta.get("normalization"), dict) else (
-        Normalization.imagenet())
-    input_format = meta.get("input_format", "nchw-float")
-
     import onnx
 
-    graph = onnx.load(str(model), load_external_data=False).graph
-    input_name = graph.input[0].name
-    dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
-    hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
-    size = tuple(hw) if all(hw) else tuple(meta.get("export_size") or (512, 512))
-    cs = build_calibration_set(data, size=size, normalization=norm, input_format=input_format,
-                               num_images=num_images, seed=seed, split=split)
+    input_name = onnx.load(str(model), load_external_data=False).graph.input[0].name
+    cs = calibration_set_for_model(model, meta, data, num_images=num_images, seed=seed, split=split)
     manifest = cs.manifest
 
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.calib-") as tmp:
@@ -157,7 +141,7 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
                              "weights": "int8 symmetric per-channel", "method": method,
                              "excluded_nodes": exclude_nodes or []},
             "calibration": {"digest": cs.digest(manifest), "count": len(cs.files), "seed": seed,
-                            "input_size": list(size), "resize_policy": manifest["resize_policy"],
+                            "input_size": list(cs.size), "resize_policy": manifest["resize_policy"],
                             "skipped": manifest["skipped"], "cache_key": cs.cache_key(sha256_file(model))},
             "check": {"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
             "versions": {k: v for k, v in package_versions(("onnx", "onnxruntime", "nvidia-modelopt")).items() if v},
@@ -174,7 +158,7 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
             output.unlink(missing_ok=True)
             raise
     log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
-    return CalibrationResult(output, sidecar_path(output), info)
+    return ArtifactResult(output, sidecar_path(output), info)
 
 
 def _quantize_onnxruntime(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,

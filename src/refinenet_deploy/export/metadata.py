@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,15 @@ from ..errors import IncompatibleArtifactError
 
 ONNX_METADATA_KEY = "refinenet_deploy"
 SCHEMA_VERSION = 1
+
+
+@dataclass
+class ArtifactResult:
+    """What a step that writes an artifact returns: the file, its sidecar and the metadata written there."""
+
+    path: Path
+    metadata_path: Path
+    metadata: dict[str, Any]
 
 
 def sidecar_path(artifact: str | Path) -> Path:

@@ -20,7 +20,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +30,13 @@ from .._optional import require
 from ..environment import package_versions
 from ..errors import CalibrationError, ExportError, UsageError
 from ..models.checkpoint import sha256_file
-from .metadata import read_artifact_metadata, sidecar_path, utc_now, write_json_atomic
+from .metadata import ArtifactResult, read_artifact_metadata, sidecar_path, utc_now, write_json_atomic
 from .onnx import check_output_path
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-@dataclass
-class OpenVINOResult:
-    path: Path
-    metadata_path: Path
-    metadata: dict[str, Any]
 
 
 def _is_qdq(model: Any) -> bool:
@@ -64,7 +58,7 @@ def convert_openvino(
     threads: int | None = None,
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
-) -> OpenVINOResult:
+) -> ArtifactResult:
     """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure."""
     ov = require("openvino", extra="openvino")
     import onnx
@@ -108,7 +102,9 @@ def convert_openvino(
                         "from": meta.get("quantization")}
         calibration = meta.get("calibration")
     elif precision == "int8":
-        cs = _calibration_set(model, proto, meta, data, num_images, seed, split)
+        from ..calibration.dataset import calibration_set_for_model
+
+        cs = calibration_set_for_model(model, meta, data, num_images=num_images, seed=seed, split=split)
         calibration = {"digest": cs.digest(), "count": len(cs.files), "seed": seed, "input_size": list(cs.size),
                        "resize_policy": cs.manifest["resize_policy"], "skipped": cs.skipped,
                        "cache_key": cs.cache_key(sha256_file(model))}
@@ -148,22 +144,7 @@ def convert_openvino(
             bin_out.unlink(missing_ok=True)
             raise
     log.info("wrote %s (%s)", output, precision)
-    return OpenVINOResult(output, sidecar_path(output), info)
-
-
-def _calibration_set(model: Path, proto: Any, meta: dict[str, Any], data: str | Path, num_images: int, seed: int,
-                     split: str | None) -> Any:
-    from ..calibration.dataset import build_calibration_set
-    from ..data.preprocessing import Normalization
-
-    norm = (Normalization.from_dict(meta["normalization"]) if isinstance(meta.get("normalization"), dict)
-            else Normalization.imagenet())
-    input_format = meta.get("input_format", "nchw-float")
-    dims = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
-    size = tuple(hw) if all(hw) else tuple(meta.get("export_size") or (512, 512))
-    return build_calibration_set(data, size=size, normalization=norm, input_format=input_format,
-                                 num_images=num_images, seed=seed, split=split)
+    return ArtifactResult(output, sidecar_path(output), info)
 
 
 def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_drop: float | None,
@@ -177,9 +158,6 @@ def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_dro
         if max_drop is None:
             quantized = nncf_adapter.quantize_openvino(ov_model, cs)
         else:
-            if not meta.get("num_classes"):
-                raise UsageError(f"{model.name} has no metadata (num_classes). Use the .onnx written by "
-                                 "'rfdeploy export onnx', with its .meta.json")
             metric = nncf_adapter.MiouMetric(model, meta, threads=threads)
             try:
                 items = nncf_adapter.load_validation_items(val_data, val_images, split)
