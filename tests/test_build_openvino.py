@@ -11,14 +11,11 @@ from typer.testing import CliRunner
 
 from refinenet_deploy.calibration.qdq import calibrate_onnx
 from refinenet_deploy.cli import app
-from refinenet_deploy.data.synth import write_synth_dataset
 from refinenet_deploy.export.metadata import read_artifact_metadata, sidecar_path
 from refinenet_deploy.export.onnx import ExportSpec, export_onnx
-from refinenet_deploy.models import create_model
-from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.parity import validate_parity
 
-from .models.test_zoo import randomize
+from .helpers import tiny_fp32_export
 
 pytestmark = pytest.mark.openvino
 pytest.importorskip("nncf")
@@ -26,13 +23,7 @@ pytest.importorskip("nncf")
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("ov")
-    data = write_synth_dataset(root / "data", 8, 48, 48, seed=4)
-    model = randomize(create_model("rf_lw_mbv2_test", num_classes=6), seed=3)
-    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_mbv2_test"})
-    fp32 = root / "m.onnx"
-    export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
-    return {"root": root, "data": data, "ckpt": ckpt, "fp32": fp32}
+    return tiny_fp32_export(tmp_path_factory.mktemp("ov"), images=8, data_seed=4, model_seed=3)
 
 
 def _build(*args: str) -> object:

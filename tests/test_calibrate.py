@@ -12,27 +12,18 @@ from typer.testing import CliRunner
 
 from refinenet_deploy.calibration.qdq import calibrate_onnx
 from refinenet_deploy.cli import app
-from refinenet_deploy.data.synth import write_synth_dataset
 from refinenet_deploy.errors import CalibrationError, UsageError
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
-from refinenet_deploy.models import create_model
-from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.parity import validate_parity
 
-from .models.test_zoo import randomize
+from .helpers import tiny_fp32_export
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("calib")
-    data = write_synth_dataset(root / "data", 8, 48, 48, seed=5)
-    model = randomize(create_model("rf_lw_mbv2_test", num_classes=6), seed=1)
-    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_mbv2_test"})
-    fp32 = root / "m.onnx"
-    export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
-    int8 = root / "m.int8.onnx"
-    calibrate_onnx(fp32, data, int8, num_images=8)
-    return {"root": root, "data": data, "ckpt": ckpt, "fp32": fp32, "int8": int8}
+    setup = tiny_fp32_export(tmp_path_factory.mktemp("calib"), images=8, data_seed=5, model_seed=1)
+    setup["int8"] = setup["root"] / "m.int8.onnx"
+    calibrate_onnx(setup["fp32"], setup["data"], setup["int8"], num_images=8)
+    return setup
 
 
 def test_qdq_is_symmetric_per_channel_int8(setup) -> None:

@@ -22,12 +22,8 @@ from refinenet_deploy.calibration.fallback import (
 )
 from refinenet_deploy.calibration.qdq import calibrate_onnx
 from refinenet_deploy.cli import app
-from refinenet_deploy.data.synth import write_synth_dataset
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
-from refinenet_deploy.models import create_model
-from refinenet_deploy.models.checkpoint import save_safetensors
 
-from .models.test_zoo import randomize
+from .helpers import tiny_fp32_export
 
 
 @pytest.mark.parametrize(("name", "op", "part"), [
@@ -50,15 +46,10 @@ def test_node_part(name: str, op: str, part: str | None) -> None:
 
 @pytest.fixture(scope="module")
 def qdq(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("fallback")
-    data = write_synth_dataset(root / "data", 6, 48, 48, seed=3)
-    model = randomize(create_model("rf_lw_mbv2_test", num_classes=6), seed=2)
-    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_mbv2_test"})
-    fp32 = root / "m.onnx"
-    export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
-    int8 = root / "m.int8.onnx"
-    calibrate_onnx(fp32, data, int8, num_images=6)
-    return {"root": root, "data": data, "fp32": fp32, "int8": int8}
+    setup = tiny_fp32_export(tmp_path_factory.mktemp("fallback"), images=6, data_seed=3, model_seed=2)
+    setup["int8"] = setup["root"] / "m.int8.onnx"
+    calibrate_onnx(setup["fp32"], setup["data"], setup["int8"], num_images=6)
+    return setup
 
 
 def _run(model: onnx.ModelProto | Path, x: np.ndarray) -> np.ndarray:

@@ -129,16 +129,16 @@ def build_calibration_set(data: str | Path, *, size: tuple[int, int], normalizat
                           skipped)
 
 
-def calibration_set_for_model(model: str | Path, meta: dict[str, Any], data: str | Path, *, num_images: int = 300,
+def calibration_set_for_model(model: Any, meta: dict[str, Any], data: str | Path, *, num_images: int = 300,
                               seed: int = 0, split: str | None = None) -> CalibrationSet:
-    """A calibration set with the preprocessing and input size recorded for an exported ONNX model (the
-    export size for dynamic-shape models, 512x512 if it is unknown)."""
+    """A calibration set with the preprocessing and input size recorded for an exported ONNX model (a path or
+    an already loaded ``onnx.ModelProto``; the export size for dynamic-shape models, 512x512 if unknown)."""
     import onnx
 
     norm = (Normalization.from_dict(meta["normalization"]) if isinstance(meta.get("normalization"), dict)
             else Normalization.imagenet())
     input_format = meta.get("input_format", "nchw-float")
-    graph = onnx.load(str(model), load_external_data=False).graph
+    graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)).graph
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
     hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
     size = tuple(hw) if all(hw) else tuple(meta.get("export_size") or (512, 512))

@@ -109,8 +109,10 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
         raise UsageError(f"{model.name} is {meta['precision']}; calibrate the FP32 export")
     import onnx
 
-    input_name = onnx.load(str(model), load_external_data=False).graph.input[0].name
-    cs = calibration_set_for_model(model, meta, data, num_images=num_images, seed=seed, split=split)
+    proto = onnx.load(str(model), load_external_data=False)
+    input_name = proto.graph.input[0].name
+    cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
+    del proto
     manifest = cs.manifest
 
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.calib-") as tmp:

@@ -104,7 +104,7 @@ def convert_openvino(
     elif precision == "int8":
         from ..calibration.dataset import calibration_set_for_model
 
-        cs = calibration_set_for_model(model, meta, data, num_images=num_images, seed=seed, split=split)
+        cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
         calibration = {"digest": cs.digest(), "count": len(cs.files), "seed": seed, "input_size": list(cs.size),
                        "resize_policy": cs.manifest["resize_policy"], "skipped": cs.skipped,
                        "cache_key": cs.cache_key(sha256_file(model))}

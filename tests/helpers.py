@@ -1,0 +1,23 @@
+"""Shared test set-up: a tiny random-weight model exported to FP32 ONNX, with synthetic data beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refinenet_deploy.data.synth import write_synth_dataset
+from refinenet_deploy.export.onnx import ExportSpec, export_onnx
+from refinenet_deploy.models import create_model
+from refinenet_deploy.models.checkpoint import save_safetensors
+
+from .models.test_zoo import randomize
+
+
+def tiny_fp32_export(root: Path, *, images: int, data_seed: int, model_seed: int) -> dict[str, Path]:
+    """``rf_lw_mbv2_test`` (6 classes, random weights and BN statistics) as a static 48x48 ONNX, plus a VOC
+    layout synthetic dataset of ``images`` 48x48 scenes: root, data, ckpt and fp32 paths."""
+    data = write_synth_dataset(root / "data", images, 48, 48, seed=data_seed)
+    model = randomize(create_model("rf_lw_mbv2_test", num_classes=6), seed=model_seed)
+    ckpt = save_safetensors(model.state_dict(), root / "m.safetensors", {"arch": "rf_lw_mbv2_test"})
+    fp32 = root / "m.onnx"
+    export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
+    return {"root": root, "data": data, "ckpt": ckpt, "fp32": fp32}
