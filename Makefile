@@ -29,7 +29,8 @@ demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

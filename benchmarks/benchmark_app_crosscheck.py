@@ -35,10 +35,10 @@ def main() -> int:
 
     import openvino as ov
 
-    from refinenet_deploy.bench import benchmark
-    from refinenet_deploy.export.onnx import ExportSpec, export_onnx
     from refinenet_deploy.models import create_model
     from refinenet_deploy.models.checkpoint import save_safetensors
+    from refinenet_deploy.operations.bench import benchmark
+    from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
     app = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     with tempfile.TemporaryDirectory() as tmp:

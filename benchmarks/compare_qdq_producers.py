@@ -29,10 +29,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from refinenet_deploy.calibration.qdq import calibrate_onnx
     from refinenet_deploy.data.synth import write_synth_dataset
-    from refinenet_deploy.export.onnx import ExportSpec, export_onnx
-    from refinenet_deploy.parity import validate_parity
+    from refinenet_deploy.operations.calibrate import calibrate_onnx
+    from refinenet_deploy.operations.export import ExportSpec, export_onnx
+    from refinenet_deploy.operations.parity import validate_parity
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,9 +29,9 @@ DEMO = REPO / "demo" / "rf_lw_mbv2_synth.safetensors"
 def build_variants(ckpt: Path, size: int, calib: Path, out: Path, num_images: int, producer: str,
                    method: str | None = None) -> dict[str, tuple[Path, str]]:
     """All artifacts of one model at one size: name -> (artifact, OpenVINO inference precision)."""
-    from refinenet_deploy.calibration.qdq import calibrate_onnx
-    from refinenet_deploy.export.onnx import ExportSpec, export_onnx
-    from refinenet_deploy.export.openvino import convert_openvino
+    from refinenet_deploy.operations.build_openvino import convert_openvino
+    from refinenet_deploy.operations.calibrate import calibrate_onnx
+    from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / "m.onnx"
@@ -56,7 +56,7 @@ def build_variants(ckpt: Path, size: int, calib: Path, out: Path, num_images: in
 
 def time_variants(variants: dict[str, tuple[Path, str]], size: int, seconds: float,
                   threads: int | None) -> dict[str, dict]:
-    from refinenet_deploy.bench import benchmark
+    from refinenet_deploy.operations.bench import benchmark
 
     results = {}
     for name, (artifact, precision) in variants.items():
@@ -71,7 +71,7 @@ def time_variants(variants: dict[str, tuple[Path, str]], size: int, seconds: flo
 
 
 def accuracy(variants: dict[str, tuple[Path, str]], ckpt: Path, val: Path) -> dict[str, dict]:
-    from refinenet_deploy.parity import validate_parity
+    from refinenet_deploy.operations.parity import validate_parity
 
     results = {}
     for name, (artifact, precision) in variants.items():

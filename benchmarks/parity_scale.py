@@ -82,10 +82,10 @@ def main() -> int:
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
 
-    from refinenet_deploy.export.onnx import ExportSpec, export_onnx
     from refinenet_deploy.models import create_model
     from refinenet_deploy.models.checkpoint import save_safetensors
-    from refinenet_deploy.parity import validate_parity
+    from refinenet_deploy.operations.export import ExportSpec, export_onnx
+    from refinenet_deploy.operations.parity import validate_parity
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

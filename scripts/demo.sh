@@ -33,7 +33,15 @@ step "" rfdeploy build openvino "$OUT/rf_lw_mbv2_synth.onnx" --int8 --data "$OUT
 step "10. INT8 parity against PyTorch (Q/DQ ONNX in ONNX Runtime; NNCF IR in OpenVINO)" \
   rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.int8.onnx" --data "$OUT/val" --json "$OUT/parity-int8-onnx.json"
 step "" rfdeploy parity "$CKPT" "$OUT/rf_lw_mbv2_synth.int8.xml" --data "$OUT/val" --json "$OUT/parity-int8-ov.json"
-step "11. Latency on this CPU at 256x256: PyTorch eager, ONNX Runtime, OpenVINO f32 and INT8 (compute-only)" \
+step "11. TensorRT engines of the demo model, built without a GPU (TensorRT-RTX): FP16, and INT8 from the Q/DQ ONNX" \
+  rfdeploy build trt "$OUT/rf_lw_mbv2_synth.onnx" --fp16 --layer-report "$OUT/layers-fp16.json" \
+  -o "$OUT/rf_lw_mbv2_synth.rtx.fp16.engine"
+step "" rfdeploy build trt "$OUT/rf_lw_mbv2_synth.int8.onnx" --int8 --layer-report "$OUT/layers-int8.json" \
+  -o "$OUT/rf_lw_mbv2_synth.rtx.int8.engine"
+step "    layer precisions of the INT8 engine (parsed network: no GPU here to inspect the engine)" \
+  python -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['source'], json.dumps(r['summary']))" \
+  "$OUT/layers-int8.json"
+step "12. Latency on this CPU at 256x256: PyTorch eager, ONNX Runtime, OpenVINO f32 and INT8 (compute-only)" \
   rfdeploy bench "$CKPT" --input-size 256x256 --warmup 3 --iterations 20 --json "$OUT/bench-torch.json"
 step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.onnx" --input-size 256x256 --warmup 3 --iterations 20 --end-to-end \
   --json "$OUT/bench-onnx.json"
@@ -41,7 +49,7 @@ step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.xml" --input-size 256x256 --warmup
   --json "$OUT/bench-ov-f32.json"
 step "" rfdeploy bench "$OUT/rf_lw_mbv2_synth.int8.xml" --input-size 256x256 --warmup 3 --iterations 20 \
   --json "$OUT/bench-ov-int8.json"
-step "12. One report across runs (add files from other devices to compare them)" \
+step "13. One report across runs (add files from other devices to compare them)" \
   rfdeploy report "$OUT"/bench-*.json "$OUT"/parity-*.json -o "$OUT/report.html"
 printf '\nDemo artifacts in %s/:\n' "$OUT"
 ls -l "$OUT"

@@ -17,6 +17,7 @@ INVENTORY = ASSETS / "refinenet-state-dict-keys.json"
 _REQUIREMENTS = {
     "tensorrt": lambda: importlib.util.find_spec("tensorrt") is not None,
     "openvino": lambda: importlib.util.find_spec("openvino") is not None,
+    "trt_rtx": lambda: importlib.util.find_spec("tensorrt_rtx") is not None,
     "gpu": lambda: torch.cuda.is_available(),
     "jetson": lambda: Path("/etc/nv_tegra_release").exists(),
     "dla": lambda: Path("/etc/nv_tegra_release").exists(),
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         skip = pytest.mark.skip(reason=f"needs {marker}, not available on this machine")
         for item in items:
-            if marker in item.keywords:
+            if item.get_closest_marker(marker) is not None:
                 item.add_marker(skip)
 
 

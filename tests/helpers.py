@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from refinenet_deploy.data.synth import write_synth_dataset
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
 from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
+from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
 from .models.test_zoo import randomize
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from refinenet_deploy.bench import benchmark
 from refinenet_deploy.cli import app
 from refinenet_deploy.errors import UsageError
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
 from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
-from refinenet_deploy.validate.bench import TimingPlan, time_loop
+from refinenet_deploy.operations.bench import benchmark
+from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.validate.timing import TimingPlan, time_loop
 
 
 class FakeClock:
@@ -92,7 +92,7 @@ def test_cli_bench_json(onnx_model: Path, tmp_path: Path) -> None:
 
 @pytest.mark.openvino
 def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp_path: Path) -> None:
-    from refinenet_deploy.export.openvino import convert_openvino
+    from refinenet_deploy.operations.build_openvino import convert_openvino
 
     xml = convert_openvino(onnx_model, tmp_path / "m.xml").path
     r = benchmark(xml, warmup=1, iterations=2, peak=False)
@@ -101,8 +101,8 @@ def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp
 
 
 def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> None:
-    from refinenet_deploy.calibration.qdq import calibrate_onnx
     from refinenet_deploy.data.synth import write_synth_dataset
+    from refinenet_deploy.operations.calibrate import calibrate_onnx
 
     data = write_synth_dataset(tmp_path / "d", 4, 48, 64, seed=1)
     int8 = calibrate_onnx(onnx_model, data, tmp_path / "m.int8.onnx", num_images=4, producer="onnxruntime").path
@@ -112,7 +112,7 @@ def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> N
 
 
 def test_device_stats_use_the_timed_iterations_only() -> None:
-    from refinenet_deploy.bench import device_stats
+    from refinenet_deploy.operations.bench import device_stats
 
     times = [50.0, 40.0] + [2.0, 4.0, 6.0]  # two warm-up inferences, then three timed ones
     s = device_stats(times, timed=3, batch=1)

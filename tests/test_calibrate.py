@@ -10,10 +10,10 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from refinenet_deploy.calibration.qdq import calibrate_onnx
 from refinenet_deploy.cli import app
 from refinenet_deploy.errors import CalibrationError, UsageError
-from refinenet_deploy.parity import validate_parity
+from refinenet_deploy.operations.calibrate import calibrate_onnx
+from refinenet_deploy.operations.parity import validate_parity
 
 from .helpers import tiny_fp32_export
 
@@ -24,6 +24,63 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     setup["int8"] = setup["root"] / "m.int8.onnx"
     calibrate_onnx(setup["fp32"], setup["data"], setup["int8"], num_images=8)
     return setup
+
+
+def _const(model: onnx.ModelProto, name: str) -> np.ndarray | None:
+    """An initializer or Constant node output by name, as an array; None for a computed tensor."""
+    for init in model.graph.initializer:
+        if init.name == name:
+            return onnx.numpy_helper.to_array(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return onnx.numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def _conv_input_op(producer: dict, conv: onnx.NodeProto, i: int) -> str | None:
+    """The op type that computes input ``i`` of ``conv``; None for a graph input or initializer."""
+    node = producer.get(conv.input[i])
+    return node.op_type if node is not None else None
+
+
+def _assert_tensorrt_qdq(model: onnx.ModelProto, *, every_conv: bool = True) -> None:
+    """What TensorRT's explicit quantization takes: symmetric INT8 everywhere (every Q/DQ has an int8 zero
+    point equal to 0), per-channel weights (each Conv's weight DequantizeLinear has a 1-D scale with one entry
+    per output channel on axis 0) and float biases (never dequantized). ``every_conv``: no Conv left in float
+    (ModelOpt leaves some in float by design; ONNX Runtime quantizes them all)."""
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert sum(n.op_type == "QuantizeLinear" for n in qdq) > 10 and any(n.op_type == "DequantizeLinear" for n in qdq)
+    for n in qdq:
+        assert len(n.input) > 2 and n.input[2], f"{n.name}: no zero point (would default to uint8)"
+        zp, scale = _const(model, n.input[2]), _const(model, n.input[1])
+        assert zp is not None and zp.dtype == np.int8, f"{n.name}: zero point {None if zp is None else zp.dtype}"
+        assert not zp.any(), f"{n.name}: asymmetric, zero point {zp}"
+        assert scale is not None and scale.dtype == np.float32 and np.all(np.isfinite(scale) & (scale > 0))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    quantized = [n for n in convs if _conv_input_op(producer, n, 1) == "DequantizeLinear"]
+    assert len(quantized) > len(convs) // 2, f"only {len(quantized)} of {len(convs)} Conv weights quantized"
+    if every_conv:
+        assert len(quantized) == len(convs), [n.name for n in convs if n not in quantized]
+    for conv in convs:
+        if len(conv.input) > 2 and conv.input[2]:
+            assert _conv_input_op(producer, conv, 2) in (None, "Constant"), (
+                f"{conv.name}: bias is computed ({_conv_input_op(producer, conv, 2)}), not a float constant")
+            bias = _const(model, conv.input[2])
+            assert bias is not None and bias.dtype == np.float32, f"{conv.name}: bias not float"
+    for conv in quantized:
+        dq = producer[conv.input[1]]
+        weight_q = producer.get(dq.input[0])  # a float weight through QuantizeLinear, or int8 weights stored
+        weight = _const(model, weight_q.input[0] if weight_q is not None else dq.input[0])
+        assert weight is not None and weight.ndim == 4, conv.name
+        if weight_q is None:  # stored quantized: int8 values
+            assert weight.dtype == np.int8, f"{conv.name}: weights stored as {weight.dtype}"
+        scale = _const(model, dq.input[1])
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        assert scale.ndim == 1 and scale.size == weight.shape[0] and axis == 0, (
+            f"{conv.name}: weight scale {scale.shape} on axis {axis}, not per output channel ({weight.shape[0]})")
+        if weight_q is not None:
+            assert next((a.i for a in weight_q.attribute if a.name == "axis"), 1) == 0, conv.name
 
 
 def test_qdq_is_symmetric_per_channel_int8(setup) -> None:
@@ -37,6 +94,7 @@ def test_qdq_is_symmetric_per_channel_int8(setup) -> None:
     per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear"
                    and n.input[1] in inits and inits[n.input[1]].ndim == 1 and inits[n.input[1]].size > 1]
     assert per_channel  # conv weights carry one scale per output channel
+    _assert_tensorrt_qdq(model, every_conv=False)  # the default producer (ModelOpt) keeps some Convs in float
 
 
 def test_metadata_and_manifest(setup) -> None:
@@ -88,6 +146,7 @@ def test_modelopt_producer_writes_symmetric_qdq(setup) -> None:
     zps = [inits[n.input[2]] for n in qs if len(n.input) > 2 and n.input[2] in inits]
     assert all(not zp.any() for zp in zps)  # symmetric: zero point 0 (or omitted, which means 0)
     assert not any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)  # FP32 kept
+    _assert_tensorrt_qdq(model, every_conv=False)
     r = validate_parity(setup["ckpt"], out, setup["data"], max_miou_drop=100, min_agreement=0)
     assert r.precision == "int8" and r.logit_max_abs_error > 0
 
@@ -110,6 +169,9 @@ def test_onnxruntime_producer_still_works(setup) -> None:
     res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="onnxruntime")
     assert res.metadata["quantization"]["method"] == "max"
     assert res.metadata["quantization"]["producer"] == "onnxruntime.quantization.quantize_static"
+    _assert_tensorrt_qdq(onnx.load(str(out)))  # the form TensorRT takes, not just any Q/DQ model
+    r = validate_parity(setup["ckpt"], out, setup["data"], max_miou_drop=100, min_agreement=0)
+    assert r.precision == "int8" and r.logit_max_abs_error > 0  # it runs, and really is quantized
 
 
 def test_modelopt_reader_streams_one_image_at_a_time(setup) -> None:

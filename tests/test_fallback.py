@@ -20,8 +20,8 @@ from refinenet_deploy.calibration.fallback import (
     node_part,
     search_fallback,
 )
-from refinenet_deploy.calibration.qdq import calibrate_onnx
 from refinenet_deploy.cli import app
+from refinenet_deploy.operations.calibrate import calibrate_onnx
 
 from .helpers import tiny_fp32_export
 

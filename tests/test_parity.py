@@ -12,11 +12,16 @@ import torch
 from typer.testing import CliRunner
 
 from refinenet_deploy.cli import app
+from refinenet_deploy.data.datasets import open_dataset
+from refinenet_deploy.data.preprocessing import Normalization, preprocess
 from refinenet_deploy.data.synth import write_synth_dataset
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
 from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
-from refinenet_deploy.parity import report_markdown, validate_parity
+from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.operations.parity import validate_parity
+from refinenet_deploy.operations.report import parity_markdown as report_markdown
+from refinenet_deploy.validate.parity import ParityEngine
+from refinenet_deploy.validate.tolerances import FP32
 
 from .models.test_zoo import randomize
 
@@ -45,12 +50,41 @@ def _tamper_onnx(src: Path, dst: Path, amount: float) -> Path:
     return dst
 
 
+def _reference_logit_bound(setup, num_images: int | None = None) -> float:
+    """The documented FP32 bound (validate/tolerances.py), 1e-4 + 1e-5 * max|PyTorch logit|, over the images
+    parity compares at scale 1: computed here from the reference model, independently of the engine."""
+    model = randomize(create_model("rf_lw_test", num_classes=6), seed=8)
+    norm = Normalization.from_dict(json.loads(setup["onnx"].with_suffix(".meta.json").read_text())["normalization"])
+    ds = open_dataset(setup["data"])
+    scale = 0.0
+    for i in range(len(ds) if num_images is None else min(num_images, len(ds))):
+        with torch.no_grad():
+            logits = model(torch.from_numpy(preprocess(ds[i][1], norm))[None]).numpy()
+        scale = max(scale, float(np.abs(logits).max()))
+    assert scale > 1e-3  # not a comparison of near-zero logits
+    return FP32.atol + FP32.rtol * scale
+
+
+def _assert_fp32_parity(r, bound: float | None = None) -> None:
+    """Passed on the FP32 gates. Exact pixel agreement is not required: which way a numerical tie between two
+    classes falls depends on the CPU's kernels (AVX2, AVX-512, AMX), so the documented gates decide."""
+    gates = r.gates  # the FP32 defaults: at least 99.9 % of pixels, at most 0.1 mIoU points
+    assert r.passed and not r.failed_gates and r.precision == "fp32"
+    assert gates.min_agreement >= 0.999 and gates.max_miou_drop <= 0.1
+    assert r.agreement.pixel >= gates.min_agreement
+    if r.miou_drop_points is not None:
+        assert abs(r.miou_drop_points) <= gates.max_miou_drop
+    if bound is not None:  # the logits themselves: within the documented FP32 tolerance, not a fixed cap
+        assert r.logit_max_abs_error is not None and np.isfinite(r.logit_max_abs_error)
+        assert 0.0 <= r.logit_max_abs_error <= bound, (r.logit_max_abs_error, bound)
+
+
 def test_correct_artifact_passes(setup) -> None:
     r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"])
     d = r.to_dict()
     assert r.passed and d["schema"] == "refinenet-deploy/parity" and d["schema_version"] == 1
-    assert d["pixel_agreement"] == 1.0 and d["miou_drop_points"] == pytest.approx(0.0, abs=1e-9)
-    assert d["logit_max_abs_error"] < 1e-4 and d["num_images"] == 6
+    _assert_fp32_parity(r, _reference_logit_bound(setup))
+    assert d["num_images"] == 6
     assert d["artifact_from_this_checkpoint"] is True and d["runtime"] == "onnxruntime"
     assert len(d["per_class"]) == 6 and {"reference_iou", "backend_iou", "drop_points"} <= set(d["per_class"][0])
 
@@ -81,14 +115,42 @@ def test_tampered_checkpoint_with_torch_runtime(setup) -> None:
 def test_label_free_folder_gives_agreement(setup) -> None:
     r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"] / "JPEGImages")
     d = r.to_dict()
-    assert d["has_labels"] is False and d["reference_miou"] is None and d["pixel_agreement"] == 1.0
-    assert r.passed
+    assert d["has_labels"] is False and d["reference_miou"] is None and d["miou_drop_points"] is None
+    _assert_fp32_parity(r, _reference_logit_bound(setup))
 
 
-def test_tta_multiscale_and_flip(setup) -> None:
+def _recording(runner, seen: list[np.ndarray]):
+    """Wraps a real runner's ``infer`` so the test sees every input it received (the runner is unchanged)."""
+    infer = runner.infer
+
+    def recorded(inputs):
+        seen.append(np.array(next(iter(inputs.values()))))
+        return infer(inputs)
+
+    runner.infer = recorded
+    return runner
+
+
+def test_tta_multiscale_and_flip(setup, monkeypatch) -> None:
+    seen: dict[str, list[np.ndarray]] = {"reference": [], "backend": []}
+    real_init = ParityEngine.__init__
+
+    def recording_init(self, reference, backend, **kw):  # the engine gets the real runners, observed
+        real_init(self, _recording(reference, seen["reference"]), _recording(backend, seen["backend"]), **kw)
+
+    monkeypatch.setattr(ParityEngine, "__init__", recording_init)
     r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2, scales=(0.75, 1.0, 1.25),
                         flip=True)
     assert r.passed and r.tta == {"scales": [0.75, 1.0, 1.25], "flip": True}
+    # every image (40x52) ran at each scale, plain and mirrored, on both sides: 2 images x 3 scales x 2
+    want = [(30, 39), (30, 39), (40, 52), (40, 52), (50, 65), (50, 65)] * 2
+    for side, inputs in seen.items():
+        assert [x.shape[-2:] for x in inputs] == want, side
+        for plain, mirrored in zip(inputs[::2], inputs[1::2]):
+            assert not np.array_equal(plain, mirrored)
+            np.testing.assert_array_equal(mirrored, plain[..., ::-1], err_msg=side)
+    for a, b in zip(seen["reference"], seen["backend"]):
+        np.testing.assert_array_equal(a, b)  # the same input arrays on both sides
 
 
 def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
@@ -125,4 +187,4 @@ def test_openvino_ir_parity_and_recorded_precision(setup, tmp_path: Path) -> Non
     r = validate_parity(setup["ckpt"], xml, setup["data"], num_images=3)
     assert r.passed and r.context["runtime"] == "openvino"
     assert r.context["runtime_precision"] == "f32"  # the runner pins the f32 hint and records what ran
-    assert r.logit_max_abs_error < 1e-4
+    _assert_fp32_parity(r, _reference_logit_bound(setup, num_images=3))

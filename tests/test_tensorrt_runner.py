@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+from refinenet_deploy.backends import open_runner
+from refinenet_deploy.backends.tensorrt import check_engine_compatibility
 from refinenet_deploy.errors import IncompatibleArtifactError, MissingDependencyError
-from refinenet_deploy.runtimes import open_runner
-from refinenet_deploy.runtimes.tensorrt import check_engine_compatibility
 
 META = {"tensorrt": {"version": "10.3.0"}, "device": {"name": "Orin", "compute_capability": "8.7"}}
 
@@ -37,12 +37,45 @@ def test_other_gpu_is_refused_unless_hardware_compatible() -> None:
 
 def test_engine_without_tensorrt_installed_is_exit_4(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 16)
     runner = open_runner(engine)
-    with pytest.raises(MissingDependencyError, match="'tensorrt' is not installed") as info:
+    assert runner.device == "gpu"  # an engine is a GPU run, never recorded as cpu
+    with pytest.raises(MissingDependencyError, match="no TensorRT library is installed") as info:
         runner.activate()
-    assert info.value.exit_code == 4
+    assert info.value.exit_code == 4 and "[trt]" in info.value.hint
+    with pytest.raises(MissingDependencyError, match="'tensorrt' is not installed"):
+        open_runner(engine, meta={"tensorrt": {"library": "tensorrt"}}).activate()
+
+
+def test_engine_without_cuda_python_is_exit_4_and_without_a_gpu_exit_7(tmp_path, monkeypatch) -> None:
+    """cuda-python provides the buffers; without it exit 4 naming it, and with it but no GPU/driver, exit 7."""
+    pytest.importorskip("tensorrt_rtx")
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0" * 16)
+    meta = {"tensorrt": {"library": "tensorrt-rtx"}}
+    for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependencyError, match="cuda-python"):
+        open_runner(engine, meta=meta).activate()
+    monkeypatch.undo()
+    pytest.importorskip("cuda.bindings.runtime")
+    from refinenet_deploy.backends.tensorrt.cuda import CudaError
+
+    with pytest.raises(CudaError) as info:  # this machine has no NVIDIA driver
+        open_runner(engine, meta=meta).activate()
+    assert info.value.exit_code == 7
+
+
+def test_bench_of_an_engine_is_recorded_on_the_gpu_or_dla() -> None:
+    from refinenet_deploy.backends import resolve_device
+    from refinenet_deploy.enums import Runtime
+    from refinenet_deploy.errors import UsageError
+
+    assert resolve_device(Runtime.TENSORRT) == "gpu" and resolve_device(Runtime.TENSORRT, "dla") == "dla"
+    with pytest.raises(UsageError, match="tensorrt runs on gpu or dla, not cpu"):
+        resolve_device(Runtime.TENSORRT, "cpu")
 
 
 
@@ -53,12 +86,12 @@ def test_fp32_engine_passes_parity_and_times_on_the_gpu(tmp_path) -> None:
     TensorRT 10/11 builder API, then parity against PyTorch and a bench with CUDA-event timing."""
     import tensorrt as trt
 
-    from refinenet_deploy.bench import benchmark
     from refinenet_deploy.data.synth import write_synth_dataset
-    from refinenet_deploy.export.onnx import ExportSpec, export_onnx
     from refinenet_deploy.models import create_model
     from refinenet_deploy.models.checkpoint import save_safetensors
-    from refinenet_deploy.parity import validate_parity
+    from refinenet_deploy.operations.bench import benchmark
+    from refinenet_deploy.operations.export import ExportSpec, export_onnx
+    from refinenet_deploy.operations.parity import validate_parity
 
     data = write_synth_dataset(tmp_path / "data", 4, 64, 64, seed=2)
     ckpt = save_safetensors(create_model("rf_lw_test", num_classes=6).state_dict(), tmp_path / "m.safetensors",

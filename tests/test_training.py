@@ -9,9 +9,9 @@ import torch
 
 from refinenet_deploy.data.synth import write_synth_dataset
 from refinenet_deploy.errors import ModelNotFoundError, UsageError
-from refinenet_deploy.evaluation import evaluate_checkpoint
 from refinenet_deploy.models import load_model
-from refinenet_deploy.training import TrainConfig, poly_lr, train
+from refinenet_deploy.operations.evaluation import evaluate_checkpoint
+from refinenet_deploy.operations.training import TrainConfig, poly_lr, train
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import shutil
+import subprocess
 import sys
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
              "neon", "asimd")
 PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxslim", "openvino", "nncf",
-            "tensorrt", "nvidia-modelopt", "safetensors", "typer", "rich")
+            "tensorrt", "tensorrt-rtx", "cuda-python", "nvidia-modelopt", "safetensors", "typer", "rich")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -57,6 +59,42 @@ def gpu_info() -> dict[str, object]:
         p = torch.cuda.get_device_properties(i)
         gpus.append(f"{p.name} (sm_{p.major}{p.minor}, {p.total_memory / 2**30:.1f} GiB)")
     return {"cuda_gpus": len(gpus), "gpus": gpus, "torch_cuda": torch.version.cuda}
+
+
+def nvidia_gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs from ``nvidia-smi`` (name, compute capability, memory, driver) without importing a framework;
+    empty when there is no driver or no GPU."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    fields = ("name", "compute_cap", "memory.total", "driver_version")
+    try:
+        out = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.strip().splitlines():
+        values = [v.strip() for v in line.split(",")]
+        if len(values) == len(fields):
+            gpus.append({"name": values[0], "compute_capability": values[1], "memory": values[2],
+                         "driver": values[3]})
+    return gpus
+
+
+def host_fingerprint() -> dict[str, object]:
+    """The machine an artifact was made on, for provenance: CPU and ISA, NVIDIA GPUs with compute capability,
+    and the Jetson release (JetPack/L4T) when present. Fast: imports no framework."""
+    from .jetson import jetson_fingerprint
+
+    host: dict[str, object] = {"platform": platform.platform(), "python": sys.version.split()[0], **cpu_info()}
+    gpus = nvidia_gpus()
+    if gpus:
+        host["gpus"] = gpus
+    jetson = jetson_fingerprint()
+    if jetson:
+        host["jetson"] = jetson
+    return host
 
 
 def collect_environment() -> dict[str, object]:

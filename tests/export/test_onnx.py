@@ -12,16 +12,17 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from refinenet_deploy.artifacts import read_metadata as read_artifact_metadata
+from refinenet_deploy.artifacts import sidecar_path
 from refinenet_deploy.data.preprocessing import Normalization, preprocess
 from refinenet_deploy.errors import CheckpointError, ExportError, UsageError
-from refinenet_deploy.export import onnx as onnx_export
-from refinenet_deploy.export.metadata import read_artifact_metadata, sidecar_path
-from refinenet_deploy.export.onnx import ExportSpec, export_onnx
 from refinenet_deploy.models import create_model, list_models
 from refinenet_deploy.models.checkpoint import save_safetensors, sha256_file
 from refinenet_deploy.models.layers import upsample_logits
-from refinenet_deploy.validate.compare import compare_class_maps
-from refinenet_deploy.validate.tolerances import FP32, Tolerance
+from refinenet_deploy.operations import export as onnx_export
+from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.validate.compare import compare_class_maps, compare_outputs
+from refinenet_deploy.validate.tolerances import FP16, FP32, Tolerance
 
 from ..models.reference_forward import mbv2_forward
 from ..models.test_zoo import randomize
@@ -41,8 +42,34 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def _image(h: int, w: int, seed: int) -> np.ndarray:
+    """A seeded RGB uint8 image (white noise over smooth colour fields), HxWx3."""
+    rng = np.random.default_rng(seed)
+    coarse = np.kron(rng.integers(0, 256, (math.ceil(h / 8), math.ceil(w / 8), 3)), np.ones((8, 8, 1)))[:h, :w]
+    return np.clip(coarse + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix in (".onnx", ".json"))
+
+
+def _fp32_bound(scale: float) -> float:
+    """The documented FP32 bound (validate/tolerances.py) for a reference whose largest |logit| is ``scale``.
+
+    Float32 summation order differs between CPU kernels (AVX2, AVX-512, AMX) and grows with the activations'
+    scale, so FP32 outputs are judged with this bound only, never with a fixed absolute cap."""
+    return FP32.atol + FP32.rtol * scale
+
+
+def _assert_fp32_match(ref: np.ndarray, got: np.ndarray) -> None:
+    """``got`` equals the reference logits ``ref`` within the documented FP32 tolerance (not vacuously)."""
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.isfinite(got).all() and np.isfinite(ref).all()
+    scale = float(np.abs(ref).max())
+    assert scale > 1e-3  # the comparison is not between two near-zero tensors
+    diff = compare_outputs(ref, got, FP32)
+    assert diff.within_tolerance, diff
+    assert diff.max_abs_error <= _fp32_bound(scale), (diff.max_abs_error, _fp32_bound(scale))
 
 
 @pytest.mark.parametrize(
@@ -55,10 +82,21 @@ def test_every_zoo_model_exports_dynamic_and_verifies(name: str, tmp_path: Path)
     res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=SMALL))
     assert res.metadata["verification"]["passed"]
     assert {tuple(c.size) for c in res.cases} == {(64, 64), *SMALL}
+    # Judged with the documented tolerance only: max|onnx - torch| <= 1e-4 + 1e-5 * max|torch|. No extra
+    # absolute cap: RF-152 / RF-101 2-scale reach 3.05e-4 / 3.41e-4 on AVX2-only CPUs, within that bound.
     for c in res.cases:
-        assert c.diff.within_tolerance  # max|onnx - torch| <= 1e-4 + 1e-5 * max|torch|
-        assert c.diff.max_abs_error <= 3e-4  # and in absolute terms never more than that
-        assert c.diff.argmax_agreement >= 0.999
+        d = c.diff
+        assert d.elements > 0 and math.isfinite(d.max_abs_error) and math.isfinite(d.max_rel_error)
+        assert d.within_tolerance, (c.name, d)
+        scale = d.max_abs_error / d.max_rel_error if d.max_rel_error else 0.0  # max|torch| of this case
+        assert d.max_abs_error <= _fp32_bound(scale), (c.name, d.max_abs_error, _fp32_bound(scale))
+        assert d.argmax_agreement >= FP32.min_agreement
+    # and independently of the export's own check: the file on disk against PyTorch at an odd size
+    model = randomize(create_model(name, num_classes=5), seed=0)
+    x = torch.from_numpy(preprocess(_image(75, 101, seed=3), Normalization.imagenet()))[None]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    _assert_fp32_match(ref, _run(out, x.numpy()))
 
 
 WRAPPERS = {
@@ -90,7 +128,7 @@ def test_reference_checkpoints_export_dynamic_and_match_reference(fname: str, mb
             ref = mbv2_forward(sd, x).numpy()
         got = _run(out, x.numpy())
         assert got.shape == (1, 21, math.ceil(h / 4), math.ceil(w / 4))
-        np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
+        _assert_fp32_match(ref, got)
 
 
 def test_argmax_head_equals_pytorch_upsampled_argmax(tmp_path: Path) -> None:
@@ -104,10 +142,11 @@ def test_argmax_head_equals_pytorch_upsampled_argmax(tmp_path: Path) -> None:
             logits = upsample_logits(model(x), (h, w)).numpy()
         got = _run(out, x.numpy())
         assert got.dtype == np.uint8 and got.shape == (1, h, w)
-        # equal to PyTorch's upsampled argmax, except at exact numerical ties (top-2 logits within 1e-4)
+        # equal to PyTorch's upsampled argmax, except at numerical ties (top-2 logits within FP32.atol): which
+        # way a tie falls depends on the CPU's kernels, so no agreement figure beyond the documented one
         diff = compare_class_maps(logits, got, FP32)
-        assert diff.within_tolerance and diff.max_rel_error == 0.0
-        assert diff.argmax_agreement >= 0.9999
+        assert diff.within_tolerance and diff.max_rel_error == 0.0  # no disagreement that is not a tie
+        assert diff.argmax_agreement >= FP32.min_agreement
 
 
 def test_upsample_head_and_nhwc_uint8_input(tmp_path: Path) -> None:
@@ -120,7 +159,7 @@ def test_upsample_head_and_nhwc_uint8_input(tmp_path: Path) -> None:
     x = torch.from_numpy(preprocess(frame[0], Normalization.imagenet()))[None]
     with torch.no_grad():
         expected = upsample_logits(model(x), (48, 64)).numpy()
-    np.testing.assert_allclose(_run(out, frame), expected, rtol=1e-3, atol=1e-4)
+    _assert_fp32_match(expected, _run(out, frame))
 
 
 @pytest.mark.parametrize("opset", [13, 14, 15, 16, 17, 18])
@@ -140,8 +179,9 @@ def test_simplified_and_unsimplified_agree(tmp_path: Path) -> None:
         outs[simp] = _run(path, np.random.default_rng(1).standard_normal((1, 3, 75, 101)).astype(np.float32))
     nodes = {s: len(onnx.load(str(tmp_path / f"{s}.onnx")).graph.node) for s in outs}
     assert nodes["onnxsim"] < nodes["none"]
-    np.testing.assert_allclose(outs["onnxsim"], outs["none"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(outs["onnxslim"], outs["none"], rtol=1e-5, atol=1e-6)
+    # different graphs may run different kernels (fusions): judged like the export's own simplifier check
+    _assert_fp32_match(outs["none"], outs["onnxsim"])
+    _assert_fp32_match(outs["none"], outs["onnxslim"])
 
 
 @pytest.mark.parametrize("head", ["logits", "upsample", "argmax"])
@@ -158,7 +198,8 @@ def test_fp16_export_keeps_io_types(head: str, input_format: str, tmp_path: Path
     assert model.graph.output[0].type.tensor_type.elem_type == want_out
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
     assert res.metadata["precision"] == "fp16"
-    assert all(c["argmax_agreement"] >= 0.995 for c in res.metadata["verification"]["cases"])
+    cases = res.metadata["verification"]["cases"]
+    assert cases and all(c["argmax_agreement"] >= FP16.min_agreement for c in cases)
 
 
 def test_dynamic_batch(tmp_path: Path) -> None:
@@ -176,12 +217,16 @@ def test_provenance_sidecar_and_metadata_props(tmp_path: Path) -> None:
     export_onnx(ckpt, out, ExportSpec(input_size=(64, 64)), command="rfdeploy export onnx x")
     side = json.loads(sidecar_path(out).read_text())
     assert sidecar_path(out).name == "m.meta.json"
-    for key in ("tool_version", "arch", "num_classes", "class_names", "normalization", "input_format", "head",
-                "opset", "checkpoint", "exporter", "versions", "verification"):
+    for key in ("arch", "num_classes", "class_names", "normalization", "input_format", "head",
+                "opset", "checkpoint", "exporter", "verification", "provenance", "artifact"):
         assert key in side
+    assert side["format"] == "refinenet-deploy/onnx" and side["schema_version"] == 2
     assert side["checkpoint"]["sha256"] == sha256_file(ckpt)
     assert side["class_names"] == ["bg", "a", "b", "c"] and side["arch"] == "rf_lw_test"
-    assert side["versions"]["onnx"] == onnx.__version__
+    prov = side["provenance"]
+    assert prov["versions"]["onnx"] == onnx.__version__ and prov["command"] == "rfdeploy export onnx x"
+    assert prov["tool"] == "refinenet-deploy" and prov["tool_version"] and prov["host"]["cpu"]
+    assert side["artifact"] == {"file": "m.onnx", "sha256": sha256_file(out), "bytes": out.stat().st_size}
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props["refinenet_deploy.arch"] == "rf_lw_test"
     assert json.loads(props["refinenet_deploy"])["checkpoint"]["sha256"] == side["checkpoint"]["sha256"]
@@ -260,7 +305,7 @@ def test_mismatch_with_pytorch_exits_6_and_writes_nothing(tmp_path: Path, monkey
 
 def test_simplifier_that_changes_outputs_is_refused(tmp_path: Path, monkeypatch) -> None:
     """Fake simplifier (test double): perturbs the classifier bias, which our check must catch."""
-    real = onnx_export._simplify
+    real = onnx_export.simplify
 
     def corrupting(model, simplifier):
         model = real(model, simplifier)
@@ -270,7 +315,7 @@ def test_simplifier_that_changes_outputs_is_refused(tmp_path: Path, monkeypatch)
                 init.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), init.name))
         return model
 
-    monkeypatch.setattr(onnx_export, "_simplify", corrupting)
+    monkeypatch.setattr(onnx_export, "simplify", corrupting)
     ckpt = _ckpt(tmp_path)
     with pytest.raises(ExportError, match="changed the model's outputs"):
         export_onnx(ckpt, tmp_path / "m.onnx", ExportSpec(input_size=(64, 64)))

@@ -61,7 +61,9 @@ def test_reference_checkpoints_load_and_match_reference_output(wrapper: str, mbv
     with torch.no_grad():
         ours = loaded.model(x)
         reference = mbv2_forward(mbv2.state_dict(), x)
-    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
+    scale = reference.abs().max().item()
+    assert scale > 1e-3  # not two zero tensors
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5 * scale)  # relative: kernels differ by ISA
 
 
 def test_safetensors_with_metadata_and_fp16_storage(mbv2, tmp_path: Path) -> None:
@@ -72,10 +74,11 @@ def test_safetensors_with_metadata_and_fp16_storage(mbv2, tmp_path: Path) -> Non
     loaded = load_model(path)
     assert loaded.class_names == tuple(f"c{i}" for i in range(21))
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))  # seeded: no order dependence
     with torch.no_grad():
         a, b = loaded.model(x), mbv2(x)
-    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.99  # fp16 storage: close, not bit-exact
+    # fp16 storage: close, not bit-exact (weights rounded to 11 significant bits)
+    assert (a - b).abs().max() <= 0.02 * b.abs().max() and (a.argmax(1) == b.argmax(1)).float().mean() > 0.97
 
 
 def test_plain_safetensors_without_metadata(mbv2, tmp_path: Path) -> None:

@@ -101,3 +101,69 @@ def test_tta_rejected_for_class_map_head_and_static_size() -> None:
     with pytest.raises(UsageError, match="dynamic-shape"):
         ParityEngine(FixedRunner(ref), FixedRunner(ref), num_classes=3, class_names="abc", preprocess=lambda x: x,
                      policy=InputPolicy(static_size=(8, 8)), scales=(0.5, 1.0))
+
+
+class RecordingRunner:
+    """Test double: records every input it receives and returns logits equal to the input (3 channels =
+    3 classes), so predictions follow the image's content through any resize or mirror."""
+
+    def __init__(self, bias: np.ndarray | None = None) -> None:
+        self.seen: list[np.ndarray] = []
+        self.bias = bias  # optional (3, W) position-dependent offset, added whatever the input is
+
+    def infer(self, inputs: dict) -> dict:
+        x = next(iter(inputs.values()))
+        self.seen.append(x.copy())
+        out = x.astype(np.float32)
+        if self.bias is not None:
+            out = out + self.bias[None, :, None, :]
+        return {"logits": out}
+
+
+def _content_engine(reference, backend, **kw) -> ParityEngine:
+    return ParityEngine(reference, backend, num_classes=3, class_names=("a", "b", "c"),
+                        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32), policy=InputPolicy(),
+                        gates=Gates(100, 0), **kw)
+
+
+def _striped_image(h: int, w: int) -> np.ndarray:
+    """Vertical stripes of classes 0, 1, 2 (channel c = 100 where the class is c): not mirror-symmetric."""
+    classes = (np.arange(w) * 3 // w)[None, :].repeat(h, 0)
+    return (np.eye(3)[classes] * 100).astype(np.uint8)
+
+
+def test_tta_runs_every_scale_plain_and_mirrored() -> None:
+    ref, back = RecordingRunner(), RecordingRunner()
+    engine = _content_engine(ref, back, scales=(0.5, 1.0, 1.5), flip=True)
+    image = _striped_image(32, 48)
+    engine.add("img", image, None)
+    want = [(16, 24), (16, 24), (32, 48), (32, 48), (48, 72), (48, 72)]  # each scale, plain then mirrored
+    for runner in (ref, back):
+        assert [x.shape[-2:] for x in runner.seen] == want
+        assert all(x.shape[:2] == (1, 3) for x in runner.seen)
+        for plain, mirrored in zip(runner.seen[::2], runner.seen[1::2]):
+            assert not np.array_equal(plain, mirrored)
+            np.testing.assert_array_equal(mirrored, plain[..., ::-1])
+    np.testing.assert_array_equal(ref.seen[2][0], image.transpose(2, 0, 1))  # scale 1.0: the image itself
+    r = engine.report()
+    assert r.tta == {"scales": [0.5, 1.0, 1.5], "flip": True} and r.agreement.pixel == 1.0
+
+
+def test_flip_tta_changes_the_prediction() -> None:
+    """A backend with a left/right bias on class 2 (+150 at the left edge, -150 at the right): mirrored TTA
+    cancels it, a single unflipped pass does not (the engine's minimum input side is 16 px)."""
+    w = 24
+    bias = np.zeros((3, w), np.float32)
+    bias[2] = ((w - 1) / 2 - np.arange(w)) * (150 / ((w - 1) / 2))  # +150 ... -150, antisymmetric
+    image = _striped_image(16, w)
+    label = image.argmax(2).astype(np.uint8)
+    plain = _content_engine(RecordingRunner(), RecordingRunner(bias))
+    plain.add("img", image, label)
+    with_flip = _content_engine(RecordingRunner(), RecordingRunner(bias), flip=True)
+    with_flip.add("img", image, label)
+    p, f = plain.report(), with_flip.report()
+    assert p.reference_miou == pytest.approx(1.0) == f.reference_miou
+    # unflipped: the bias turns the left edge into class 2 and the right edge out of it
+    assert p.agreement.pixel == pytest.approx(16 / 24) and p.backend_miou < 0.9
+    assert f.agreement.pixel == 1.0 and f.backend_miou == pytest.approx(1.0)  # flip TTA: bias cancelled
+    assert p.logit_max_abs_error == pytest.approx(150.0) == f.logit_max_abs_error  # measured at scale 1 unflipped

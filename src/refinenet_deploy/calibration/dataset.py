@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..artifacts import InputPolicy, sha256_file, spatial_size
 from ..data.datasets import open_dataset
 from ..data.images import read_image
 from ..data.preprocessing import Normalization, preprocess
@@ -42,14 +43,6 @@ def fit_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image[y0:y0 + th, x0:x0 + tw])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class CalibrationSet:
     """A manifest plus a streaming reader of preprocessed batches."""
@@ -67,7 +60,7 @@ class CalibrationSet:
         return {
             "root": str(self.root),
             "files": [{"path": str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p),
-                       "sha256": _sha256(p)} for p in self.files],
+                       "sha256": sha256_file(p)} for p in self.files],
             "count": len(self.files),
             "input_size": list(self.size),
             "input_format": self.input_format,
@@ -135,12 +128,9 @@ def calibration_set_for_model(model: Any, meta: dict[str, Any], data: str | Path
     an already loaded ``onnx.ModelProto``; the export size for dynamic-shape models, 512x512 if unknown)."""
     import onnx
 
-    norm = (Normalization.from_dict(meta["normalization"]) if isinstance(meta.get("normalization"), dict)
-            else Normalization.imagenet())
-    input_format = meta.get("input_format", "nchw-float")
+    policy = InputPolicy.from_metadata(meta)
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)).graph
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
-    hw = dims[1:3] if input_format == "nhwc-uint8" else dims[2:4]
-    size = tuple(hw) if all(hw) else tuple(meta.get("export_size") or (512, 512))
-    return build_calibration_set(data, size=size, normalization=norm, input_format=input_format,
-                                 num_images=num_images, seed=seed, split=split)
+    size = spatial_size(dims, policy.input_format) or policy.size_for()
+    return build_calibration_set(data, size=size, normalization=policy.normalization,
+                                 input_format=policy.input_format, num_images=num_images, seed=seed, split=split)

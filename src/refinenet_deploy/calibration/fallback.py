@@ -16,6 +16,9 @@ Search (greedy, like NNCF's accuracy control but for any Q/DQ producer and for T
 2. each part alone in float: its sensitivity is how much of the drop it removes;
 3. parts fall back in order of sensitivity until the drop fits.
 
+The evaluator (``evaluate(model) -> Score``) is passed in; the one ``calibrate`` uses
+(``operations.accuracy.MiouDropEvaluator``) runs candidates in ONNX Runtime against the FP32 model.
+
 Sensitivity is ranked on disagreement with the FP32 predictions (100 x (1 - agreement mIoU)), which is
 smooth in what changes; the stopping rule is the user's budget. The drop is measured in mIoU points
 against the FP32 model on validation images: with labels, FP32 mIoU minus INT8 mIoU against the ground
@@ -29,8 +32,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -257,112 +258,3 @@ def search_fallback(qdq: Any, fp32: Any, evaluate: Callable[[Any], Score], max_d
     nodes = [n for p in chosen for n in parts[p]]
     return FallbackResult(model, max_drop, metric, initial, drop, chosen, nodes,
                           {k: round(v, 4) for k, v in sensitivity.items()}, history, evaluations)
-
-
-class MemoRunner:
-    """Wraps a runner; remembers outputs per input (the FP32 reference is run once per image)."""
-
-    def __init__(self, runner: Any, budget_bytes: int = 1 << 30) -> None:
-        self.runner, self.budget = runner, budget_bytes
-        self._cache: dict[tuple, dict[str, np.ndarray]] = {}
-        self._bytes = 0
-
-    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import hashlib
-
-        key = tuple((k, v.shape, hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest())
-                    for k, v in sorted(inputs.items()))
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        out = self.runner.infer(inputs)
-        size = sum(v.nbytes for v in out.values())
-        if self._bytes + size <= self.budget:
-            self._cache[key] = out
-            self._bytes += size
-        return out
-
-
-class OnnxReference:
-    """The FP32 ONNX model as the reference of an accuracy check: run once per image in ONNX Runtime (outputs
-    remembered), with the preprocessing and input policy of its metadata; ``engine(backend)`` is a parity
-    engine comparing a candidate with it (identical upsampling, then argmax)."""
-
-    def __init__(self, fp32_path: Any, meta: dict[str, Any] | None = None, threads: int | None = None) -> None:
-        from ..data.preprocessing import Normalization
-        from ..errors import CalibrationError
-        from ..export.metadata import read_artifact_metadata
-        from ..runtimes.onnxruntime import OnnxRuntimeRunner
-        from ..validate.parity import InputPolicy
-
-        meta = meta if meta is not None else read_artifact_metadata(fp32_path)
-        if not meta.get("num_classes"):
-            raise CalibrationError(f"{fp32_path} has no num_classes in its metadata. Use the .onnx written by "
-                                   "'rfdeploy export onnx', with its .meta.json")
-        self.num_classes = int(meta["num_classes"])
-        self.normalization = (Normalization.from_dict(meta["normalization"])
-                              if isinstance(meta.get("normalization"), dict) else Normalization.imagenet())
-        self.input_format = meta.get("input_format", "nchw-float")
-        self.head = meta.get("head", "logits")
-        self.runner = OnnxRuntimeRunner(fp32_path, threads=threads)
-        self.runner.activate()
-        self.memo = MemoRunner(self.runner)
-        spec = self.runner.input_specs[0]
-        hw = spec.shape[1:3] if self.input_format == "nhwc-uint8" else spec.shape[2:4]
-        static = tuple(int(d) for d in hw) if all(isinstance(d, int) for d in hw) else None
-        self.policy = InputPolicy(input_name=spec.name, input_format=self.input_format, static_size=static,
-                                  head=self.head)
-
-    def engine(self, backend: Any) -> Any:
-        from ..data.preprocessing import preprocess
-        from ..validate.parity import ParityEngine
-
-        return ParityEngine(self.memo, backend, num_classes=self.num_classes,
-                            class_names=[str(i) for i in range(self.num_classes)],
-                            preprocess=lambda im: preprocess(im, self.normalization), policy=self.policy,
-                            precision="int8")
-
-    def model_input(self, image: np.ndarray) -> np.ndarray:
-        """The input array for one image, as the engine builds it (static-size resize, preprocessing)."""
-        from ..data.preprocessing import preprocess
-        from ..validate.parity import _resize_image
-
-        size = self.policy.static_size
-        image = _resize_image(image, size) if size else image
-        return image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
-
-    def close(self) -> None:
-        self.runner.deactivate()
-
-
-class MiouDropEvaluator:
-    """``evaluate(model) -> Score``: a candidate Q/DQ model against the FP32 ONNX on validation images, both in
-    ONNX Runtime (the FP32 outputs are computed once)."""
-
-    def __init__(self, fp32_path: Any, data: Any, *, num_images: int = 100, split: str | None = None,
-                 threads: int | None = None) -> None:
-        from ..data.datasets import open_dataset
-
-        self.dataset = open_dataset(data, split=split)
-        self.count = min(num_images, len(self.dataset))
-        self.threads = threads
-        self.reference = OnnxReference(fp32_path, threads=threads)
-        labelled = all(s.label_path is not None for s in self.dataset.samples[: self.count])
-        self.metric = ("FP32 mIoU - INT8 mIoU vs ground truth (points)" if labelled
-                       else "100 x (1 - agreement mIoU of INT8 vs FP32)")
-
-    def __call__(self, model: Any) -> Score:
-        from ..runtimes.onnxruntime import OnnxRuntimeRunner
-
-        with OnnxRuntimeRunner(model.SerializeToString(), threads=self.threads) as candidate:
-            engine = self.reference.engine(candidate)
-            for i in range(self.count):
-                sample, image, label = self.dataset[i]
-                engine.add(sample.name, image, label)
-            report = engine.report()
-        disagreement = float((1.0 - report.agreement.miou) * 100)
-        drop = report.miou_drop_points
-        return Score(float(drop) if drop is not None else disagreement, disagreement)
-
-    def close(self) -> None:
-        self.reference.close()

@@ -5,8 +5,8 @@ with accuracy control driven by our mIoU.
   what the CPU plugin's INT8 kernels want), fast bias correction, statistics on the whole calibration set.
 - ``quantize_openvino_with_accuracy_control``: ``nncf.quantize_with_accuracy_control``; NNCF reverts the
   most sensitive layers to float until the metric drop is at most ``max_drop``. The metric is mIoU in
-  points on validation images: against the ground truth when they have labels, else the agreement mIoU
-  with the FP32 ONNX model's predictions (computed once, with ONNX Runtime).
+  points on validation images (``operations.accuracy.MiouMetric``): against the ground truth when they have
+  labels, else the agreement mIoU with the FP32 ONNX model's predictions (computed once, with ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -48,49 +48,6 @@ def quantize_openvino(model: Any, cs: CalibrationSet) -> Any:
                          target_device=nncf.TargetDevice.CPU, subset_size=len(cs.files), fast_bias_correction=True)
 
 
-class _CompiledRunner:
-    """The parity engine's runner protocol over an ``ov.CompiledModel``."""
-
-    def __init__(self, compiled: Any) -> None:
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-
-    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.request.infer(dict(inputs))
-        return {port.get_any_name(): np.asarray(value) for port, value in results.items()}
-
-
-class MiouMetric:
-    """``validation_fn`` for NNCF: mIoU (points) of a compiled model on (name, image, label) items."""
-
-    def __init__(self, fp32_onnx: str | Path, meta: dict[str, Any], threads: int | None = None) -> None:
-        from .fallback import OnnxReference
-
-        self.reference = OnnxReference(Path(fp32_onnx), meta, threads=threads)
-        self.labelled: bool | None = None
-
-    @property
-    def name(self) -> str:
-        return ("mIoU vs ground truth (points)" if self.labelled
-                else "agreement mIoU with the FP32 ONNX predictions (points)")
-
-    def __call__(self, compiled: Any, items: Any) -> float:
-        engine = self.reference.engine(_CompiledRunner(compiled))
-        for name, image, label in items:
-            engine.add(name, image, label)
-        report = engine.report()
-        self.labelled = report.has_labels
-        value = report.backend_miou if report.has_labels else report.agreement.miou
-        return float(value) * 100
-
-    def model_input(self, item: tuple) -> np.ndarray:
-        """NNCF's transform_fn for a validation item."""
-        return self.reference.model_input(item[1])
-
-    def close(self) -> None:
-        self.reference.close()
-
-
 def load_validation_items(data: str | Path, num_images: int, split: str | None = None) -> list[tuple]:
     """(name, image, label) for the first ``num_images`` samples (NNCF indexes them, so they are kept)."""
     from ..data.datasets import open_dataset
@@ -103,9 +60,10 @@ def load_validation_items(data: str | Path, num_images: int, split: str | None =
     return items
 
 
-def quantize_openvino_with_accuracy_control(model: Any, cs: CalibrationSet, metric: MiouMetric,
-                                            items: list[tuple], max_drop: float) -> Any:
-    """INT8 with NNCF accuracy control: at most ``max_drop`` points of ``metric`` lost."""
+def quantize_openvino_with_accuracy_control(model: Any, cs: CalibrationSet, metric: Any, items: list[tuple],
+                                            max_drop: float) -> Any:
+    """INT8 with NNCF accuracy control: at most ``max_drop`` points of ``metric`` lost. ``metric(compiled, items)``
+    is NNCF's validation function and ``metric.model_input(item)`` its transform (``operations.accuracy``)."""
     nncf = _nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 

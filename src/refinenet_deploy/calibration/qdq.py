@@ -21,26 +21,57 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from .._optional import require
-from ..environment import package_versions
 from ..errors import CalibrationError, ExportError, UsageError
-from ..export.metadata import ArtifactResult, read_artifact_metadata, sidecar_path, utc_now, write_json_atomic
-from ..models.checkpoint import sha256_file
-from ..validate.compare import argmax_agreement
-from .dataset import CalibrationSet, calibration_set_for_model
+from .dataset import CalibrationSet
 
 log = logging.getLogger(__name__)
 METHODS = ("entropy", "max", "percentile")
 PRODUCERS = ("modelopt", "onnxruntime")
 PRODUCER_METHODS = {"modelopt": ("entropy", "max"), "onnxruntime": ("max", "percentile")}
+
+
+def check_method(producer: str, method: str | None) -> str:
+    """The calibration method for ``producer`` (its default when ``None``); UsageError for a bad pair."""
+    if producer not in PRODUCERS:
+        raise UsageError(f"unsupported --producer: {producer}. Use one of {', '.join(PRODUCERS)}")
+    method = method or PRODUCER_METHODS[producer][0]
+    if method not in METHODS:
+        raise UsageError(f"unsupported --method: {method}. Use one of {', '.join(METHODS)}")
+    if method not in PRODUCER_METHODS[producer]:
+        other = next(p for p, m in PRODUCER_METHODS.items() if method in m)
+        why = (" (its entropy calibration is min/max in effect; see the calibrate docs)"
+               if producer == "onnxruntime" else "")
+        raise UsageError(f"--producer {producer} calibrates with {' or '.join(PRODUCER_METHODS[producer])}{why}; "
+                         f"use --producer {other} for --method {method}")
+    return method
+
+
+def quantize_qdq(model: Path, out: Path, cs: CalibrationSet, *, producer: str, method: str,
+                 exclude_nodes: list[str] | None = None, progress: Callable[[int, int], None] | None = None
+                 ) -> dict[str, Any]:
+    """Write the Q/DQ INT8 model of ``model`` to ``out`` (scratch files go beside ``out``); returns the
+    producer's record for the sidecar. Quantizer failures are ``ExportError`` (exit 6)."""
+    require("onnxruntime.quantization", package="onnxruntime")
+    import onnx
+
+    input_name = onnx.load(str(model), load_external_data=False).graph.input[0].name
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the quantizers print their progress on stdout
+            if producer == "onnxruntime":
+                return _quantize_onnxruntime(model, out, cs, input_name, method, exclude_nodes, out.parent,
+                                             progress)
+            return _quantize_modelopt(model, out, cs, input_name, method, exclude_nodes, progress)
+    except (CalibrationError, UsageError):
+        raise
+    except Exception as exc:
+        raise ExportError(f"INT8 quantization failed: {str(exc).splitlines()[0][:200]}") from exc
 
 
 
@@ -69,98 +100,6 @@ class _Reader:
 
     def rewind(self) -> None:  # not needed by a single calibration pass
         pass
-
-
-def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, method: str | None = None,
-                   num_images: int = 300, seed: int = 0, split: str | None = None, producer: str = "modelopt",
-                   exclude_nodes: list[str] | None = None, max_miou_drop: float | None = None,
-                   val_data: str | Path | None = None, val_images: int = 100, val_split: str | None = None,
-                   threads: int | None = None, command: str = "",
-                   progress: Callable[[int, int], None] | None = None,
-                   report: Callable[[str], None] | None = None) -> ArtifactResult:
-    """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
-
-    With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
-    folder), the most sensitive parts of the network are left in float until the drop fits
-    (``calibration.fallback``); the result records which parts fell back and the drop measured.
-    """
-    require("onnxruntime.quantization", package="onnxruntime")
-    from ..export.onnx import check_output_path
-
-    if producer not in PRODUCERS:
-        raise UsageError(f"unsupported --producer: {producer}. Use one of {', '.join(PRODUCERS)}")
-    method = method or PRODUCER_METHODS[producer][0]
-    if method not in METHODS:
-        raise UsageError(f"unsupported --method: {method}. Use one of {', '.join(METHODS)}")
-    if method not in PRODUCER_METHODS[producer]:
-        other = next(p for p, m in PRODUCER_METHODS.items() if method in m)
-        why = (" (its entropy calibration is min/max in effect; see the calibrate docs)"
-               if producer == "onnxruntime" else "")
-        raise UsageError(f"--producer {producer} calibrates with {' or '.join(PRODUCER_METHODS[producer])}{why}; "
-                         f"use --producer {other} for --method {method}")
-    if max_miou_drop is not None and max_miou_drop < 0:
-        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
-    model, output = Path(model), Path(output)
-    if not model.is_file() or model.suffix != ".onnx":
-        raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
-    check_output_path(output, ".onnx")
-    meta = read_artifact_metadata(model)
-    if meta.get("precision") not in (None, "fp32"):
-        raise UsageError(f"{model.name} is {meta['precision']}; calibrate the FP32 export")
-    import onnx
-
-    proto = onnx.load(str(model), load_external_data=False)
-    input_name = proto.graph.input[0].name
-    cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
-    del proto
-    manifest = cs.manifest
-
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.calib-") as tmp:
-        tmp_dir = Path(tmp)
-        out_tmp = tmp_dir / "int8.onnx"
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # the quantizers print their progress on stdout
-                if producer == "onnxruntime":
-                    quantization = _quantize_onnxruntime(model, out_tmp, cs, input_name, method, exclude_nodes,
-                                                         tmp_dir, progress)
-                else:
-                    quantization = _quantize_modelopt(model, out_tmp, cs, input_name, method, exclude_nodes,
-                                                      progress)
-        except (CalibrationError, UsageError):
-            raise
-        except Exception as exc:
-            raise ExportError(f"INT8 quantization failed: {str(exc).splitlines()[0][:200]}") from exc
-        fallback = None
-        if max_miou_drop is not None:
-            fallback = _fallback(model, out_tmp, val_data or data, max_miou_drop, val_images, val_split, threads,
-                                 report)
-        agreement = _agreement(model, out_tmp, cs, input_name)
-        info = {
-            **{k: v for k, v in meta.items() if k not in ("verification", "created", "command")},
-            "format": "refinenet-deploy/onnx", "tool_version": __version__, "created": utc_now(), "command": command,
-            "precision": "int8", "source_model": {"file": model.name, "sha256": sha256_file(model)},
-            "quantization": {**quantization, "format": "QDQ", "activations": "int8 symmetric (zero point 0)",
-                             "weights": "int8 symmetric per-channel", "method": method,
-                             "excluded_nodes": exclude_nodes or []},
-            "calibration": {"digest": cs.digest(manifest), "count": len(cs.files), "seed": seed,
-                            "input_size": list(cs.size), "resize_policy": manifest["resize_policy"],
-                            "skipped": manifest["skipped"], "cache_key": cs.cache_key(sha256_file(model))},
-            "check": {"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
-            "versions": {k: v for k, v in package_versions(("onnx", "onnxruntime", "nvidia-modelopt")).items() if v},
-        }
-        if fallback is not None:
-            info["fallback"] = fallback
-        side = write_json_atomic(tmp_dir / "meta.json", info)
-        write_json_atomic(tmp_dir / "manifest.json", manifest)
-        os.replace(out_tmp, output)
-        try:
-            os.replace(side, sidecar_path(output))
-            os.replace(tmp_dir / "manifest.json", output.with_name(output.stem + ".calibration.json"))
-        except OSError:
-            output.unlink(missing_ok=True)
-            raise
-    log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
-    return ArtifactResult(output, sidecar_path(output), info)
 
 
 def _quantize_onnxruntime(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
@@ -247,33 +186,3 @@ def _modelopt_worker(model: str, cs: CalibrationSet, input_name: str, method: st
                  high_precision_dtype="fp32", output_path=out, log_level="WARNING")
     except Exception as exc:  # reported to the parent as one line
         Path(error).write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-
-
-def _fallback(model: Path, qdq_path: Path, data: str | Path, max_drop: float, val_images: int,
-              split: str | None, threads: int | None, report: Callable[[str], None] | None) -> dict[str, Any]:
-    import onnx
-
-    from .fallback import MiouDropEvaluator, search_fallback
-
-    evaluator = MiouDropEvaluator(model, data, num_images=val_images, split=split, threads=threads)
-    try:
-        result = search_fallback(onnx.load(str(qdq_path)), onnx.load(str(model)), evaluator, max_drop, report)
-    finally:
-        evaluator.close()
-    onnx.save(result.model, str(qdq_path))
-    return {**result.to_dict(), "validation": {"data": str(data), "images": evaluator.count}}
-
-
-def _agreement(fp32: Path, int8: Path, cs: CalibrationSet, input_name: str, limit: int = 16) -> float:
-    """Argmax agreement of the INT8 model with the FP32 model on up to ``limit`` calibration images."""
-    from ..runtimes.onnxruntime import OnnxRuntimeRunner
-
-    agree = []
-    with OnnxRuntimeRunner(fp32) as a, OnnxRuntimeRunner(int8) as b:
-        for i, batch in enumerate(cs.batches(1)):
-            if i >= limit:
-                break
-            ra = next(iter(a.infer({input_name: batch}).values()))
-            rb = next(iter(b.infer({input_name: batch}).values()))
-            agree.append(argmax_agreement(ra, rb))
-    return float(np.mean(agree))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 
-__all__ = ["NORMALIZATION_MODES", "Normalization", "denormalize", "preprocess", "preprocess_batch"]
+__all__ = ["NORMALIZATION_MODES", "Normalization", "denormalize", "preprocess", "preprocess_batch", "resize_image"]
 
 NORMALIZATION_MODES: tuple[str, ...] = ("imagenet", "scalar128")
 
@@ -161,3 +161,12 @@ def denormalize(chw: np.ndarray, norm: Normalization) -> np.ndarray:
     std = np.asarray(norm.std, dtype=np.float64).reshape(3, 1, 1)
     x = (arr.astype(np.float64) * std + mean) / norm.scale
     return np.clip(np.rint(x), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an HxWx3 uint8 image to ``size`` (H, W); the same array when it already has that size."""
+    if image.shape[:2] == tuple(size):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))

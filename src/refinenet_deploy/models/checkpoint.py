@@ -8,7 +8,6 @@ and in ``.pth``, ``.pth.tar``, ``.pt`` or ``.safetensors`` files. Pickles are on
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..artifacts import sha256_file, write_atomic
 from ..errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,6 @@ class RawCheckpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
     wrapper: str = "flat"
     sha256: str = ""
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> RawCheckpoint:
@@ -260,13 +252,10 @@ def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, meta
         tensors[k] = v.half() if fp16 and v.is_floating_point() else v
     meta = {k: json.dumps(v) for k, v in metadata.items() if v is not None}
     meta["format"] = "pt"
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata=meta)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; a shipped artifact should be readable
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_atomic(path, write)

@@ -20,8 +20,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..artifacts import InputPolicy
+from ..data.preprocessing import resize_image
 from ..errors import UsageError
 from .metrics import AgreementScores, boundary_mask, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from .tolerances import DEFAULT_GATES, Gates
 
 PARITY_SCHEMA = "refinenet-deploy/parity"
 PARITY_SCHEMA_VERSION = 1
@@ -29,33 +32,6 @@ PARITY_SCHEMA_VERSION = 1
 
 class Runner(Protocol):
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Pass/fail thresholds; both are two-sided where it makes sense (an unexpected improvement fails too)."""
-
-    max_miou_drop: float  # points of mIoU (0-100 scale), |reference - backend|
-    min_agreement: float  # fraction of pixels whose class agrees with PyTorch
-
-
-DEFAULT_GATES = {
-    "fp32": Gates(max_miou_drop=0.1, min_agreement=0.999),
-    "fp16": Gates(max_miou_drop=0.3, min_agreement=0.995),
-    "bf16": Gates(max_miou_drop=0.5, min_agreement=0.99),
-    "int8": Gates(max_miou_drop=1.0, min_agreement=0.97),
-}
-
-
-@dataclass(frozen=True)
-class InputPolicy:
-    """How an image becomes the artifact's input."""
-
-    input_name: str = "input"
-    input_format: str = "nchw-float"  # or nhwc-uint8 (the graph normalises)
-    static_size: tuple[int, int] | None = None  # (H, W) for static-shape artifacts
-    batch: int = 1
-    head: str = "logits"  # logits | upsample | argmax
 
 
 @dataclass
@@ -132,14 +108,6 @@ class ParityReport:
         })
 
 
-def _resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == tuple(size):
-        return image
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-
-
 def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an integer map (half-pixel centres, like PIL/OpenCV NEAREST)."""
     h, w = labels.shape[-2:]
@@ -164,7 +132,8 @@ class ParityEngine:
     """Streams images through a reference and a backend runner and accumulates every metric."""
 
     def __init__(self, reference: Runner, backend: Runner, *, num_classes: int, class_names: Sequence[str],
-                 preprocess: Callable[[np.ndarray], np.ndarray], policy: InputPolicy, precision: str = "fp32",
+                 policy: InputPolicy, preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+                 precision: str = "fp32",
                  gates: Gates | None = None, scales: Sequence[float] = (1.0,), flip: bool = False,
                  boundary_width: int = 3, save_worst: int = 0) -> None:
         if policy.head == "argmax" and (len(scales) > 1 or flip):
@@ -174,7 +143,9 @@ class ParityEngine:
                              "Export with --dynamic")
         self.reference, self.backend = reference, backend
         self.num_classes, self.class_names = num_classes, tuple(class_names)
-        self.preprocess, self.policy, self.precision = preprocess, policy, precision
+        # default: the policy's own normalisation; ``preprocess`` overrides it (one image -> CHW float)
+        self.preprocess = preprocess or (lambda im: policy.to_input(im, batch=1)[0])
+        self.policy, self.precision = policy, precision
         self.gates = gates or DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"])
         self.scales, self.flip, self.boundary_width, self.save_worst = tuple(scales), flip, boundary_width, save_worst
         k = num_classes
@@ -210,7 +181,7 @@ class ParityEngine:
         """Class maps at label size for reference and backend, through identical post-processing."""
         p = self.policy
         if p.head == "argmax":
-            run_img = _resize_image(image, p.static_size) if p.static_size else image
+            run_img = resize_image(image, p.static_size) if p.static_size else image
             ref, back = self._run_both(run_img)
             return _nearest(ref[0], label_size), _nearest(back[0], label_size)
         acc_ref = acc_back = None
@@ -219,7 +190,7 @@ class ParityEngine:
                 size = p.static_size
             else:
                 size = (max(16, round(image.shape[0] * scale)), max(16, round(image.shape[1] * scale)))
-            img = _resize_image(image, size)
+            img = resize_image(image, size)
             for flipped in ((False, True) if self.flip else (False,)):
                 ref, back = self._run_both(img[:, ::-1].copy() if flipped else img)
                 if scale == 1.0 and not flipped:

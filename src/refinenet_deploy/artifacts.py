@@ -1,0 +1,337 @@
+"""The artifact layer: how every model file this tool writes reaches the disk, and what later steps read back.
+
+Every writer (export onnx, calibrate, build openvino, build trt) goes through this module:
+
+- ``check_output_path`` refuses an output that cannot be written before any work is done (exit 2);
+- ``staged_artifact`` gives a temporary folder beside the output; ``Staging.commit`` renames the model, its
+  companion files (an IR's ``.bin``) and its ``.meta.json`` sidecar into place, rolling back to the files
+  that were there before if any rename fails, so a failed or interrupted step never leaves a model without
+  its provenance or a half-written file;
+- ``sidecar`` builds the one versioned sidecar schema (``SCHEMA_VERSION``, documented in the README):
+  the model description that travels along the chain (``MODEL_KEYS``), the step's own record, and one
+  ``provenance`` block (tool and package versions, host fingerprint with GPUs/compute capability/JetPack);
+- ``read_metadata`` / ``artifact_precision`` / ``InputPolicy.from_metadata`` are how later steps learn what
+  an artifact is and how an image becomes its input.
+
+This module imports no backend: ONNX graphs are read with the core ``onnx`` package only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .data.preprocessing import Normalization, preprocess
+from .enums import Precision
+from .errors import IncompatibleArtifactError, UsageError
+
+ONNX_METADATA_KEY = "refinenet_deploy"
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+FORMATS = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}
+
+# The model description: written by export, inherited by every artifact made from it.
+MODEL_KEYS = ("arch", "num_classes", "class_names", "normalization", "input_format", "head", "opset", "exporter",
+              "simplifier", "dynamic", "dynamic_batch", "export_size", "batch", "inputs", "outputs", "checkpoint")
+INPUT_FORMATS = ("nchw-float", "nhwc-uint8")
+
+
+@dataclass
+class ArtifactResult:
+    """What a step that writes an artifact returns: the file, its sidecar and the metadata written there."""
+
+    path: Path
+    metadata_path: Path
+    metadata: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------- paths, hashes
+def sidecar_path(artifact: str | Path) -> Path:
+    """``model.onnx`` -> ``model.meta.json`` (``model.int8.onnx`` -> ``model.int8.meta.json``).
+
+    Other artifacts keep their suffix, so that ``model.xml`` or ``model.engine`` built beside ``model.onnx``
+    never overwrites its metadata: ``model.xml`` -> ``model.xml.meta.json``.
+    """
+    artifact = Path(artifact)
+    if artifact.suffix == ".onnx":
+        return artifact.with_name(artifact.stem + ".meta.json")
+    return artifact.with_name(artifact.name + ".meta.json")
+
+
+def companion_paths(artifact: str | Path) -> list[Path]:
+    """Files that belong to an artifact besides its sidecar (an OpenVINO IR's ``.bin``)."""
+    artifact = Path(artifact)
+    return [artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def check_output_path(output: str | Path, suffix: str | Sequence[str]) -> Path:
+    """Fail early (UsageError, exit 2) on an output path that cannot be written, before any work is done."""
+    output = Path(output)
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
+    if output.suffix not in suffixes:
+        raise UsageError(f"output must end in {' or '.join(suffixes)}: {output}. Pass -o model{suffixes[0]}")
+    parent = output.parent
+    if not parent.is_dir():
+        raise UsageError(f"output folder does not exist: {parent}. Create it first")
+    for path in (output, sidecar_path(output), *companion_paths(output)):
+        if path.is_dir():
+            raise UsageError(f"output path is a folder: {path}. Pass a file name such as model{suffixes[0]}")
+    try:  # a real write probe: os.access says yes to root even on read-only mounts
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.stem}.probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output folder: {parent} ({exc.strerror}). "
+                         "Choose a writable -o path") from exc
+    return output
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` to a hidden temporary file beside ``path``, then rename it over ``path``: readers see the
+    old file or the new one, never a partial one. The temporary file is removed if ``write`` fails."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+# --------------------------------------------------------------------------------------------- atomic writes
+@dataclass
+class Staging:
+    """A temporary folder beside the output; build files in ``dir``, then ``commit`` them into place."""
+
+    output: Path
+    dir: Path
+    committed: bool = False
+
+    @property
+    def model(self) -> Path:
+        """Where the step writes the model inside the staging folder (same name as the output)."""
+        return self.dir / self.output.name
+
+    def commit(self, metadata: Mapping[str, Any], *, extra: Mapping[Path, Mapping[str, Any]] | None = None,
+               files: Mapping[Path, Path] | None = None) -> ArtifactResult:
+        """Rename the staged model (and its companions) to the output, write the sidecar, ``extra`` JSON files
+        (destination -> data) and staged ``files`` (staged path -> destination) beside it. All or nothing: if any
+        rename fails, the files that were there before are restored."""
+        if not self.model.is_file():
+            raise FileNotFoundError(self.model)
+        meta = dict(metadata)
+        meta["artifact"] = {"file": self.output.name, "sha256": sha256_file(self.model),
+                            "bytes": self.model.stat().st_size}
+        moves: list[tuple[Path, Path]] = [(self.dir / c.name, c) for c in companion_paths(self.output)]
+        moves.append((self.model, self.output))
+        side = write_json_atomic(self.dir / ".sidecar.json", meta)
+        moves.append((side, sidecar_path(self.output)))
+        for i, (dest, data) in enumerate((extra or {}).items()):
+            moves.append((write_json_atomic(self.dir / f".extra-{i}.json", data), Path(dest)))
+        moves += [(Path(src), Path(dest)) for src, dest in (files or {}).items()]
+        backups: list[tuple[Path, Path]] = []
+        done: list[Path] = []
+        try:
+            for k, (_, dest) in enumerate(moves):
+                if dest.exists():
+                    backup = self.dir / f".previous-{k}"
+                    os.replace(dest, backup)
+                    backups.append((backup, dest))
+            for src, dest in moves:
+                os.replace(src, dest)
+                done.append(dest)
+        except BaseException:
+            for dest in done:
+                dest.unlink(missing_ok=True)
+            for backup, dest in backups:
+                os.replace(backup, dest)
+            raise
+        self.committed = True
+        return ArtifactResult(self.output, sidecar_path(self.output), meta)
+
+
+@contextmanager
+def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
+    """A staging folder ``.<name>.<step>-XXXX`` beside ``output``, removed on exit whatever happens."""
+    output = Path(output)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.stem}.{step}-"))
+    try:
+        yield Staging(output, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- sidecar schema
+def provenance(command: str = "", packages: Sequence[str] = ()) -> dict[str, Any]:
+    """One provenance record: this tool, the command, package versions and the host (CPU/ISA, GPUs, JetPack)."""
+    from .environment import host_fingerprint, package_versions
+
+    return {"tool": "refinenet-deploy", "tool_version": __version__, "created": utc_now(), "command": command,
+            "versions": {k: v for k, v in package_versions(tuple(packages)).items() if v},
+            "host": host_fingerprint()}
+
+
+def sidecar(kind: str, precision: str, *, source: Mapping[str, Any] | None = None, command: str = "",
+            packages: Sequence[str] = (), **record: Any) -> dict[str, Any]:
+    """The sidecar of a new artifact: the model description inherited from ``source`` (the upstream metadata),
+    the step's ``record`` and one provenance block. Keys of the upstream step's own record are not inherited."""
+    inherited = {k: v for k, v in (source or {}).items() if k in MODEL_KEYS}
+    meta: dict[str, Any] = {"format": f"refinenet-deploy/{kind}", "schema_version": SCHEMA_VERSION,
+                            **inherited, "precision": str(precision)}
+    meta.update(record)
+    meta["provenance"] = provenance(command, packages)
+    return meta
+
+
+def embed_onnx_metadata(model: Any, meta: Mapping[str, Any]) -> None:
+    """Write the sidecar into an ONNX model's ``metadata_props`` (plus a few plain keys for other tools)."""
+    del model.metadata_props[:]
+    plain = {k: meta.get(k) for k in ("arch", "num_classes", "input_format", "head", "precision")}
+    plain["tool_version"] = __version__
+    props = {f"{ONNX_METADATA_KEY}.{k}": str(v) for k, v in plain.items()}
+    props[ONNX_METADATA_KEY] = json.dumps(meta)
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _load_onnx(path: Path) -> Any:
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends: not an ONNX model
+        raise IncompatibleArtifactError(f"cannot read {path.name} as an ONNX model ({type(exc).__name__}). "
+                                        "Pass a .onnx written by 'rfdeploy export onnx'") from exc
+
+
+def read_metadata(artifact: str | Path) -> dict[str, Any]:
+    """The sidecar if present, else the ONNX ``metadata_props`` entry; an empty dict if neither exists."""
+    artifact = Path(artifact)
+    side = sidecar_path(artifact)
+    meta: Any = None
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IncompatibleArtifactError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
+        where = side
+    elif artifact.suffix == ".onnx" and artifact.is_file():
+        where = artifact
+        for prop in _load_onnx(artifact).metadata_props:
+            if prop.key == ONNX_METADATA_KEY:
+                try:
+                    meta = json.loads(prop.value)
+                except json.JSONDecodeError as exc:
+                    raise IncompatibleArtifactError(f"{artifact.name} has unreadable metadata. Re-export the "
+                                                    "model") from exc
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise IncompatibleArtifactError(f"metadata in {where} is not a JSON object. Re-export the model")
+    version = meta.get("schema_version")
+    if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise IncompatibleArtifactError(f"metadata in {where} has schema version {version}; this rfdeploy reads "
+                                        f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}. Upgrade refinenet-deploy "
+                                        "or re-export the model")
+    return meta
+
+
+def onnx_precision(model: Any) -> Precision:
+    """Precision from an ONNX graph itself: Q/DQ nodes -> int8, FP16 initializers -> fp16, else fp32."""
+    import onnx
+
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        return Precision.INT8
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return Precision.FP16
+    return Precision.FP32
+
+
+def artifact_precision(artifact: str | Path, meta: Mapping[str, Any] | None = None) -> Precision:
+    """What an artifact is: read from the graph for ONNX (never trusted from a sidecar), else the sidecar."""
+    artifact = Path(artifact)
+    if artifact.suffix == ".onnx" and artifact.is_file():
+        return onnx_precision(_load_onnx(artifact))
+    value = (meta if meta is not None else read_metadata(artifact)).get("precision") or "fp32"
+    try:
+        return Precision(value)
+    except ValueError:
+        raise IncompatibleArtifactError(f"{artifact.name}: unknown precision {value!r} in its metadata. "
+                                        "Rebuild the artifact") from None
+
+
+# --------------------------------------------------------------------------------------------- input policy
+def spatial_size(shape: Sequence[int | None], input_format: str) -> tuple[int, int] | None:
+    """(H, W) of an input shape when both are static, for NCHW float or NHWC uint8 layouts."""
+    hw = shape[1:3] if input_format == "nhwc-uint8" else shape[2:4]
+    return (int(hw[0]), int(hw[1])) if all(isinstance(d, int) and d > 0 for d in hw) else None
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How an image becomes an artifact's input, read from its metadata: layout, normalisation, static size."""
+
+    input_name: str = "input"
+    input_format: str = "nchw-float"  # or nhwc-uint8 (the graph normalises)
+    static_size: tuple[int, int] | None = None  # (H, W) for static-shape artifacts
+    batch: int = 1
+    head: str = "logits"  # logits | upsample | argmax
+    normalization: Normalization = field(default_factory=Normalization.imagenet)
+    export_size: tuple[int, int] | None = None
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any], default: Normalization | None = None) -> InputPolicy:
+        norm = meta.get("normalization")
+        normalization = (Normalization.from_dict(norm) if isinstance(norm, dict)
+                         else default or Normalization.imagenet())
+        input_format = meta.get("input_format") or "nchw-float"
+        if input_format not in INPUT_FORMATS:
+            raise IncompatibleArtifactError(f"unknown input_format {input_format!r} in the metadata. Re-export the "
+                                            "model")
+        export = meta.get("export_size")
+        return cls(input_format=input_format, head=meta.get("head") or "logits", normalization=normalization,
+                   export_size=(int(export[0]), int(export[1])) if export else None)
+
+    def for_input(self, name: str, shape: Sequence[int | None]) -> InputPolicy:
+        """This policy bound to a runner's input spec: its name, static size and batch."""
+        batch = shape[0] if shape and isinstance(shape[0], int) else 1
+        return replace(self, input_name=name, static_size=spatial_size(shape, self.input_format), batch=batch)
+
+    def size_for(self, requested: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The input size to run at: the static size, else ``requested``, else the export size, else 512x512."""
+        return self.static_size or requested or self.export_size or (512, 512)
+
+    def to_input(self, image: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """One HxWx3 uint8 RGB image -> the model input (normalised NCHW float, or NHWC uint8), batched."""
+        x = image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
+        n = batch or self.batch
+        return np.ascontiguousarray(np.repeat(x, n, axis=0) if n > 1 else x)

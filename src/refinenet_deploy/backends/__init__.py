@@ -1,0 +1,100 @@
+"""One package per runtime, as Polygraphy's ``backend/{onnxrt,trt,...}``: its builder (where there is one) and
+its runner, all behind the ``BaseRunner`` protocol.
+
+| package | builder | runner |
+|---|---|---|
+| ``torch`` | torch -> ONNX graph (``exporter``) | ``TorchRunner`` (checkpoints, the PyTorch reference) |
+| ``onnxruntime`` | | ``OnnxRuntimeRunner`` (.onnx: FP32, FP16, Q/DQ INT8) |
+| ``openvino`` | ONNX -> IR (``builder``) | ``OpenVINORunner`` (.xml) |
+| ``tensorrt`` | | ``TensorRTRunner`` (.engine) |
+
+Backends are imported only inside their own packages, when a runner or builder for them is used, so the core
+installs and runs without any of them. ``open_runner`` is the one way in: it picks the runtime from the file,
+checks the device against what that runtime can run on, and returns a runner that is not yet activated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..enums import RUNTIME_DEVICES, Device, Runtime
+from ..errors import UsageError
+from .base import BaseRunner, TensorSpec
+
+RUNTIMES = ("auto", *Runtime.values())
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar", ".safetensors", ".ckpt", ".bin")
+
+
+def detect_runtime(artifact: str | Path) -> Runtime:
+    """The runtime an artifact needs, from its file name."""
+    name = Path(artifact).name.lower()
+    if name.endswith(".onnx"):
+        return Runtime.ONNXRUNTIME
+    if name.endswith(".xml"):
+        return Runtime.OPENVINO
+    if name.endswith((".engine", ".plan", ".trt")):
+        return Runtime.TENSORRT
+    if name.endswith(CHECKPOINT_SUFFIXES):
+        return Runtime.TORCH
+    raise UsageError(f"cannot tell the runtime of {Path(artifact).name}. Pass --runtime "
+                     "(onnxruntime for .onnx, openvino for .xml, tensorrt for .engine, torch for checkpoints)")
+
+
+def resolve_runtime(artifact: str | Path, runtime: str = "auto") -> Runtime:
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime: {runtime}. Use one of {', '.join(RUNTIMES)}")
+    return detect_runtime(artifact) if runtime == "auto" else Runtime(runtime)
+
+
+def resolve_device(runtime: Runtime, device: str | None = None) -> Device:
+    """``device`` checked against what ``runtime`` can run on; ``None`` is the runtime's default (cpu, or gpu
+    for TensorRT engines)."""
+    allowed = RUNTIME_DEVICES[runtime]
+    if device is None:
+        return allowed[0]
+    if device not in Device.values():
+        raise UsageError(f"unknown --device: {device}. Use one of {', '.join(Device.values())}")
+    if device not in allowed:
+        raise UsageError(f"{runtime} runs on {' or '.join(allowed)}, not {device}. Pass --device "
+                         f"{allowed[0]}")
+    return Device(device)
+
+
+def open_runner(artifact: str | Path, runtime: str = "auto", *, device: str | None = None,
+                threads: int | None = None, hint: str = "latency", inference_precision: str | None = "f32",
+                meta: Mapping[str, Any] | None = None, policy: Any = None) -> BaseRunner:
+    """A (not yet activated) runner for an artifact or a checkpoint.
+
+    ``device`` defaults to what the runtime runs on first (cpu; gpu for engines) and is recorded on the runner
+    (``runner.device``). For a checkpoint, ``policy`` (an ``artifacts.InputPolicy``) sets the deploy wrapper's
+    normalisation, input format and head, so that the PyTorch side computes what an artifact computes.
+    """
+    kind = resolve_runtime(artifact, runtime)
+    dev = resolve_device(kind, device)
+    if kind == Runtime.ONNXRUNTIME:
+        from .onnxruntime import open_onnxruntime
+
+        runner: BaseRunner = open_onnxruntime(artifact, dev, threads=threads)
+    elif kind == Runtime.OPENVINO:
+        from .openvino import OpenVINORunner
+
+        runner = OpenVINORunner(Path(artifact), device=dev.value.upper(), hint=hint, threads=threads,
+                                inference_precision=inference_precision)
+    elif kind == Runtime.TENSORRT:
+        from ..artifacts import read_metadata
+        from .tensorrt import TensorRTRunner
+
+        runner = TensorRTRunner(Path(artifact), meta=read_metadata(artifact) if meta is None else meta,
+                                device=dev)
+    else:
+        from .torch import open_checkpoint
+
+        runner = open_checkpoint(artifact, device=dev, policy=policy)
+    runner.device = dev
+    return runner
+
+
+__all__ = ["CHECKPOINT_SUFFIXES", "RUNTIMES", "BaseRunner", "TensorSpec", "detect_runtime", "open_runner",
+           "resolve_device", "resolve_runtime"]

@@ -1,0 +1,94 @@
+"""The ``Runner`` protocol shared by every backend.
+
+A runner takes an object or a zero-argument builder, builds in ``activate()``, frees in ``deactivate()``,
+and maps named NumPy inputs to named NumPy outputs. ``BaseRunner`` checks the state and the inputs'
+names, dtypes and shapes against ``input_specs`` (``None`` in a shape = dynamic), so one parity/latency
+path serves all backends.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]  # None: dynamic dimension
+
+    def check(self, array: np.ndarray) -> None:
+        if array.dtype != self.dtype:
+            raise UsageError(f"input '{self.name}' has dtype {array.dtype}, the model expects {self.dtype}")
+        if len(array.shape) != len(self.shape) or any(
+            want is not None and want != got for want, got in zip(self.shape, array.shape)
+        ):
+            want = "x".join("?" if d is None else str(d) for d in self.shape)
+            raise UsageError(
+                f"input '{self.name}' has shape {'x'.join(map(str, array.shape))}, the model expects {want}"
+            )
+
+
+class BaseRunner(ABC):
+    """Lifecycle and input checking; subclasses implement ``_activate``, ``_infer``, ``_deactivate``."""
+
+    name = "runner"
+    device: str = "cpu"  # where it runs (an ``enums.Device`` value); set by ``open_runner``
+
+    def __init__(self) -> None:
+        self.is_active = False
+        self._input_specs: tuple[TensorSpec, ...] = ()
+
+    def __enter__(self) -> BaseRunner:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        if self.is_active:
+            return
+        self._input_specs = tuple(self._activate())
+        self.is_active = True
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self._deactivate()
+            self.is_active = False
+
+    @property
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        self._require_active()
+        return self._input_specs
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; ``inputs`` must name every model input with the right dtype and shape."""
+        self._require_active()
+        names = {s.name for s in self._input_specs}
+        if set(inputs) != names:
+            raise UsageError(f"inputs {sorted(inputs)} do not match the model's {sorted(names)}")
+        for spec in self._input_specs:
+            spec.check(inputs[spec.name])
+        return self._infer(inputs)
+
+    def _require_active(self) -> None:
+        if not self.is_active:
+            raise RuntimeError(f"{self.name} runner is not active: call activate() or use it as a context manager")
+
+    @abstractmethod
+    def _activate(self) -> list[TensorSpec]:
+        """Build the backend session/engine; return the input specs."""
+
+    @abstractmethod
+    def _infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _deactivate(self) -> None: ...

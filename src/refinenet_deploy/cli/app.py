@@ -1,0 +1,97 @@
+"""The ``rfdeploy`` application: the Typer apps, global options, error mapping and progress bars.
+
+Commands live in one module per group (``cli/<group>.py``); each checks its options, calls one library
+function and renders the result."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import RefineNetDeployError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False, "quiet": False}
+
+app = typer.Typer(
+    name="rfdeploy",
+    help="RefineNet / Light-Weight RefineNet checkpoints to ONNX, TensorRT and OpenVINO, "
+    "with IoU parity against PyTorch and latency per device.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+export_app = typer.Typer(help="Export a checkpoint to a deployable format.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+build_app = typer.Typer(help="Build a runtime artifact from an ONNX model.", no_args_is_help=True)
+app.add_typer(build_app, name="build")
+
+
+def handle_errors(fn: F) -> F:
+    """Map library errors to ``error: ...`` on stderr and their exit code; traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RefineNetDeployError as exc:
+            if _state["debug"]:
+                err.print_exception()
+            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+            if exc.hint:
+                err.print(f"hint: {exc.hint}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"rfdeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Info logs on stderr.")] = False,
+) -> None:
+    _state["debug"], _state["quiet"] = debug, quiet
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=level, format="%(message)s", force=True,
+                        handlers=[RichHandler(console=err, show_time=False, show_path=debug)])
+
+
+def progress_bar():  # noqa: ANN202  (rich.progress.Progress, imported lazily)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[info]}"), console=err, transient=False,
+                    disable=_state["quiet"] or not err.is_terminal)
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["rfdeploy", *sys.argv[1:]])

@@ -1,0 +1,115 @@
+"""``rfdeploy data synth, train, evaluate: datasets and the PyTorch side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .app import app, command_line, data_app, err, handle_errors, out, progress_bar
+from .options import Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, parse_size
+
+
+# --------------------------------------------------------------------------------------------- data
+@data_app.command("synth")
+@handle_errors
+def data_synth_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (must be new or empty).")],
+    num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 200,
+    size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "128x128",
+    seed: Seed = 0,
+    split: Annotated[str, typer.Option("--split", help="Split name written to ImageSets/Segmentation.")] = "train",
+) -> None:
+    """Write a VOC-layout dataset of procedurally generated scenes (deterministic for a seed).
+
+    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 --seed 2 --split val
+    """
+    from ..data.synth import SYNTH_CLASSES, write_synth_dataset
+
+    h, w = parse_size(size)
+    with progress_bar() as bar:
+        task = bar.add_task("synthesising", total=num, info="")
+        write_synth_dataset(out_dir, num, h, w, seed, split=split,
+                            progress=lambda i, n: bar.update(task, completed=i))
+    err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}",
+              highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- train
+@app.command("train")
+@handle_errors
+def train_cmd(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for last.pt, best.pt, model.safetensors.")],
+    val: Annotated[Path | None, typer.Option("--val", help="Validation dataset (mIoU per epoch).")] = None,
+    arch: Annotated[str, typer.Option("--arch", help="Architecture to train.")] = "rf_lw_mbv2",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, poly decay).")] = 2e-3,
+    crop_size: Annotated[int | None, typer.Option("--crop-size", help="Square crop; default: image side.")] = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+    fp16_weights: Annotated[
+        bool, typer.Option("--fp16-weights/--fp32-weights", help="Storage precision of the final file.")
+    ] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train a model on a labelled dataset; writes OUT/model.safetensors with its metadata.
+
+    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 -o runs/demo
+    """
+    from ..operations.training import TrainConfig, train
+
+    cfg = TrainConfig(data=str(data), val_data=str(val) if val else None, out_dir=str(out_dir), arch=arch,
+                      epochs=epochs, batch_size=batch_size, lr=lr, crop_size=crop_size, seed=seed,
+                      threads=threads, fp16_weights=fp16_weights, command=command_line())
+    with progress_bar() as bar:
+        task = bar.add_task("epoch 1", total=None, info="")
+
+        def report(p: Any) -> None:
+            if p.kind == "step":
+                bar.update(task, description=f"epoch {p.epoch}/{p.epochs}", completed=p.step, total=p.steps,
+                           info=f"loss {p.loss:.3f} lr {p.lr:.2e}")
+            else:
+                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou:.4f}"
+                err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
+
+        result = train(cfg, progress=report, resume=resume)
+    best = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
+    out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+@app.command("evaluate")
+@handle_errors
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled dataset (VOC or Cityscapes layout).")],
+    split: Split = None,
+    arch: Arch = "auto",
+    num_classes: NumClasses = None,
+    threads: Threads = None,
+    as_json: JsonOut = False,
+) -> None:
+    """mIoU of a PyTorch checkpoint on a labelled dataset (logits upsampled to label size, then argmax).
+
+    Example: rfdeploy evaluate demo/rf_lw_mbv2_synth.safetensors --data synth-val
+    """
+    from ..operations.evaluation import evaluate_checkpoint
+
+    with progress_bar() as bar:
+        task = bar.add_task("evaluating", total=None, info="")
+        res = evaluate_checkpoint(checkpoint, data, split=split, arch=arch, num_classes=num_classes,
+                                  threads=threads, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {res['miou']:.4f}")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, iou in zip(res["class_names"], res["iou"]):
+        table.add_row(name, "absent" if iou is None else f"{iou:.4f}")
+    out.print(table)

@@ -1,1 +1,0 @@
-"""Converters: torch -> ONNX, ONNX -> TensorRT engine, ONNX -> OpenVINO IR (one module per target)."""

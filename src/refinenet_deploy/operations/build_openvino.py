@@ -1,0 +1,199 @@
+"""ONNX -> OpenVINO IR (``model.xml`` + ``model.bin``) in FP32, FP16 or INT8.
+
+- ``fp32``: ``ov.convert_model`` + ``ov.save_model(compress_to_fp16=False)``.
+- ``fp16``: the same with FP16 weight compression (the CPU plugin still computes in its inference
+  precision, f32 by our runners' default; GPU/NPU plugins compute in f16).
+- ``int8`` from an FP32 ONNX: NNCF post-training quantization on a calibration set drawn with the
+  preprocessing recorded in the ONNX metadata (``calibration.nncf``); with ``max_miou_drop``, NNCF with
+  accuracy control using our mIoU as its metric.
+- ``int8`` from a Q/DQ ONNX (``rfdeploy calibrate``): OpenVINO reads the Q/DQ pairs as FakeQuantize; no
+  data needed, and the IR runs the quantization TensorRT would see.
+
+Every IR is checked against its source ONNX (ONNX Runtime) on seeded random inputs (FP32/FP16) or on the
+calibration images (INT8) before it is kept; the sidecar ``model.xml.meta.json`` carries the ONNX metadata,
+the precision, the calibration digest and the OpenVINO/NNCF versions. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import (
+    ArtifactResult,
+    artifact_precision,
+    check_output_path,
+    read_metadata,
+    sha256_file,
+    sidecar,
+    staged_artifact,
+)
+from ..backends.onnxruntime import OnnxRuntimeRunner
+from ..backends.openvino import OpenVINORunner, compile_cpu, convert_onnx, ensure_available, save_ir
+from ..enums import Precision
+from ..errors import CalibrationError, ExportError, UsageError
+from ..validate.compare import argmax_agreement
+from ..validate.tolerances import FP32
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def precision_from_flags(fp16: bool, int8: bool) -> str:
+    """``--fp16`` / ``--int8`` (at most one) -> the precision to build."""
+    if fp16 and int8:
+        raise UsageError("--fp16 and --int8 exclude each other; pick one")
+    return "int8" if int8 else "fp16" if fp16 else "fp32"
+
+
+def convert_openvino(
+    model: str | Path,
+    output: str | Path,
+    *,
+    precision: str = "fp32",
+    data: str | Path | None = None,
+    num_images: int = 300,
+    seed: int = 0,
+    split: str | None = None,
+    max_miou_drop: float | None = None,
+    val_data: str | Path | None = None,
+    val_images: int = 100,
+    threads: int | None = None,
+    command: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> ArtifactResult:
+    """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure."""
+    ensure_available()
+    import onnx
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unsupported precision: {precision}. Use fp32, fp16 or int8")
+    model, output = Path(model), Path(output)
+    if not model.is_file() or model.suffix != ".onnx":
+        raise UsageError(f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or "
+                         "'rfdeploy calibrate'")
+    check_output_path(output, ".xml")
+    if max_miou_drop is not None and max_miou_drop < 0:
+        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
+    meta = read_metadata(model)
+    proto = onnx.load(str(model), load_external_data=False)
+    source_precision = artifact_precision(model, meta)
+    qdq = source_precision == Precision.INT8
+    if qdq and precision != "int8":
+        raise UsageError(f"{model.name} is a Q/DQ INT8 model; build it with --int8 (or pass the FP32 export)")
+    if source_precision == Precision.FP16 and precision != "fp16":
+        raise UsageError(f"{model.name} is an FP16 ONNX; build it with --fp16, or pass the FP32 export")
+    if precision == "int8" and not qdq:
+        if data is None:
+            raise UsageError("--int8 needs calibration images: pass --data DIR, or a Q/DQ ONNX from "
+                             "'rfdeploy calibrate'")
+        if source_precision != Precision.FP32:
+            raise UsageError(f"{model.name} is {source_precision}; quantize the FP32 export")
+    if max_miou_drop is not None and (precision != "int8" or qdq):
+        raise UsageError("--max-miou-drop applies to --int8 from an FP32 ONNX (for a Q/DQ ONNX, give it to "
+                         "'rfdeploy calibrate')")
+
+    ov_model = convert_onnx(model)
+
+    quantization: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    check_inputs: list[np.ndarray] | None = None
+    if precision == "int8" and qdq:
+        quantization = {"source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
+                        "from": meta.get("quantization")}
+        calibration = meta.get("calibration")
+    elif precision == "int8":
+        from ..calibration.dataset import calibration_set_for_model
+
+        cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
+        calibration = {"digest": cs.digest(), "count": len(cs.files), "seed": seed, "input_size": list(cs.size),
+                       "resize_policy": cs.manifest["resize_policy"], "skipped": cs.skipped,
+                       "cache_key": cs.cache_key(sha256_file(model))}
+        ov_model, quantization = _quantize(ov_model, model, meta, cs, max_miou_drop, val_data or data, val_images,
+                                           split, threads, progress)
+        check_inputs = [b for b, _ in zip(cs.batches(1), range(8))]
+
+    with staged_artifact(output, "ov") as stage:
+        save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
+        check = _check(stage.model, model, check_inputs, threads, precision)
+        info = sidecar(
+            "openvino", precision, source=meta, command=command, packages=("openvino", "nncf", "onnx"),
+            source_model={"file": model.name, "sha256": sha256_file(model), "precision": str(source_precision)},
+            weights="fp16 (compressed)" if precision == "fp16" else ("int8" if precision == "int8" else "fp32"),
+            check=check, **{k: v for k, v in (("quantization", quantization), ("calibration", calibration)) if v})
+        result = stage.commit(info)
+    log.info("wrote %s (%s)", output, precision)
+    return result
+
+
+def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_drop: float | None,
+              val_data: str | Path, val_images: int, split: str | None, threads: int | None,
+              progress: Callable[[int, int], None] | None) -> tuple[Any, dict[str, Any]]:
+    from ..calibration import nncf as nncf_adapter
+    from .accuracy import MiouMetric
+
+    info: dict[str, Any] = {"producer": "nncf.quantize", "preset": "performance (symmetric)",
+                            "target_device": "CPU", "fast_bias_correction": True, "subset_size": len(cs.files)}
+    try:
+        if max_drop is None:
+            quantized = nncf_adapter.quantize_openvino(ov_model, cs)
+        else:
+            metric = MiouMetric(model, meta, threads=threads)
+            try:
+                items = nncf_adapter.load_validation_items(val_data, val_images, split)
+                quantized = nncf_adapter.quantize_openvino_with_accuracy_control(ov_model, cs, metric, items,
+                                                                                 max_drop)
+                original = metric(compile_cpu(ov_model, threads), items)
+                final = metric(compile_cpu(quantized, threads), items)
+            finally:
+                metric.close()
+            info.update({"producer": "nncf.quantize_with_accuracy_control", "max_miou_drop_points": max_drop,
+                         "metric": metric.name, "validation": {"data": str(val_data), "images": len(items)},
+                         "fp32_metric": original, "int8_metric": final, "final_drop_points": original - final})
+    except (UsageError, CalibrationError):
+        raise
+    except Exception as exc:
+        raise ExportError(f"NNCF quantization failed: {str(exc).splitlines()[0][:200]}") from exc
+    if progress:
+        progress(len(cs.files), len(cs.files))
+    return quantized, info
+
+
+def _check(xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads: int | None,
+           precision: str) -> dict[str, Any]:
+    """The IR against its source ONNX (ONNX Runtime CPU): max abs error and argmax agreement."""
+    errors, agree, scale = [], [], 0.0
+    with OnnxRuntimeRunner(onnx_path, threads=threads) as ref, OpenVINORunner(xml, threads=threads) as ir:
+        spec = ref.input_specs[0]
+        if inputs is None:
+            shape = tuple(d if isinstance(d, int) else 64 for d in spec.shape)
+            rng = np.random.default_rng(0)
+            if spec.dtype == np.uint8:
+                inputs = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2)]
+            else:
+                inputs = [rng.standard_normal(shape).astype(spec.dtype) for _ in range(2)]
+            source = "seeded random inputs"
+        else:
+            source = f"{len(inputs)} calibration images"
+        for x in inputs:
+            a = next(iter(ref.infer({spec.name: x}).values()))
+            b = next(iter(ir.infer({ir.input_specs[0].name: x}).values()))
+            if a.shape != b.shape:
+                raise ExportError(f"the IR's output shape {b.shape} differs from the ONNX model's {a.shape}")
+            errors.append(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()))
+            agree.append(argmax_agreement(a, b) if a.ndim == 4 else float(np.mean(a == b)))
+            scale = max(scale, float(np.abs(a).max()))
+        executed = ir.executed_precision
+    check = {"against": f"{onnx_path.name} in ONNX Runtime CPU", "inputs": source, "openvino_precision": executed,
+             "max_abs_error": max(errors), "argmax_agreement": float(np.mean(agree))}
+    if precision == "fp32":  # the IR must compute what the ONNX computes; lower precisions go to parity
+        bound = FP32.logits_bound(scale)
+        check["tolerance"] = f"max abs error <= {FP32.atol:g} + {FP32.rtol:g} x max|onnx| = {bound:.3g}"
+        if check["max_abs_error"] > bound:
+            raise ExportError(f"the FP32 IR differs from the ONNX model by {check['max_abs_error']:.3g} "
+                              f"(> {bound:.3g}). Report this with the model and the openvino version")
+    return check

@@ -1,0 +1,137 @@
+"""``calibrate_onnx``: an FP32 ONNX and calibration images -> a Q/DQ INT8 ONNX with its sidecar.
+
+Wires the calibration layer (calibration set, Q/DQ producer, fallback search) with the accuracy checks
+(``operations.accuracy``) and the artifact layer. The producers work on a copy of the input in the staging
+folder: the input ONNX is never written to.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..artifacts import (
+    ArtifactResult,
+    artifact_precision,
+    check_output_path,
+    read_metadata,
+    sha256_file,
+    sidecar,
+    sidecar_path,
+    staged_artifact,
+)
+from ..backends.onnxruntime import OnnxRuntimeRunner
+from ..calibration.dataset import CalibrationSet, calibration_set_for_model
+from ..calibration.qdq import check_method, quantize_qdq
+from ..enums import Precision
+from ..errors import UsageError
+from ..validate.compare import argmax_agreement
+
+log = logging.getLogger(__name__)
+
+
+def calibration_manifest_path(output: str | Path) -> Path:
+    """``model.int8.onnx`` -> ``model.int8.calibration.json`` (the calibration set's manifest)."""
+    output = Path(output)
+    return output.with_name(output.stem + ".calibration.json")
+
+
+def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, method: str | None = None,
+                   num_images: int = 300, seed: int = 0, split: str | None = None, producer: str = "modelopt",
+                   exclude_nodes: list[str] | None = None, max_miou_drop: float | None = None,
+                   val_data: str | Path | None = None, val_images: int = 100, val_split: str | None = None,
+                   threads: int | None = None, command: str = "",
+                   progress: Callable[[int, int], None] | None = None,
+                   report: Callable[[str], None] | None = None) -> ArtifactResult:
+    """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
+
+    With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
+    folder), the most sensitive parts of the network are left in float until the drop fits
+    (``calibration.fallback``); the result records which parts fell back and the drop measured.
+    """
+    require("onnxruntime.quantization", package="onnxruntime")
+    method = check_method(producer, method)
+    if max_miou_drop is not None and max_miou_drop < 0:
+        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
+    model, output = Path(model), Path(output)
+    if not model.is_file() or model.suffix != ".onnx":
+        raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
+    check_output_path(output, ".onnx")
+    meta = read_metadata(model)
+    precision = artifact_precision(model, meta)
+    if precision != Precision.FP32:
+        raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    input_name = proto.graph.input[0].name
+    cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
+    del proto
+    manifest = cs.manifest
+    model_sha = sha256_file(model)
+
+    with staged_artifact(output, "calib") as stage:
+        source = stage.dir / "source.onnx"  # the producers get a copy: the input is never written to
+        shutil.copyfile(model, source)
+        quantization = quantize_qdq(source, stage.model, cs, producer=producer, method=method,
+                                    exclude_nodes=exclude_nodes, progress=progress)
+        fallback = None
+        if max_miou_drop is not None:
+            fallback = _fallback(source, meta, stage.model, val_data or data, max_miou_drop, val_images, val_split,
+                                 threads, report)
+        agreement = _agreement(source, stage.model, cs, input_name)
+        info = sidecar(
+            "onnx", Precision.INT8, source=meta, command=command, packages=("onnx", "onnxruntime", "nvidia-modelopt"),
+            source_model={"file": model.name, "sha256": model_sha},
+            quantization={**quantization, "format": "QDQ", "activations": "int8 symmetric (zero point 0)",
+                          "weights": "int8 symmetric per-channel", "method": method,
+                          "excluded_nodes": exclude_nodes or []},
+            calibration={"digest": cs.digest(manifest), "count": len(cs.files), "seed": seed,
+                         "input_size": list(cs.size), "resize_policy": manifest["resize_policy"],
+                         "skipped": manifest["skipped"], "cache_key": cs.cache_key(model_sha)},
+            check={"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
+        )
+        if fallback is not None:
+            info["fallback"] = fallback
+        result = stage.commit(info, extra={calibration_manifest_path(output): manifest})
+    log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
+    return result
+
+
+def _fallback(model: Path, meta: dict[str, Any], qdq_path: Path, data: str | Path, max_drop: float,
+              val_images: int, split: str | None, threads: int | None,
+              report: Callable[[str], None] | None) -> dict[str, Any]:
+    import onnx
+
+    from ..calibration.fallback import search_fallback
+    from .accuracy import MiouDropEvaluator
+
+    evaluator = MiouDropEvaluator(model, data, meta=meta, num_images=val_images, split=split, threads=threads)
+    try:
+        result = search_fallback(onnx.load(str(qdq_path)), onnx.load(str(model)), evaluator, max_drop, report)
+    finally:
+        evaluator.close()
+    onnx.save(result.model, str(qdq_path))
+    return {**result.to_dict(), "validation": {"data": str(data), "images": evaluator.count}}
+
+
+def _agreement(fp32: Path, int8: Path, cs: CalibrationSet, input_name: str, limit: int = 16) -> float:
+    """Argmax agreement of the INT8 model with the FP32 model on up to ``limit`` calibration images."""
+    agree = []
+    with OnnxRuntimeRunner(fp32) as a, OnnxRuntimeRunner(int8) as b:
+        for i, batch in enumerate(cs.batches(1)):
+            if i >= limit:
+                break
+            ra = next(iter(a.infer({input_name: batch}).values()))
+            rb = next(iter(b.infer({input_name: batch}).values()))
+            agree.append(argmax_agreement(ra, rb))
+    return float(np.mean(agree))
+
+
+__all__ = ["calibrate_onnx", "calibration_manifest_path", "sidecar_path"]

@@ -1,0 +1,125 @@
+"""Runner conformance: every runner that can run here obeys the same protocol (``BaseRunner``).
+
+Parametrised over the runners, not one copied test per backend: the same input gives the same outputs within
+the FP32 tolerance (against the PyTorch runner of the same checkpoint), bad inputs are refused with a
+``UsageError`` naming the problem, and the life cycle (activate, context manager, deactivate) is enforced.
+The TensorRT runner joins where TensorRT and a GPU exist (marked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refinenet_deploy.artifacts import InputPolicy, read_metadata
+from refinenet_deploy.backends import BaseRunner, open_runner
+from refinenet_deploy.errors import UsageError
+from refinenet_deploy.validate.compare import compare_outputs
+from refinenet_deploy.validate.tolerances import FP32
+
+from .helpers import tiny_fp32_export
+
+RUNNERS = [
+    "torch",
+    "onnxruntime",
+    pytest.param("openvino", marks=pytest.mark.openvino),
+    pytest.param("tensorrt", marks=[pytest.mark.tensorrt, pytest.mark.gpu]),
+]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("conformance")
+    paths = tiny_fp32_export(root, images=2, data_seed=5, model_seed=17)
+    return {"ckpt": paths["ckpt"], "onnx": paths["fp32"], "root": root}
+
+
+def _artifact(kind: str, artifacts: dict[str, Path]) -> Path:
+    if kind == "torch":
+        return artifacts["ckpt"]
+    if kind == "onnxruntime":
+        return artifacts["onnx"]
+    if kind == "openvino":
+        xml = artifacts["root"] / "m.xml"
+        if not xml.exists():
+            from refinenet_deploy.operations.build_openvino import convert_openvino
+
+            convert_openvino(artifacts["onnx"], xml)
+        return xml
+    engine = artifacts["root"] / "m.engine"
+    if not engine.exists():
+        from refinenet_deploy.operations.build_trt import build_engine
+
+        build_engine(artifacts["onnx"], engine)
+    return engine
+
+
+def _runner(kind: str, artifacts: dict[str, Path]) -> BaseRunner:
+    policy = InputPolicy.from_metadata(read_metadata(artifacts["onnx"]))
+    return open_runner(_artifact(kind, artifacts), policy=policy)
+
+
+def _input(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((1, 3, 48, 48)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(artifacts: dict[str, Path]) -> np.ndarray:
+    with _runner("torch", artifacts) as ref:
+        return next(iter(ref.infer({"input": _input()}).values()))
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_same_input_same_output_within_fp32_tolerance(kind: str, artifacts: dict[str, Path],
+                                                      reference: np.ndarray) -> None:
+    with _runner(kind, artifacts) as runner:
+        spec = runner.input_specs[0]
+        out = runner.infer({spec.name: _input()})
+        again = runner.infer({spec.name: _input()})
+    (name, logits), = out.items()
+    assert logits.shape == reference.shape == (1, 6, 12, 12)
+    diff = compare_outputs(reference, logits, FP32)
+    assert diff.within_tolerance, diff
+    np.testing.assert_array_equal(again[name], logits)  # deterministic for one input
+    # a different input gives a different output: the runner really computes
+    with _runner(kind, artifacts) as runner:
+        other = next(iter(runner.infer({spec.name: _input(seed=1)}).values()))
+    assert np.abs(other - logits).max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_input_validation(kind: str, artifacts: dict[str, Path]) -> None:
+    with _runner(kind, artifacts) as runner:
+        spec = runner.input_specs[0]
+        assert spec.name == "input" and spec.dtype == np.float32 and len(spec.shape) == 4
+        with pytest.raises(UsageError, match="do not match"):
+            runner.infer({"image": _input()})
+        with pytest.raises(UsageError, match="dtype"):
+            runner.infer({spec.name: _input().astype(np.float64)})
+        with pytest.raises(UsageError, match="shape"):
+            runner.infer({spec.name: _input()[0]})  # rank 3
+        if all(isinstance(d, int) for d in spec.shape):
+            with pytest.raises(UsageError, match="shape"):
+                runner.infer({spec.name: np.zeros((1, 3, 40, 48), np.float32)})
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_life_cycle(kind: str, artifacts: dict[str, Path]) -> None:
+    runner = _runner(kind, artifacts)
+    assert not runner.is_active and runner.device in ("cpu", "gpu", "dla")
+    with pytest.raises(RuntimeError, match="not active"):
+        runner.infer({"input": _input()})
+    with pytest.raises(RuntimeError, match="not active"):
+        _ = runner.input_specs
+    with runner as same:
+        assert same is runner and runner.is_active
+        runner.activate()  # idempotent
+        assert runner.is_active
+        runner.infer({runner.input_specs[0].name: _input()})
+    assert not runner.is_active
+    with pytest.raises(RuntimeError, match="not active"):
+        runner.infer({"input": _input()})
+    runner.deactivate()  # idempotent when inactive
+    with runner:  # can be activated again
+        assert runner.infer({runner.input_specs[0].name: _input()})
