@@ -43,33 +43,63 @@ def main() -> int:
     app = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = save_safetensors(create_model(args.arch, num_classes=21).state_dict(), tmp / "m.safetensors",
-                                {"arch": args.arch})
+        ckpt = save_safetensors(
+            create_model(args.arch, num_classes=21).state_dict(), tmp / "m.safetensors", {"arch": args.arch}
+        )
         export_onnx(ckpt, tmp / "m.onnx", ExportSpec(input_size=(args.size, args.size), verify_sizes=()))
         ov.save_model(ov.convert_model(str(tmp / "m.onnx")), str(tmp / "m.xml"), compress_to_fp16=False)
 
-        cmd = [app, "-m", str(tmp / "m.xml"), "-d", "CPU", "-hint", args.hint, "-infer_precision", args.precision,
-               "-t", str(max(1, round(args.seconds)))]
+        cmd = [
+            app,
+            "-m",
+            str(tmp / "m.xml"),
+            "-d",
+            "CPU",
+            "-hint",
+            args.hint,
+            "-infer_precision",
+            args.precision,
+            "-t",
+            str(max(1, round(args.seconds))),
+        ]
         theirs, ours, config = [], [], ""
         for r in range(args.rounds):
             text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             theirs.append(float(re.search(r"Median:\s+([\d.]+) ms", text).group(1)))
             if not config:
-                config = ", ".join(f"{k}={v}" for k, v in re.findall(
-                    r"(NUM_STREAMS|INFERENCE_NUM_THREADS|ENABLE_CPU_PINNING|ENABLE_HYPER_THREADING): (\S+)", text))
-            res = benchmark(tmp / "m.xml", hint=args.hint, inference_precision=args.precision, warmup=5,
-                            iterations=None, duration_s=args.seconds, peak=False)
+                config = ", ".join(
+                    f"{k}={v}"
+                    for k, v in re.findall(
+                        r"(NUM_STREAMS|INFERENCE_NUM_THREADS|ENABLE_CPU_PINNING|ENABLE_HYPER_THREADING): (\S+)", text
+                    )
+                )
+            res = benchmark(
+                tmp / "m.xml",
+                hint=args.hint,
+                inference_precision=args.precision,
+                warmup=5,
+                iterations=None,
+                duration_s=args.seconds,
+                peak=False,
+            )
             ours.append(res["compute_only"]["p50_ms"])
-            print(f"round {r + 1}: benchmark_app median {theirs[-1]:.2f} ms | rfdeploy bench p50 {ours[-1]:.2f} ms "
-                  f"({res['compute_only']['iterations']} iterations)", flush=True)
+            print(
+                f"round {r + 1}: benchmark_app median {theirs[-1]:.2f} ms | rfdeploy bench p50 {ours[-1]:.2f} ms "
+                f"({res['compute_only']['iterations']} iterations)",
+                flush=True,
+            )
     median = statistics.median(theirs)
     p50 = statistics.median(ours)
     ratio = p50 / median
-    print(f"{args.arch} {args.size}x{args.size} OpenVINO CPU, hint {args.hint}, precision {args.precision} "
-          f"(ran {res['runtime_precision']}), {args.rounds} alternating rounds of {args.seconds:.0f} s each")
+    print(
+        f"{args.arch} {args.size}x{args.size} OpenVINO CPU, hint {args.hint}, precision {args.precision} "
+        f"(ran {res['runtime_precision']}), {args.rounds} alternating rounds of {args.seconds:.0f} s each"
+    )
     print(f"benchmark_app config: {config}; ours: {res.get('runtime_config')}")
-    print(f"benchmark_app median of medians {median:.2f} ms | rfdeploy bench median of p50s {p50:.2f} ms | "
-          f"ratio {ratio:.3f} | {'within' if abs(ratio - 1) <= 0.15 else 'OUTSIDE'} 15 %")
+    print(
+        f"benchmark_app median of medians {median:.2f} ms | rfdeploy bench median of p50s {p50:.2f} ms | "
+        f"ratio {ratio:.3f} | {'within' if abs(ratio - 1) <= 0.15 else 'OUTSIDE'} 15 %"
+    )
     return 0 if abs(ratio - 1) <= 0.15 else 1
 
 

@@ -48,20 +48,36 @@ def main() -> int:
                 calibrate_onnx(fp32, calib, out, producer=producer, method=method, num_images=args.calib_images)
                 seconds = time.time() - t0
                 r = validate_parity(DEMO, out, val)
-                rows.append({"producer": producer, "method": method, "calibration_s": seconds,
-                             "reference_miou": r.reference_miou, "int8_miou": r.backend_miou,
-                             "drop_points": r.miou_drop_points, "agreement_miou": r.agreement.miou,
-                             "pixel_agreement": r.agreement.pixel, "boundary_agreement": r.agreement.boundary})
-                print(f"{producer:12s} {method:8s} drop {r.miou_drop_points:+.3f} pt, agreement mIoU "
-                      f"{r.agreement.miou:.4f}, pixel {r.agreement.pixel:.4%}, boundary "
-                      f"{r.agreement.boundary:.4%} ({seconds:.0f} s)", flush=True)
-    print(f"\nDemo model (rf_lw_mbv2, 128x128), {args.calib_images} calibration images, {args.val_images} "
-          f"validation images, PyTorch mIoU {rows[0]['reference_miou'] * 100:.2f}")
+                rows.append(
+                    {
+                        "producer": producer,
+                        "method": method,
+                        "calibration_s": seconds,
+                        "reference_miou": r.reference_miou,
+                        "int8_miou": r.backend_miou,
+                        "drop_points": r.miou_drop_points,
+                        "agreement_miou": r.agreement.miou,
+                        "pixel_agreement": r.agreement.pixel,
+                        "boundary_agreement": r.agreement.boundary,
+                    }
+                )
+                print(
+                    f"{producer:12s} {method:8s} drop {r.miou_drop_points:+.3f} pt, agreement mIoU "
+                    f"{r.agreement.miou:.4f}, pixel {r.agreement.pixel:.4%}, boundary "
+                    f"{r.agreement.boundary:.4%} ({seconds:.0f} s)",
+                    flush=True,
+                )
+    print(
+        f"\nDemo model (rf_lw_mbv2, 128x128), {args.calib_images} calibration images, {args.val_images} "
+        f"validation images, PyTorch mIoU {rows[0]['reference_miou'] * 100:.2f}"
+    )
     print("\n| producer | method | INT8 mIoU | drop (pt) | agreement mIoU | pixel agreement | boundary agreement |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['producer']} | {r['method']} | {r['int8_miou'] * 100:.2f} | {r['drop_points']:+.3f} | "
-              f"{r['agreement_miou'] * 100:.2f} | {r['pixel_agreement']:.2%} | {r['boundary_agreement']:.2%} |")
+        print(
+            f"| {r['producer']} | {r['method']} | {r['int8_miou'] * 100:.2f} | {r['drop_points']:+.3f} | "
+            f"{r['agreement_miou'] * 100:.2f} | {r['pixel_agreement']:.2%} | {r['boundary_agreement']:.2%} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

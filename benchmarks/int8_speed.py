@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "rf_lw_mbv2_synth.safetensors"
 
 
-def build_variants(ckpt: Path, size: int, calib: Path, out: Path, num_images: int, producer: str,
-                   method: str | None = None) -> dict[str, tuple[Path, str]]:
+def build_variants(
+    ckpt: Path, size: int, calib: Path, out: Path, num_images: int, producer: str, method: str | None = None
+) -> dict[str, tuple[Path, str]]:
     """All artifacts of one model at one size: name -> (artifact, OpenVINO inference precision)."""
     from refinenet_deploy.operations.build_openvino import convert_openvino
     from refinenet_deploy.operations.calibrate import calibrate_onnx
@@ -54,19 +55,34 @@ def build_variants(ckpt: Path, size: int, calib: Path, out: Path, num_images: in
     }
 
 
-def time_variants(variants: dict[str, tuple[Path, str]], size: int, seconds: float,
-                  threads: int | None) -> dict[str, dict]:
+def time_variants(
+    variants: dict[str, tuple[Path, str]], size: int, seconds: float, threads: int | None
+) -> dict[str, dict]:
     from refinenet_deploy.operations.bench import benchmark
 
     results = {}
     for name, (artifact, precision) in variants.items():
-        r = benchmark(artifact, input_size=(size, size) if artifact.suffix == ".safetensors" else None,
-                      warmup=3, iterations=None, duration_s=seconds, threads=threads, inference_precision=precision,
-                      peak=False)
-        results[name] = {"p50_ms": r["compute_only"]["p50_ms"], "p90_ms": r["compute_only"]["p90_ms"],
-                         "iterations": r["compute_only"]["iterations"], "runtime_precision": r["runtime_precision"]}
-        print(f"  {name:32s} p50 {results[name]['p50_ms']:9.2f} ms  ({results[name]['iterations']} runs, "
-              f"ran {r['runtime_precision'] or 'fp32'})", flush=True)
+        r = benchmark(
+            artifact,
+            input_size=(size, size) if artifact.suffix == ".safetensors" else None,
+            warmup=3,
+            iterations=None,
+            duration_s=seconds,
+            threads=threads,
+            inference_precision=precision,
+            peak=False,
+        )
+        results[name] = {
+            "p50_ms": r["compute_only"]["p50_ms"],
+            "p90_ms": r["compute_only"]["p90_ms"],
+            "iterations": r["compute_only"]["iterations"],
+            "runtime_precision": r["runtime_precision"],
+        }
+        print(
+            f"  {name:32s} p50 {results[name]['p50_ms']:9.2f} ms  ({results[name]['iterations']} runs, "
+            f"ran {r['runtime_precision'] or 'fp32'})",
+            flush=True,
+        )
     return results
 
 
@@ -78,10 +94,17 @@ def accuracy(variants: dict[str, tuple[Path, str]], ckpt: Path, val: Path) -> di
         if artifact.suffix == ".safetensors":
             continue
         r = validate_parity(ckpt, artifact, val, inference_precision=precision)
-        results[name] = {"miou": r.backend_miou, "reference_miou": r.reference_miou,
-                         "drop_points": r.miou_drop_points, "pixel_agreement": r.agreement.pixel}
-        print(f"  {name:32s} mIoU {r.backend_miou * 100:6.2f} (PyTorch {r.reference_miou * 100:.2f}, drop "
-              f"{r.miou_drop_points:+.3f} pt, pixel agreement {r.agreement.pixel:.2%})", flush=True)
+        results[name] = {
+            "miou": r.backend_miou,
+            "reference_miou": r.reference_miou,
+            "drop_points": r.miou_drop_points,
+            "pixel_agreement": r.agreement.pixel,
+        }
+        print(
+            f"  {name:32s} mIoU {r.backend_miou * 100:6.2f} (PyTorch {r.reference_miou * 100:.2f}, drop "
+            f"{r.miou_drop_points:+.3f} pt, pixel agreement {r.agreement.pixel:.2%})",
+            flush=True,
+        )
     return results
 
 
@@ -92,8 +115,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--calib-images", type=int, default=200)
     parser.add_argument("--models", default="demo,rf_lw50")
-    parser.add_argument("--producer", default="modelopt", choices=["modelopt", "onnxruntime"],
-                        help="Q/DQ producer of the 'ONNX Runtime Q/DQ INT8' and 'from Q/DQ' rows")
+    parser.add_argument(
+        "--producer",
+        default="modelopt",
+        choices=["modelopt", "onnxruntime"],
+        help="Q/DQ producer of the 'ONNX Runtime Q/DQ INT8' and 'from Q/DQ' rows",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -103,8 +130,7 @@ def main() -> int:
     from refinenet_deploy.models.checkpoint import save_safetensors
 
     started = time.time()
-    report: dict = {"size": args.size, "seconds_per_variant": args.seconds, "qdq_producer": args.producer,
-                    "models": {}}
+    report: dict = {"size": args.size, "seconds_per_variant": args.seconds, "qdq_producer": args.producer, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         calib = write_synth_dataset(tmp / "calib", args.calib_images, 128, 128, seed=11)
@@ -113,13 +139,15 @@ def main() -> int:
             if model == "demo":
                 ckpt = DEMO
             else:
-                ckpt = save_safetensors(create_model(model, num_classes=21).state_dict(), tmp / f"{model}.safetensors",
-                                        {"arch": model})
+                ckpt = save_safetensors(
+                    create_model(model, num_classes=21).state_dict(), tmp / f"{model}.safetensors", {"arch": model}
+                )
             print(f"\n{model}: building the variants at {args.size}x{args.size}", flush=True)
             # latency does not depend on the calibration method: min/max is quick at large sizes, while
             # entropy histograms of 512x512 activations take many minutes on 2 cores
-            variants = build_variants(ckpt, args.size, calib, tmp / model / str(args.size), args.calib_images,
-                                      args.producer, method="max")
+            variants = build_variants(
+                ckpt, args.size, calib, tmp / model / str(args.size), args.calib_images, args.producer, method="max"
+            )
             print(f"{model}: latency, batch 1, {args.size}x{args.size}, compute-only p50", flush=True)
             entry = {"latency": time_variants(variants, args.size, args.seconds, args.threads)}
             if model == "demo":
@@ -147,8 +175,10 @@ def main() -> int:
                 miou, drop = f"{acc['miou'] * 100:.2f}", f"{acc['drop_points']:+.3f}"
             elif "accuracy" in entry:  # the PyTorch row: the reference itself
                 miou = f"{next(iter(entry['accuracy'].values()))['reference_miou'] * 100:.2f}"
-            print(f"| {name} | {v['p50_ms']:.2f} | {entry['speedup_vs_pytorch'][name]:.2f}x | "
-                  f"{entry['speedup_vs_openvino_f32'][name]:.2f}x | {miou} | {drop} |")
+            print(
+                f"| {name} | {v['p50_ms']:.2f} | {entry['speedup_vs_pytorch'][name]:.2f}x | "
+                f"{entry['speedup_vs_openvino_f32'][name]:.2f}x | {miou} | {drop} |"
+            )
     ok = True
     if "rf_lw50" in report["models"]:
         e = report["models"]["rf_lw50"]
@@ -158,8 +188,7 @@ def main() -> int:
         ok &= a >= 3 and b >= 15
     if "demo" in report["models"]:
         drops = {k: v["drop_points"] for k, v in report["models"]["demo"]["accuracy"].items() if "INT8" in k}
-        print("demo INT8 mIoU drop: " + ", ".join(f"{k} {v:+.3f} pt" for k, v in drops.items())
-              + " (target <= 1.0)")
+        print("demo INT8 mIoU drop: " + ", ".join(f"{k} {v:+.3f} pt" for k, v in drops.items()) + " (target <= 1.0)")
         ok &= all(v <= 1.0 for v in drops.values())
     report["targets_met"] = bool(ok)
     if args.json:

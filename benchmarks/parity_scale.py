@@ -91,8 +91,10 @@ def main() -> int:
         tmp = Path(tmp)
         t0 = time.time()
         data = write_cityscapes(tmp / "cityscapes", args.num, h, w, min(args.unique, args.num))
-        print(f"wrote {args.num} images of {w}x{h} ({min(args.unique, args.num)} distinct) in "
-              f"{time.time() - t0:.0f} s", flush=True)
+        print(
+            f"wrote {args.num} images of {w}x{h} ({min(args.unique, args.num)} distinct) in {time.time() - t0:.0f} s",
+            flush=True,
+        )
         torch_model = create_model(args.arch, num_classes=19)
         ckpt = save_safetensors(torch_model.state_dict(), tmp / "m.safetensors", {"arch": args.arch})
         onnx_path = tmp / "m.onnx"
@@ -108,19 +110,26 @@ def main() -> int:
                 rss = sampler.samples[-1][1] if sampler.samples else float("nan")
                 print(f"  {i}/{n} images, {time.time() - t0:.0f} s, RSS {rss:.0f} MiB", flush=True)
 
-        report = validate_parity(ckpt, onnx_path, data, save_worst=args.save_worst, worst_dir=tmp / "worst",
-                                 progress=progress)
+        report = validate_parity(
+            ckpt, onnx_path, data, save_worst=args.save_worst, worst_dir=tmp / "worst", progress=progress
+        )
         elapsed = time.time() - t0
         sampler.stop()
     rss = [r for _, r in sampler.samples]
     tenth = max(1, len(rss) // 10)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nparity of {report.num_images} images at {w}x{h} ({args.arch}, ONNX Runtime vs PyTorch): "
-          f"{elapsed:.0f} s ({elapsed / report.num_images:.2f} s/image)")
-    print(f"RSS: first tenth of the run max {max(rss[:tenth]):.0f} MiB, last tenth max {max(rss[-tenth:]):.0f} MiB, "
-          f"peak {peak:.0f} MiB (ru_maxrss)")
-    print(f"pixel agreement {report.agreement.pixel:.4%}, mIoU drop {report.miou_drop_points:.4f} pt, "
-          f"passed {report.passed}")
+    print(
+        f"\nparity of {report.num_images} images at {w}x{h} ({args.arch}, ONNX Runtime vs PyTorch): "
+        f"{elapsed:.0f} s ({elapsed / report.num_images:.2f} s/image)"
+    )
+    print(
+        f"RSS: first tenth of the run max {max(rss[:tenth]):.0f} MiB, last tenth max {max(rss[-tenth:]):.0f} MiB, "
+        f"peak {peak:.0f} MiB (ru_maxrss)"
+    )
+    print(
+        f"pixel agreement {report.agreement.pixel:.4%}, mIoU drop {report.miou_drop_points:.4f} pt, "
+        f"passed {report.passed}"
+    )
     return 0
 
 

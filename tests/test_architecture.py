@@ -15,9 +15,15 @@ PACKAGE = "refinenet_deploy"
 
 # Bottom to top. A module may import from its own rank or below, never above.
 LAYERS: dict[str, int] = {
-    "__init__": 0, "errors": 0, "_optional": 0, "enums": 0,
-    "environment": 1, "jetson": 1, "data": 1,
-    "artifacts": 2, "models": 2,
+    "__init__": 0,
+    "errors": 0,
+    "_optional": 0,
+    "enums": 0,
+    "environment": 1,
+    "jetson": 1,
+    "data": 1,
+    "artifacts": 2,
+    "models": 2,
     "backends": 3,
     "calibration": 4,
     "validate": 5,

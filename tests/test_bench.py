@@ -30,8 +30,9 @@ class FakeClock:
 
 def test_time_loop_counts_only_timed_iterations_and_syncs() -> None:
     calls, syncs = [], []
-    samples = time_loop(lambda: calls.append(1), TimingPlan(warmup=3, iterations=5), sync=lambda: syncs.append(1),
-                        clock=FakeClock())
+    samples = time_loop(
+        lambda: calls.append(1), TimingPlan(warmup=3, iterations=5), sync=lambda: syncs.append(1), clock=FakeClock()
+    )
     assert len(samples) == 5 and len(calls) == 8 and len(syncs) == 8
     assert all(s == 1_000_000 for s in samples)
 
@@ -51,8 +52,9 @@ def test_timing_plan_validation() -> None:
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench")
-    ckpt = save_safetensors(create_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors",
-                            {"arch": "rf_lw_test"})
+    ckpt = save_safetensors(
+        create_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
+    )
     out = root / "m.onnx"
     export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=()))
     return out
@@ -64,8 +66,17 @@ def test_benchmark_result_structure(onnx_model: Path) -> None:
     assert r["schema"] == "refinenet-deploy/bench" and r["runtime"] == "onnxruntime" and r["input_size"] == [48, 64]
     for key in ("compute_only", "end_to_end"):
         assert r[key]["iterations"] == 3
-        assert {"mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
-                "throughput_ips"} <= set(r[key])
+        assert {
+            "mean_ms",
+            "std_ms",
+            "min_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "throughput_ips",
+        } <= set(r[key])
         assert r[key]["min_ms"] <= r[key]["p50_ms"] <= r[key]["max_ms"]
     assert r["gmac_per_image"] > 0 and r["achieved_gmacs"] > 0 and r["peak_rss_mib"] > 0
     assert {"python", "cpu", "isa", "onnxruntime"} <= set(r["fingerprint"])
@@ -83,8 +94,21 @@ def test_benchmark_checkpoint_and_errors(onnx_model: Path) -> None:
 
 
 def test_cli_bench_json(onnx_model: Path, tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["bench", str(onnx_model), "--input-size", "32x32", "--warmup", "0",
-                                   "--iterations", "2", "--json", str(tmp_path / "b.json")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(onnx_model),
+            "--input-size",
+            "32x32",
+            "--warmup",
+            "0",
+            "--iterations",
+            "2",
+            "--json",
+            str(tmp_path / "b.json"),
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     assert json.loads((tmp_path / "b.json").read_text())["compute_only"]["iterations"] == 2
     assert "compute-only" in res.stdout
@@ -128,15 +152,17 @@ def test_cpu_runners_report_no_device_timing(onnx_model: Path) -> None:
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU error")
 def test_gpu_without_cuda_is_exit_7(onnx_model: Path) -> None:
-    res = CliRunner().invoke(app, ["bench", str(onnx_model.with_suffix(".safetensors")), "--device", "gpu",
-                                   "--iterations", "1"])
+    res = CliRunner().invoke(
+        app, ["bench", str(onnx_model.with_suffix(".safetensors")), "--device", "gpu", "--iterations", "1"]
+    )
     assert res.exit_code == 7 and "no CUDA GPU" in res.output
 
 
 @pytest.mark.gpu
 def test_torch_on_gpu_times_with_cuda_events(onnx_model: Path) -> None:
-    r = benchmark(onnx_model.with_suffix(".safetensors"), device="gpu", input_size=(64, 64), warmup=2,
-                  iterations=5, peak=False)
+    r = benchmark(
+        onnx_model.with_suffix(".safetensors"), device="gpu", input_size=(64, 64), warmup=2, iterations=5, peak=False
+    )
     assert r["device_only"]["iterations"] == 5 and r["device_only"]["p50_ms"] > 0
     assert r["device_only"]["p50_ms"] <= r["compute_only"]["max_ms"]  # GPU time is part of the host-side time
     assert r["device_memory_mib"] > 0 and r["fingerprint"]["cuda_gpus"]

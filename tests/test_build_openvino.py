@@ -53,7 +53,7 @@ def test_fp32_ir_matches_onnx_and_passes_parity(setup) -> None:
 def test_fp16_ir_has_half_weights(setup) -> None:
     xml = setup["root"] / "m16.xml"
     assert _build(str(setup["fp32"]), "--fp16", "-o", str(xml)).exit_code == 0
-    fp32_bin = (setup["root"] / "m.bin")
+    fp32_bin = setup["root"] / "m.bin"
     if not fp32_bin.exists():
         _build(str(setup["fp32"]), "-o", str(setup["root"] / "m.xml"))
     assert xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_bin.stat().st_size
@@ -77,8 +77,20 @@ def test_int8_nncf_records_calibration(setup) -> None:
 
 def test_int8_with_accuracy_control(setup) -> None:
     xml = setup["root"] / "m8ac.xml"
-    res = _build(str(setup["fp32"]), "--int8", "--data", str(setup["data"]), "--num-images", "8",
-                 "--max-miou-drop", "1.0", "--val-images", "4", "-o", str(xml))
+    res = _build(
+        str(setup["fp32"]),
+        "--int8",
+        "--data",
+        str(setup["data"]),
+        "--num-images",
+        "8",
+        "--max-miou-drop",
+        "1.0",
+        "--val-images",
+        "4",
+        "-o",
+        str(xml),
+    )
     assert res.exit_code == 0, res.output
     q = read_artifact_metadata(xml)["quantization"]
     assert q["producer"] == "nncf.quantize_with_accuracy_control" and q["validation"]["images"] == 4
@@ -98,12 +110,15 @@ def test_int8_from_qdq_onnx_needs_no_data(setup) -> None:
     assert _build(str(int8), "--fp16", "-o", str(setup["root"] / "bad.xml")).exit_code == 2
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--int8"], "--data"),
-    (["--fp16", "--int8"], "exclude"),
-    (["--max-miou-drop", "1"], "--int8"),
-    (["-o", "x.onnx"], ".xml"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--int8"], "--data"),
+        (["--fp16", "--int8"], "exclude"),
+        (["--max-miou-drop", "1"], "--int8"),
+        (["-o", "x.onnx"], ".xml"),
+    ],
+)
 def test_bad_options_exit_2_and_write_nothing(setup, tmp_path, args, words) -> None:
     out = ["-o", str(tmp_path / "x.xml")] if "-o" not in args else ["-o", str(tmp_path / args[-1])]
     args = [a for a in args if a not in ("-o", "x.onnx")]

@@ -102,8 +102,21 @@ def test_int8_from_qdq_onnx_runs_int8_convolutions(setup, tmp_path: Path) -> Non
 
 def test_int8_from_fp32_calibrates_first(setup, tmp_path: Path) -> None:
     engine = tmp_path / "c.engine"
-    res = runner.invoke(app, ["build", "trt", str(setup["fp32"]), "--int8", "--data", str(setup["data"]),
-                              "--num-images", "4", "-o", str(engine)])
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "trt",
+            str(setup["fp32"]),
+            "--int8",
+            "--data",
+            str(setup["data"]),
+            "--num-images",
+            "4",
+            "-o",
+            str(engine),
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = read_metadata(engine)
     assert meta["precision"] == "int8" and meta["calibration"]["count"] == 4
@@ -116,8 +129,12 @@ def test_int8_from_fp32_calibrates_first(setup, tmp_path: Path) -> None:
 
 def test_dynamic_onnx_gets_a_profile(setup, tmp_path: Path) -> None:
     res = build_engine(setup["dynamic"], tmp_path / "d.engine", shapes="32x40:48x48:96x128")
-    assert res.metadata["shapes"][0] == {"name": "input", "min": [1, 3, 32, 40], "opt": [1, 3, 48, 48],
-                                         "max": [1, 3, 96, 128]}
+    assert res.metadata["shapes"][0] == {
+        "name": "input",
+        "min": [1, 3, 32, 40],
+        "opt": [1, 3, 48, 48],
+        "max": [1, 3, 96, 128],
+    }
     assert "--minShapes=input:1x3x32x40" in res.metadata["trtexec_command"]
     default = build_engine(setup["dynamic"], tmp_path / "e.engine").metadata["shapes"][0]
     assert default["opt"] == [1, 3, 48, 48] and default["min"] == [1, 3, 32, 32] and default["max"] == [1, 3, 96, 96]
@@ -131,16 +148,27 @@ def test_dynamic_onnx_gets_a_profile(setup, tmp_path: Path) -> None:
     assert not (tmp_path / "g.engine").exists()
 
 
-@pytest.mark.parametrize(("head", "input_format", "dynamic"), [
-    ("argmax", "nhwc-uint8", True), ("argmax", "nhwc-uint8", False), ("upsample", "nchw-float", True),
-    ("logits", "nhwc-uint8", False), ("argmax", "nchw-float", False)])
-def test_every_head_and_input_format_builds(setup, tmp_path: Path, head: str, input_format: str,
-                                            dynamic: bool) -> None:
+@pytest.mark.parametrize(
+    ("head", "input_format", "dynamic"),
+    [
+        ("argmax", "nhwc-uint8", True),
+        ("argmax", "nhwc-uint8", False),
+        ("upsample", "nchw-float", True),
+        ("logits", "nhwc-uint8", False),
+        ("argmax", "nchw-float", False),
+    ],
+)
+def test_every_head_and_input_format_builds(setup, tmp_path: Path, head: str, input_format: str, dynamic: bool) -> None:
     """The nhwc-uint8 input is cast to float before any layout change, and the class map comes from a final Cast:
     the two rules TensorRT has for uint8 tensors. The export's own TensorRT check builds it too."""
     path = tmp_path / "cam.onnx"
-    res = export_onnx(setup["ckpt"], path, ExportSpec(input_size=(48, 48), head=head, input_format=input_format,
-                                                      dynamic=dynamic, verify_sizes=((40, 56),)))
+    res = export_onnx(
+        setup["ckpt"],
+        path,
+        ExportSpec(
+            input_size=(48, 48), head=head, input_format=input_format, dynamic=dynamic, verify_sizes=((40, 56),)
+        ),
+    )
     check = res.metadata["verification"]["tensorrt"]
     assert check["parsed"] and check["built"] and check["library"] == "tensorrt-rtx"
     model = onnx.load(str(path))
@@ -177,8 +205,9 @@ def test_no_tensorrt_library_is_exit_4_naming_the_extras(setup, tmp_path: Path, 
     with pytest.raises(MissingDependencyError) as info:
         build_engine(setup["fp32"], tmp_path / "m.engine")
     assert info.value.exit_code == 4 and "[trt]" in info.value.hint and "[trt-rtx]" in info.value.hint
-    res = runner.invoke(app, ["build", "trt", str(setup["fp32"]), "--library", "tensorrt", "-o",
-                              str(tmp_path / "m.engine")])
+    res = runner.invoke(
+        app, ["build", "trt", str(setup["fp32"]), "--library", "tensorrt", "-o", str(tmp_path / "m.engine")]
+    )
     assert res.exit_code == 4 and "refinenet-deploy[trt]" in res.output
     assert not (tmp_path / "m.engine").exists()
 
@@ -186,10 +215,13 @@ def test_no_tensorrt_library_is_exit_4_naming_the_extras(setup, tmp_path: Path, 
 def test_usage_errors(setup, tmp_path: Path) -> None:
     out = str(tmp_path / "m.engine")
     cases = [
-        (["--fp16", "--int8"], "exclude"), (["--opt-level", "9"], "less than or equal to 5"), (["--library", "cuda"], "--library"),
-        (["--dla-core", "0"], "TensorRT-RTX has no DLA"), (["--calibrator", "implicit", "--int8", "--data",
-                                                           str(setup["data"])], "implicit"),
-        (["--hardware-compatible"], "portable"), (["--layer-report", str(tmp_path / "r.txt")], "--layer-report"),
+        (["--fp16", "--int8"], "exclude"),
+        (["--opt-level", "9"], "less than or equal to 5"),
+        (["--library", "cuda"], "--library"),
+        (["--dla-core", "0"], "TensorRT-RTX has no DLA"),
+        (["--calibrator", "implicit", "--int8", "--data", str(setup["data"])], "implicit"),
+        (["--hardware-compatible"], "portable"),
+        (["--layer-report", str(tmp_path / "r.txt")], "--layer-report"),
     ]
     for extra, words in cases:
         res = runner.invoke(app, ["build", "trt", str(setup["fp32"]), *extra, "-o", out])

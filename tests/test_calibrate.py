@@ -65,7 +65,8 @@ def _assert_tensorrt_qdq(model: onnx.ModelProto, *, every_conv: bool = True) -> 
     for conv in convs:
         if len(conv.input) > 2 and conv.input[2]:
             assert _conv_input_op(producer, conv, 2) in (None, "Constant"), (
-                f"{conv.name}: bias is computed ({_conv_input_op(producer, conv, 2)}), not a float constant")
+                f"{conv.name}: bias is computed ({_conv_input_op(producer, conv, 2)}), not a float constant"
+            )
             bias = _const(model, conv.input[2])
             assert bias is not None and bias.dtype == np.float32, f"{conv.name}: bias not float"
     for conv in quantized:
@@ -78,7 +79,8 @@ def _assert_tensorrt_qdq(model: onnx.ModelProto, *, every_conv: bool = True) -> 
         scale = _const(model, dq.input[1])
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
         assert scale.ndim == 1 and scale.size == weight.shape[0] and axis == 0, (
-            f"{conv.name}: weight scale {scale.shape} on axis {axis}, not per output channel ({weight.shape[0]})")
+            f"{conv.name}: weight scale {scale.shape} on axis {axis}, not per output channel ({weight.shape[0]})"
+        )
         if weight_q is not None:
             assert next((a.i for a in weight_q.attribute if a.name == "axis"), 1) == 0, conv.name
 
@@ -88,11 +90,20 @@ def test_qdq_is_symmetric_per_channel_int8(setup) -> None:
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") > 10 and "DequantizeLinear" in ops
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-                   and len(n.input) > 2 and n.input[2] in inits]
+    zero_points = [
+        inits[n.input[2]]
+        for n in model.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2 and n.input[2] in inits
+    ]
     assert zero_points and all(zp.dtype == np.int8 and not zp.any() for zp in zero_points)  # zero point 0
-    per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear"
-                   and n.input[1] in inits and inits[n.input[1]].ndim == 1 and inits[n.input[1]].size > 1]
+    per_channel = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[1] in inits
+        and inits[n.input[1]].ndim == 1
+        and inits[n.input[1]].size > 1
+    ]
     assert per_channel  # conv weights carry one scale per output channel
     _assert_tensorrt_qdq(model, every_conv=False)  # the default producer (ModelOpt) keeps some Convs in float
 
@@ -129,8 +140,9 @@ def test_bad_inputs_leave_nothing(setup, tmp_path: Path) -> None:
         calibrate_onnx(setup["fp32"], tmp_path / "empty", tmp_path / "x.onnx")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.png").write_bytes(b"not a png")
-    res = CliRunner().invoke(app, ["calibrate", str(setup["fp32"]), "--data", str(tmp_path / "junk"), "-o",
-                                   str(tmp_path / "x.onnx")])
+    res = CliRunner().invoke(
+        app, ["calibrate", str(setup["fp32"]), "--data", str(tmp_path / "junk"), "-o", str(tmp_path / "x.onnx")]
+    )
     assert res.exit_code == 5 and "no readable calibration images" in res.stderr
     assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
 
@@ -158,8 +170,21 @@ def test_modelopt_producer_rejects_percentile(setup, tmp_path: Path) -> None:
 
 
 def test_onnxruntime_entropy_is_refused_with_the_reason(setup, tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["calibrate", str(setup["fp32"]), "--data", str(setup["data"]), "--producer",
-                                   "onnxruntime", "--method", "entropy", "-o", str(tmp_path / "x.onnx")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            str(setup["fp32"]),
+            "--data",
+            str(setup["data"]),
+            "--producer",
+            "onnxruntime",
+            "--method",
+            "entropy",
+            "-o",
+            str(tmp_path / "x.onnx"),
+        ],
+    )
     assert res.exit_code == 2 and "min/max in effect" in res.stderr and "--producer modelopt" in res.stderr
     assert not list(tmp_path.iterdir())
 

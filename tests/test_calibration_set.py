@@ -81,6 +81,7 @@ def test_batches_stream_in_model_layout(tmp_path: Path) -> None:
     first = next(batches)  # a generator: nothing beyond this batch has been read
     assert first.shape == (2, 3, 32, 32) and first.dtype == np.float32
     assert [b.shape[0] for b in batches] == [2, 1]
-    nhwc = build_calibration_set(root, size=(16, 24), normalization=Normalization.imagenet(),
-                                 input_format="nhwc-uint8", num_images=2)
+    nhwc = build_calibration_set(
+        root, size=(16, 24), normalization=Normalization.imagenet(), input_format="nhwc-uint8", num_images=2
+    )
     assert next(nhwc.batches(2)).shape == (2, 16, 24, 3)

@@ -48,9 +48,18 @@ def test_hostile_checkpoint_exit_5_one_line(tmp_path: Path) -> None:
 
 def test_inspect_reports_arch(tmp_path: Path) -> None:
     path = tmp_path / "m.pth.tar"
-    torch.save({"segmenter": {f"module.{k}": v for k, v in
-                              __import__("refinenet_deploy.models", fromlist=["create_model"])
-                              .create_model("rf_lw_test", num_classes=4).state_dict().items()}}, path)
+    torch.save(
+        {
+            "segmenter": {
+                f"module.{k}": v
+                for k, v in __import__("refinenet_deploy.models", fromlist=["create_model"])
+                .create_model("rf_lw_test", num_classes=4)
+                .state_dict()
+                .items()
+            }
+        },
+        path,
+    )
     result = runner.invoke(app, ["inspect", str(path), "--json"])
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)

@@ -26,20 +26,23 @@ from refinenet_deploy.operations.calibrate import calibrate_onnx
 from .helpers import tiny_fp32_export
 
 
-@pytest.mark.parametrize(("name", "op", "part"), [
-    ("/model/layer3/layer3.1/conv2/Conv", "Conv", "backbone.layer3"),
-    ("/model/conv1/Conv", "Conv", "backbone.stem"),
-    ("/model/maxpool/MaxPool", "MaxPool", "backbone.stem"),
-    ("/model/mflow_conv_g2_pool/mflow_conv_g2_pool.1/Conv", "Conv", "crp.mflow_conv_g2_pool"),
-    ("/model/crp3/crp3.0/Conv", "Conv", "crp.crp3"),
-    ("/model/clf_conv/Conv", "Conv", "classifier"),
-    ("/model/segm/Conv", "Conv", "classifier"),
-    ("/model/Resize_1", "Resize", "resizes"),
-    ("/model/p_ims1d2_outl2_dimred/Conv", "Conv", "decoder.p_ims1d2_outl2_dimred"),
-    ("/model/conv_adapt3/Conv", "Conv", "decoder.conv_adapt3"),
-    ("/model/Add_2", "Add", None),  # top-level sums take their input's part
-    ("/model/relu_1/Relu", "Relu", None),  # the shared ReLU too (stem in ResNets, decoder sums)
-])
+@pytest.mark.parametrize(
+    ("name", "op", "part"),
+    [
+        ("/model/layer3/layer3.1/conv2/Conv", "Conv", "backbone.layer3"),
+        ("/model/conv1/Conv", "Conv", "backbone.stem"),
+        ("/model/maxpool/MaxPool", "MaxPool", "backbone.stem"),
+        ("/model/mflow_conv_g2_pool/mflow_conv_g2_pool.1/Conv", "Conv", "crp.mflow_conv_g2_pool"),
+        ("/model/crp3/crp3.0/Conv", "Conv", "crp.crp3"),
+        ("/model/clf_conv/Conv", "Conv", "classifier"),
+        ("/model/segm/Conv", "Conv", "classifier"),
+        ("/model/Resize_1", "Resize", "resizes"),
+        ("/model/p_ims1d2_outl2_dimred/Conv", "Conv", "decoder.p_ims1d2_outl2_dimred"),
+        ("/model/conv_adapt3/Conv", "Conv", "decoder.conv_adapt3"),
+        ("/model/Add_2", "Add", None),  # top-level sums take their input's part
+        ("/model/relu_1/Relu", "Relu", None),  # the shared ReLU too (stem in ResNets, decoder sums)
+    ],
+)
 def test_node_part(name: str, op: str, part: str | None) -> None:
     assert node_part(name, op) == part
 
@@ -116,8 +119,23 @@ def test_cli_max_miou_drop_fits_and_is_recorded(qdq) -> None:
     for p in sorted((qdq["data"] / "JPEGImages").iterdir())[:4]:
         shutil.copy(p, images / p.name)
     out = qdq["root"] / "m.fb.onnx"
-    res = CliRunner().invoke(app, ["calibrate", str(qdq["fp32"]), "--data", str(qdq["data"]), "--num-images", "6",
-                                   "--max-miou-drop", "0", "--val-data", str(images), "-o", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            str(qdq["fp32"]),
+            "--data",
+            str(qdq["data"]),
+            "--num-images",
+            "6",
+            "--max-miou-drop",
+            "0",
+            "--val-data",
+            str(images),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((qdq["root"] / "m.fb.meta.json").read_text())
     fb = meta["fallback"]
@@ -129,7 +147,18 @@ def test_cli_max_miou_drop_fits_and_is_recorded(qdq) -> None:
 
 
 def test_negative_budget_is_a_usage_error(qdq, tmp_path) -> None:
-    res = CliRunner().invoke(app, ["calibrate", str(qdq["fp32"]), "--data", str(qdq["data"]),
-                                   "--max-miou-drop", "-1", "-o", str(tmp_path / "x.onnx")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            str(qdq["fp32"]),
+            "--data",
+            str(qdq["data"]),
+            "--max-miou-drop",
+            "-1",
+            "-o",
+            str(tmp_path / "x.onnx"),
+        ],
+    )
     assert res.exit_code == 2 and "--max-miou-drop" in res.output
     assert not list(tmp_path.iterdir())

@@ -26,8 +26,10 @@ def test_every_submodule_imports_with_optional_backends_blocked() -> None:
 
 
 def test_cli_import_does_not_load_heavy_modules() -> None:
-    code = ("import sys, refinenet_deploy.cli; "
-            "print(','.join(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    code = (
+        "import sys, refinenet_deploy.cli; "
+        "print(','.join(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""  # `rfdeploy --help` stays fast

@@ -13,8 +13,10 @@ from refinenet_deploy.jetson import (
 )
 
 # Recorded from devices (public logs): JetPack 6.2 Orin, and an older release line without BOARD.
-TEGRA_R36_4_3 = ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, "
-                 "DATE: Wed Jan  8 01:49:37 UTC 2025\n# KERNEL_VARIANT: oot\nTARGET_USERSPACE_LIB_DIR=nvidia\n")
+TEGRA_R36_4_3 = (
+    "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, "
+    "DATE: Wed Jan  8 01:49:37 UTC 2025\n# KERNEL_VARIANT: oot\nTARGET_USERSPACE_LIB_DIR=nvidia\n"
+)
 TEGRA_R36_4_4 = "# R36 (release), REVISION: 4.4, GCID: 34842085, BOARD: t186ref, EABI: aarch64\n"
 NVPMODEL_MAXN = "NV Power Mode: MAXN\n0\n"
 NVPMODEL_25W = "NV Power Mode: 25W\n1\n"
@@ -39,8 +41,12 @@ NV Power Mode: MAXN_SUPER
 
 
 def test_tegra_release() -> None:
-    assert parse_tegra_release(TEGRA_R36_4_3) == {"l4t": "36.4.3", "jetpack": "6.2", "board": "generic",
-                                                  "gcid": "38968081"}
+    assert parse_tegra_release(TEGRA_R36_4_3) == {
+        "l4t": "36.4.3",
+        "jetpack": "6.2",
+        "board": "generic",
+        "gcid": "38968081",
+    }
     r = parse_tegra_release(TEGRA_R36_4_4)
     assert r["l4t"] == "36.4.4" and r["jetpack"] == "6.2.1" and r["board"] == "t186ref"
     assert parse_tegra_release("# R38 (release), REVISION: 2.0, GCID: 1")["jetpack"] == "7.0"

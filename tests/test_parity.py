@@ -139,8 +139,7 @@ def test_tta_multiscale_and_flip(setup, monkeypatch) -> None:
         real_init(self, _recording(reference, seen["reference"]), _recording(backend, seen["backend"]), **kw)
 
     monkeypatch.setattr(ParityEngine, "__init__", recording_init)
-    r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2, scales=(0.75, 1.0, 1.25),
-                        flip=True)
+    r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2, scales=(0.75, 1.0, 1.25), flip=True)
     assert r.passed and r.tta == {"scales": [0.75, 1.0, 1.25], "flip": True}
     # every image (40x52) ran at each scale, plain and mirrored, on both sides: 2 images x 3 scales x 2
     want = [(30, 39), (30, 39), (40, 52), (40, 52), (50, 65), (50, 65)] * 2
@@ -156,9 +155,23 @@ def test_tta_multiscale_and_flip(setup, monkeypatch) -> None:
 def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
     bad = _tamper_onnx(setup["onnx"], tmp_path / "bad.onnx", amount=0.2)
     runner = CliRunner()
-    res = runner.invoke(app, ["parity", str(setup["ckpt"]), str(bad), "--data", str(setup["data"]),
-                              "--json", str(tmp_path / "p.json"), "--markdown", str(tmp_path / "p.md"),
-                              "--save-worst", "2", str(tmp_path / "worst")])
+    res = runner.invoke(
+        app,
+        [
+            "parity",
+            str(setup["ckpt"]),
+            str(bad),
+            "--data",
+            str(setup["data"]),
+            "--json",
+            str(tmp_path / "p.json"),
+            "--markdown",
+            str(tmp_path / "p.md"),
+            "--save-worst",
+            "2",
+            str(tmp_path / "worst"),
+        ],
+    )
     assert res.exit_code == 3, res.stderr
     assert res.stderr.startswith("error: parity gate failed: ") and "pixel agreement" in res.stderr.splitlines()[0]
     report = json.loads((tmp_path / "p.json").read_text())
@@ -166,8 +179,9 @@ def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
     assert "FAILED" in (tmp_path / "p.md").read_text()
     panels = sorted((tmp_path / "worst").glob("*.png"))
     assert len(panels) == 2 and [w["panel"] for w in report["worst"]] == [str(p) for p in panels]
-    ok = runner.invoke(app, ["parity", str(setup["ckpt"]), str(setup["onnx"]), "--data", str(setup["data"]),
-                             "--min-agreement", "99.9"])
+    ok = runner.invoke(
+        app, ["parity", str(setup["ckpt"]), str(setup["onnx"]), "--data", str(setup["data"]), "--min-agreement", "99.9"]
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "PASSED" in ok.stdout
 

@@ -24,8 +24,9 @@ from refinenet_deploy.validate.tolerances import FP32
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("report")
-    ckpt = save_safetensors(create_model("rf_lw_test", num_classes=6).state_dict(), root / "m.safetensors",
-                            {"arch": "rf_lw_test"})
+    ckpt = save_safetensors(
+        create_model("rf_lw_test", num_classes=6).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
+    )
     onnx_path = root / "m.onnx"
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(48, 48)))
     data = write_synth_dataset(root / "val", 2, 48, 48, seed=3, split="val")

@@ -71,13 +71,14 @@ def reference(artifacts: dict[str, Path]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", RUNNERS)
-def test_same_input_same_output_within_fp32_tolerance(kind: str, artifacts: dict[str, Path],
-                                                      reference: np.ndarray) -> None:
+def test_same_input_same_output_within_fp32_tolerance(
+    kind: str, artifacts: dict[str, Path], reference: np.ndarray
+) -> None:
     with _runner(kind, artifacts) as runner:
         spec = runner.input_specs[0]
         out = runner.infer({spec.name: _input()})
         again = runner.infer({spec.name: _input()})
-    (name, logits), = out.items()
+    ((name, logits),) = out.items()
     assert logits.shape == reference.shape == (1, 6, 12, 12)
     diff = compare_outputs(reference, logits, FP32)
     assert diff.within_tolerance, diff

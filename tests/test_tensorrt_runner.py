@@ -25,8 +25,9 @@ def test_other_tensorrt_version_is_refused() -> None:
 def test_version_compatible_engine_runs_forward_not_backward() -> None:
     check_engine_compatibility({**META, "version_compatible": True}, "11.4.1", "Orin", "8.7")
     with pytest.raises(IncompatibleArtifactError):
-        check_engine_compatibility({"tensorrt": {"version": "11.4.1"}, "version_compatible": True}, "10.3.0", None,
-                                   None)
+        check_engine_compatibility(
+            {"tensorrt": {"version": "11.4.1"}, "version_compatible": True}, "10.3.0", None, None
+        )
 
 
 def test_other_gpu_is_refused_unless_hardware_compatible() -> None:
@@ -78,7 +79,6 @@ def test_bench_of_an_engine_is_recorded_on_the_gpu_or_dla() -> None:
         resolve_device(Runtime.TENSORRT, "cpu")
 
 
-
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_fp32_engine_passes_parity_and_times_on_the_gpu(tmp_path) -> None:
@@ -94,8 +94,9 @@ def test_fp32_engine_passes_parity_and_times_on_the_gpu(tmp_path) -> None:
     from refinenet_deploy.operations.parity import validate_parity
 
     data = write_synth_dataset(tmp_path / "data", 4, 64, 64, seed=2)
-    ckpt = save_safetensors(create_model("rf_lw_test", num_classes=6).state_dict(), tmp_path / "m.safetensors",
-                            {"arch": "rf_lw_test"})
+    ckpt = save_safetensors(
+        create_model("rf_lw_test", num_classes=6).state_dict(), tmp_path / "m.safetensors", {"arch": "rf_lw_test"}
+    )
     onnx_path = tmp_path / "m.onnx"
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(64, 64), verify_sizes=()))
     logger = trt.Logger(trt.Logger.WARNING)

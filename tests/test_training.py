@@ -17,13 +17,25 @@ from refinenet_deploy.operations.training import TrainConfig, poly_lr, train
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("synth")
-    return (write_synth_dataset(root / "train", 16, 48, 48, seed=1),
-            write_synth_dataset(root / "val", 4, 48, 48, seed=2, split="val"))
+    return (
+        write_synth_dataset(root / "train", 16, 48, 48, seed=1),
+        write_synth_dataset(root / "val", 4, 48, 48, seed=2, split="val"),
+    )
 
 
 def _cfg(synth, out: Path, epochs: int) -> TrainConfig:
-    return TrainConfig(data=str(synth[0]), val_data=str(synth[1]), out_dir=str(out), arch="rf_lw_mbv2_test",
-                       epochs=epochs, batch_size=8, lr=1e-3, warmup_iters=2, seed=3, command="pytest")
+    return TrainConfig(
+        data=str(synth[0]),
+        val_data=str(synth[1]),
+        out_dir=str(out),
+        arch="rf_lw_mbv2_test",
+        epochs=epochs,
+        batch_size=8,
+        lr=1e-3,
+        warmup_iters=2,
+        seed=3,
+        command="pytest",
+    )
 
 
 def test_train_writes_loadable_checkpoint_with_metadata(synth, tmp_path: Path) -> None:

@@ -43,8 +43,24 @@ SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 FORMATS = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}
 
 # The model description: written by export, inherited by every artifact made from it.
-MODEL_KEYS = ("arch", "num_classes", "class_names", "normalization", "input_format", "head", "opset", "exporter",
-              "simplifier", "dynamic", "dynamic_batch", "export_size", "batch", "inputs", "outputs", "checkpoint")
+MODEL_KEYS = (
+    "arch",
+    "num_classes",
+    "class_names",
+    "normalization",
+    "input_format",
+    "head",
+    "opset",
+    "exporter",
+    "simplifier",
+    "dynamic",
+    "dynamic_batch",
+    "export_size",
+    "batch",
+    "inputs",
+    "outputs",
+    "checkpoint",
+)
 INPUT_FORMATS = ("nchw-float", "nhwc-uint8")
 
 
@@ -104,8 +120,9 @@ def check_output_path(output: str | Path, suffix: str | Sequence[str]) -> Path:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.stem}.probe-"):
             pass
     except OSError as exc:
-        raise UsageError(f"cannot write to the output folder: {parent} ({exc.strerror}). "
-                         "Choose a writable -o path") from exc
+        raise UsageError(
+            f"cannot write to the output folder: {parent} ({exc.strerror}). Choose a writable -o path"
+        ) from exc
     return output
 
 
@@ -140,16 +157,24 @@ class Staging:
         """Where the step writes the model inside the staging folder (same name as the output)."""
         return self.dir / self.output.name
 
-    def commit(self, metadata: Mapping[str, Any], *, extra: Mapping[Path, Mapping[str, Any]] | None = None,
-               files: Mapping[Path, Path] | None = None) -> ArtifactResult:
+    def commit(
+        self,
+        metadata: Mapping[str, Any],
+        *,
+        extra: Mapping[Path, Mapping[str, Any]] | None = None,
+        files: Mapping[Path, Path] | None = None,
+    ) -> ArtifactResult:
         """Rename the staged model (and its companions) to the output, write the sidecar, ``extra`` JSON files
         (destination -> data) and staged ``files`` (staged path -> destination) beside it. All or nothing: if any
         rename fails, the files that were there before are restored."""
         if not self.model.is_file():
             raise FileNotFoundError(self.model)
         meta = dict(metadata)
-        meta["artifact"] = {"file": self.output.name, "sha256": sha256_file(self.model),
-                            "bytes": self.model.stat().st_size}
+        meta["artifact"] = {
+            "file": self.output.name,
+            "sha256": sha256_file(self.model),
+            "bytes": self.model.stat().st_size,
+        }
         moves: list[tuple[Path, Path]] = [(self.dir / c.name, c) for c in companion_paths(self.output)]
         moves.append((self.model, self.output))
         side = write_json_atomic(self.dir / ".sidecar.json", meta)
@@ -194,18 +219,34 @@ def provenance(command: str = "", packages: Sequence[str] = ()) -> dict[str, Any
     """One provenance record: this tool, the command, package versions and the host (CPU/ISA, GPUs, JetPack)."""
     from .environment import host_fingerprint, package_versions
 
-    return {"tool": "refinenet-deploy", "tool_version": __version__, "created": utc_now(), "command": command,
-            "versions": {k: v for k, v in package_versions(tuple(packages)).items() if v},
-            "host": host_fingerprint()}
+    return {
+        "tool": "refinenet-deploy",
+        "tool_version": __version__,
+        "created": utc_now(),
+        "command": command,
+        "versions": {k: v for k, v in package_versions(tuple(packages)).items() if v},
+        "host": host_fingerprint(),
+    }
 
 
-def sidecar(kind: str, precision: str, *, source: Mapping[str, Any] | None = None, command: str = "",
-            packages: Sequence[str] = (), **record: Any) -> dict[str, Any]:
+def sidecar(
+    kind: str,
+    precision: str,
+    *,
+    source: Mapping[str, Any] | None = None,
+    command: str = "",
+    packages: Sequence[str] = (),
+    **record: Any,
+) -> dict[str, Any]:
     """The sidecar of a new artifact: the model description inherited from ``source`` (the upstream metadata),
     the step's ``record`` and one provenance block. Keys of the upstream step's own record are not inherited."""
     inherited = {k: v for k, v in (source or {}).items() if k in MODEL_KEYS}
-    meta: dict[str, Any] = {"format": f"refinenet-deploy/{kind}", "schema_version": SCHEMA_VERSION,
-                            **inherited, "precision": str(precision)}
+    meta: dict[str, Any] = {
+        "format": f"refinenet-deploy/{kind}",
+        "schema_version": SCHEMA_VERSION,
+        **inherited,
+        "precision": str(precision),
+    }
     meta.update(record)
     meta["provenance"] = provenance(command, packages)
     return meta
@@ -229,8 +270,10 @@ def _load_onnx(path: Path) -> Any:
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends: not an ONNX model
-        raise IncompatibleArtifactError(f"cannot read {path.name} as an ONNX model ({type(exc).__name__}). "
-                                        "Pass a .onnx written by 'rfdeploy export onnx'") from exc
+        raise IncompatibleArtifactError(
+            f"cannot read {path.name} as an ONNX model ({type(exc).__name__}). "
+            "Pass a .onnx written by 'rfdeploy export onnx'"
+        ) from exc
 
 
 def read_metadata(artifact: str | Path) -> dict[str, Any]:
@@ -251,17 +294,20 @@ def read_metadata(artifact: str | Path) -> dict[str, Any]:
                 try:
                     meta = json.loads(prop.value)
                 except json.JSONDecodeError as exc:
-                    raise IncompatibleArtifactError(f"{artifact.name} has unreadable metadata. Re-export the "
-                                                    "model") from exc
+                    raise IncompatibleArtifactError(
+                        f"{artifact.name} has unreadable metadata. Re-export the model"
+                    ) from exc
     if meta is None:
         return {}
     if not isinstance(meta, dict):
         raise IncompatibleArtifactError(f"metadata in {where} is not a JSON object. Re-export the model")
     version = meta.get("schema_version")
     if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise IncompatibleArtifactError(f"metadata in {where} has schema version {version}; this rfdeploy reads "
-                                        f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}. Upgrade refinenet-deploy "
-                                        "or re-export the model")
+        raise IncompatibleArtifactError(
+            f"metadata in {where} has schema version {version}; this rfdeploy reads "
+            f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}. Upgrade refinenet-deploy "
+            "or re-export the model"
+        )
     return meta
 
 
@@ -285,8 +331,9 @@ def artifact_precision(artifact: str | Path, meta: Mapping[str, Any] | None = No
     try:
         return Precision(value)
     except ValueError:
-        raise IncompatibleArtifactError(f"{artifact.name}: unknown precision {value!r} in its metadata. "
-                                        "Rebuild the artifact") from None
+        raise IncompatibleArtifactError(
+            f"{artifact.name}: unknown precision {value!r} in its metadata. Rebuild the artifact"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------- input policy
@@ -311,15 +358,19 @@ class InputPolicy:
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], default: Normalization | None = None) -> InputPolicy:
         norm = meta.get("normalization")
-        normalization = (Normalization.from_dict(norm) if isinstance(norm, dict)
-                         else default or Normalization.imagenet())
+        normalization = Normalization.from_dict(norm) if isinstance(norm, dict) else default or Normalization.imagenet()
         input_format = meta.get("input_format") or "nchw-float"
         if input_format not in INPUT_FORMATS:
-            raise IncompatibleArtifactError(f"unknown input_format {input_format!r} in the metadata. Re-export the "
-                                            "model")
+            raise IncompatibleArtifactError(
+                f"unknown input_format {input_format!r} in the metadata. Re-export the model"
+            )
         export = meta.get("export_size")
-        return cls(input_format=input_format, head=meta.get("head") or "logits", normalization=normalization,
-                   export_size=(int(export[0]), int(export[1])) if export else None)
+        return cls(
+            input_format=input_format,
+            head=meta.get("head") or "logits",
+            normalization=normalization,
+            export_size=(int(export[0]), int(export[1])) if export else None,
+        )
 
     def for_input(self, name: str, shape: Sequence[int | None]) -> InputPolicy:
         """This policy bound to a runner's input spec: its name, static size and batch."""

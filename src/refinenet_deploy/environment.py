@@ -9,10 +9,36 @@ import shutil
 import subprocess
 import sys
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
-             "neon", "asimd")
-PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxslim", "openvino", "nncf",
-            "tensorrt", "tensorrt-rtx", "cuda-python", "nvidia-modelopt", "safetensors", "typer", "rich")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+)
+PACKAGES = (
+    "torch",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxsim",
+    "onnxslim",
+    "openvino",
+    "nncf",
+    "tensorrt",
+    "tensorrt-rtx",
+    "cuda-python",
+    "nvidia-modelopt",
+    "safetensors",
+    "typer",
+    "rich",
+)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -69,16 +95,20 @@ def nvidia_gpus() -> list[dict[str, str]]:
         return []
     fields = ("name", "compute_cap", "memory.total", "driver_version")
     try:
-        out = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     gpus = []
     for line in out.strip().splitlines():
         values = [v.strip() for v in line.split(",")]
         if len(values) == len(fields):
-            gpus.append({"name": values[0], "compute_capability": values[1], "memory": values[2],
-                         "driver": values[3]})
+            gpus.append({"name": values[0], "compute_capability": values[1], "memory": values[2], "driver": values[3]})
     return gpus
 
 

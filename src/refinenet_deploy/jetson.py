@@ -50,7 +50,7 @@ def parse_nvpmodel(text: str) -> dict[str, Any] | None:
     match = re.search(r"NV Power Mode:\s*(\S+)", text or "")
     if not match:
         return None
-    ident = re.search(r"^\s*(\d+)\s*$", text[match.end():], re.MULTILINE)
+    ident = re.search(r"^\s*(\d+)\s*$", text[match.end() :], re.MULTILINE)
     return {"mode": match[1], "id": int(ident[1]) if ident else None}
 
 
@@ -79,8 +79,15 @@ def parse_jetson_clocks(text: str) -> dict[str, Any] | None:
     cpu_locked = bool(cpus) and all(c["min"] == c["max"] == c["current"] for c in cpus)
     gpu_locked = gpu is not None and gpu["min"] == gpu["max"] == gpu["current"]
     emc_locked = emc is None or emc["current"] == emc["max"]
-    return {"cpu_locked": cpu_locked, "gpu_locked": gpu_locked, "emc_at_max": emc_locked,
-            "locked": cpu_locked and gpu_locked and emc_locked, "gpu": gpu, "emc": emc, "online_cpus": len(cpus)}
+    return {
+        "cpu_locked": cpu_locked,
+        "gpu_locked": gpu_locked,
+        "emc_at_max": emc_locked,
+        "locked": cpu_locked and gpu_locked and emc_locked,
+        "gpu": gpu,
+        "emc": emc,
+        "online_cpus": len(cpus),
+    }
 
 
 def _run(cmd: list[str]) -> str | None:

@@ -20,9 +20,19 @@ import onnx
 
 UNSUPPORTED_OPS = {"Unique"}
 DLA_UNSUPPORTED = {"Resize", "ArgMax", "Cast"}  # align_corners resizes run on the GPU (TENSORRT.md)
-_LAYER_TYPES = {"Conv": "CONVOLUTION", "Relu": "ACTIVATION", "Clip": "ACTIVATION", "MaxPool": "POOLING",
-                "Add": "ELEMENTWISE", "Resize": "RESIZE", "QuantizeLinear": "QUANTIZE",
-                "DequantizeLinear": "DEQUANTIZE", "Cast": "CAST", "ArgMax": "TOPK", "Constant": "CONSTANT"}
+_LAYER_TYPES = {
+    "Conv": "CONVOLUTION",
+    "Relu": "ACTIVATION",
+    "Clip": "ACTIVATION",
+    "MaxPool": "POOLING",
+    "Add": "ELEMENTWISE",
+    "Resize": "RESIZE",
+    "QuantizeLinear": "QUANTIZE",
+    "DequantizeLinear": "DEQUANTIZE",
+    "Cast": "CAST",
+    "ArgMax": "TOPK",
+    "Constant": "CONSTANT",
+}
 
 
 def make(version: str = "10.16.0") -> types.ModuleType:
@@ -39,8 +49,9 @@ def make(version: str = "10.16.0") -> types.ModuleType:
     trt.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM"])
     trt.ProfilingVerbosity = enum.Enum("ProfilingVerbosity", ["LAYER_NAMES_ONLY", "DETAILED", "NONE"])
     trt.DeviceType = enum.Enum("DeviceType", ["GPU", "DLA"])
-    trt.HardwareCompatibilityLevel = enum.Enum("HardwareCompatibilityLevel",
-                                               ["NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY"])
+    trt.HardwareCompatibilityLevel = enum.Enum(
+        "HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY"]
+    )
     trt.LayerType = enum.Enum("LayerType", sorted(set(_LAYER_TYPES.values()) | {"UNKNOWN"}))
     trt.DataType = enum.Enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "INT64", "UINT8", "BOOL"])
     trt.ErrorCode = enum.Enum("ErrorCode", ["SUCCESS", "INVALID_NODE", "UNSUPPORTED_NODE"])
@@ -127,8 +138,11 @@ def make(version: str = "10.16.0") -> types.ModuleType:
                 if node.op_type in UNSUPPORTED_OPS:
                     self.errors.append(ParserError(i, node))
                     continue
-                ins = [tensors.setdefault(n, Tensor(n, trt.DataType.HALF if n in fp16 else trt.DataType.FLOAT))
-                       for n in node.input if n]
+                ins = [
+                    tensors.setdefault(n, Tensor(n, trt.DataType.HALF if n in fp16 else trt.DataType.FLOAT))
+                    for n in node.input
+                    if n
+                ]
                 dtype = trt.DataType.INT8 if node.op_type == "QuantizeLinear" else trt.DataType.FLOAT
                 outs = [tensors.setdefault(n, Tensor(n, dtype)) for n in node.output]
                 self.network.layers.append(Layer(node, ins, outs))
@@ -195,6 +209,7 @@ def make(version: str = "10.16.0") -> types.ModuleType:
             object.__setattr__(self, name, value)
 
         if major < 11:
+
             def set_calibration_profile(self, profile: OptimizationProfile) -> bool:
                 self.calibration_profile = profile
                 return True
@@ -225,6 +240,7 @@ def make(version: str = "10.16.0") -> types.ModuleType:
 
     trt.Builder, trt.OnnxParser, trt.Runtime = Builder, OnnxParser, Runtime
     if major < 11:
+
         class IInt8EntropyCalibrator2:
             def __init__(self) -> None:
                 pass

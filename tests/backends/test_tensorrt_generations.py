@@ -32,8 +32,9 @@ def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     qdq = root / "m.int8.onnx"
     calibrate_onnx(paths["fp32"], paths["data"], qdq, num_images=4, producer="onnxruntime", method="max")
     dyn = root / "dyn.onnx"
-    export_onnx(paths["ckpt"], dyn, ExportSpec(input_size=(48, 48), dynamic=True, verify_sizes=((40, 56),),
-                                               trt_check=False))
+    export_onnx(
+        paths["ckpt"], dyn, ExportSpec(input_size=(48, 48), dynamic=True, verify_sizes=((40, 56),), trt_check=False)
+    )
     return {**paths, "qdq": qdq, "dynamic": dyn}
 
 
@@ -58,8 +59,7 @@ def test_the_double_is_what_load_library_picks_and_it_enforces_removals(monkeypa
     assert load_library("tensorrt").weakly_typed and hasattr(trt10.BuilderFlag, "INT8")
 
 
-@pytest.mark.parametrize(("version", "flags", "trtexec"), [
-    ("10.3.0", {"FP16"}, "--fp16"), ("11.1.0", set(), None)])
+@pytest.mark.parametrize(("version", "flags", "trtexec"), [("10.3.0", {"FP16"}, "--fp16"), ("11.1.0", set(), None)])
 def test_fp16_flags_only_where_weak_typing_exists(onnx_files, tmp_path, monkeypatch, version, flags, trtexec) -> None:
     trt = _install(monkeypatch, version)
     meta = build_engine(onnx_files["fp32"], tmp_path / "h.engine", precision="fp16").metadata
@@ -91,8 +91,9 @@ def test_fp32_engines_are_strict_fp32(onnx_files, tmp_path, monkeypatch) -> None
 def test_implicit_calibrator_on_10x_only(onnx_files, tmp_path, monkeypatch) -> None:
     trt = _install(monkeypatch, "10.16.0")
     engine = tmp_path / "i.engine"
-    meta = build_engine(onnx_files["fp32"], engine, precision="int8", data=onnx_files["data"], num_images=4,
-                        calibrator="implicit").metadata
+    meta = build_engine(
+        onnx_files["fp32"], engine, precision="int8", data=onnx_files["data"], num_images=4, calibrator="implicit"
+    ).metadata
     config = _last_config(trt)
     assert isinstance(config.int8_calibrator, trt.IInt8EntropyCalibrator2)
     assert config.calibration_profile is config.profiles[0]
@@ -102,8 +103,9 @@ def test_implicit_calibrator_on_10x_only(onnx_files, tmp_path, monkeypatch) -> N
     assert cal["cache"] == "i.engine.int8cache" and len(cal["cache_key"]) == 64
     _install(monkeypatch, "11.1.0")
     with pytest.raises(UsageError, match="implicit"):
-        build_engine(onnx_files["fp32"], tmp_path / "j.engine", precision="int8", data=onnx_files["data"],
-                     calibrator="implicit")
+        build_engine(
+            onnx_files["fp32"], tmp_path / "j.engine", precision="int8", data=onnx_files["data"], calibrator="implicit"
+        )
 
 
 def test_calibration_cache_is_keyed_by_the_manifest_digest(tmp_path) -> None:
@@ -125,8 +127,9 @@ def test_dla_needs_static_shapes_and_fp16_or_int8(onnx_files, tmp_path, monkeypa
 
 def test_dla_build_reports_the_layers_that_fall_back_to_the_gpu(onnx_files, tmp_path, monkeypatch) -> None:
     trt = _install(monkeypatch, "10.3.0")
-    meta = build_engine(onnx_files["dynamic"], tmp_path / "d.engine", precision="fp16", dla_core=1,
-                        input_size=(48, 48)).metadata
+    meta = build_engine(
+        onnx_files["dynamic"], tmp_path / "d.engine", precision="fp16", dla_core=1, input_size=(48, 48)
+    ).metadata
     config = _last_config(trt)
     assert config.default_device_type == trt.DeviceType.DLA and config.DLA_core == 1
     assert trt.BuilderFlag.GPU_FALLBACK in config.flags
@@ -144,16 +147,28 @@ def test_dla_build_reports_the_layers_that_fall_back_to_the_gpu(onnx_files, tmp_
 def test_compatibility_workspace_opt_level_and_timing_cache(onnx_files, tmp_path, monkeypatch) -> None:
     trt = _install(monkeypatch, "10.16.0")
     cache = tmp_path / "timing.cache"
-    meta = build_engine(onnx_files["fp32"], tmp_path / "c.engine", version_compatible=True,
-                        hardware_compatible=True, workspace_mib=256, opt_level=5, timing_cache=cache).metadata
+    meta = build_engine(
+        onnx_files["fp32"],
+        tmp_path / "c.engine",
+        version_compatible=True,
+        hardware_compatible=True,
+        workspace_mib=256,
+        opt_level=5,
+        timing_cache=cache,
+    ).metadata
     config = _last_config(trt)
     assert trt.BuilderFlag.VERSION_COMPATIBLE in config.flags
     assert config.hardware_compatibility_level == trt.HardwareCompatibilityLevel.AMPERE_PLUS
     assert config.pool_limits[trt.MemoryPoolType.WORKSPACE] == 256 << 20 and config.builder_optimization_level == 5
     assert cache.read_bytes() == b"fake-timing-cache"
     assert meta["version_compatible"] and meta["hardware_compatible"]
-    for flag in ("--versionCompatible", "--hardwareCompatibilityLevel=ampere+", "--memPoolSize=workspace:256M",
-                 "--builderOptimizationLevel=5", "--timingCacheFile=timing.cache"):
+    for flag in (
+        "--versionCompatible",
+        "--hardwareCompatibilityLevel=ampere+",
+        "--memPoolSize=workspace:256M",
+        "--builderOptimizationLevel=5",
+        "--timingCacheFile=timing.cache",
+    ):
         assert flag in meta["trtexec_command"]
 
 
@@ -164,8 +179,15 @@ def test_parse_failure_names_the_node(tmp_path, monkeypatch) -> None:
     _install(monkeypatch, "11.1.0")
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
-    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["r"], name="ok"),
-                               helper.make_node("Unique", ["r"], ["y"], name="labels_unique")], "g", [x], [y])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["input"], ["r"], name="ok"),
+            helper.make_node("Unique", ["r"], ["y"], name="labels_unique"),
+        ],
+        "g",
+        [x],
+        [y],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "u.onnx"))
     with pytest.raises(EngineBuildError, match="node 'labels_unique' \\(Unique\\)"):
         build_engine(tmp_path / "u.onnx", tmp_path / "u.engine")

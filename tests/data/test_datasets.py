@@ -170,8 +170,11 @@ def test_voc_without_split_files(tmp_path: Path) -> None:
 
 
 def _make_cityscapes(root: Path, with_gt: bool = True) -> None:
-    for split, city, frame in [("val", "frankfurt", "000000_000294"), ("val", "lindau", "000001_000019"),
-                               ("train", "aachen", "000000_000019")]:
+    for split, city, frame in [
+        ("val", "frankfurt", "000000_000294"),
+        ("val", "lindau", "000001_000019"),
+        ("train", "aachen", "000000_000019"),
+    ]:
         base = f"{city}_{frame}"
         _save_rgb(root / "leftImg8bit" / split / city / f"{base}_leftImg8bit.png")
         if with_gt:

@@ -73,8 +73,11 @@ def _assert_fp32_match(ref: np.ndarray, got: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[] if n.endswith("_test") or n == "rf_lw_mbv2" else [pytest.mark.slow])
-             for n in list_models(include_test=True)]
+    "name",
+    [
+        pytest.param(n, marks=[] if n.endswith("_test") or n == "rf_lw_mbv2" else [pytest.mark.slow])
+        for n in list_models(include_test=True)
+    ],
 )
 def test_every_zoo_model_exports_dynamic_and_verifies(name: str, tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path, name, num_classes=5)
@@ -189,8 +192,13 @@ def test_simplified_and_unsimplified_agree(tmp_path: Path) -> None:
 def test_fp16_export_keeps_io_types(head: str, input_format: str, tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path, "rf_lw_mbv2_test", seed=6)
     out = tmp_path / "m16.onnx"
-    res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, fp16=True, verify_sizes=SMALL,
-                                             head=head, input_format=input_format))
+    res = export_onnx(
+        ckpt,
+        out,
+        ExportSpec(
+            input_size=(64, 64), dynamic=True, fp16=True, verify_sizes=SMALL, head=head, input_format=input_format
+        ),
+    )
     model = onnx.load(str(out))
     want_in = onnx.TensorProto.UINT8 if input_format == "nhwc-uint8" else onnx.TensorProto.FLOAT
     want_out = onnx.TensorProto.UINT8 if head == "argmax" else onnx.TensorProto.FLOAT
@@ -205,8 +213,9 @@ def test_fp16_export_keeps_io_types(head: str, input_format: str, tmp_path: Path
 def test_dynamic_batch(tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path)
     out = tmp_path / "m.onnx"
-    res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, dynamic_batch=True, batch=2,
-                                             verify_sizes=SMALL[:1]))
+    res = export_onnx(
+        ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, dynamic_batch=True, batch=2, verify_sizes=SMALL[:1])
+    )
     assert {c.batch for c in res.cases} == {1, 2}
     assert _run(out, np.zeros((3, 3, 40, 40), np.float32)).shape == (3, 4, 10, 10)
 
@@ -217,8 +226,20 @@ def test_provenance_sidecar_and_metadata_props(tmp_path: Path) -> None:
     export_onnx(ckpt, out, ExportSpec(input_size=(64, 64)), command="rfdeploy export onnx x")
     side = json.loads(sidecar_path(out).read_text())
     assert sidecar_path(out).name == "m.meta.json"
-    for key in ("arch", "num_classes", "class_names", "normalization", "input_format", "head",
-                "opset", "checkpoint", "exporter", "verification", "provenance", "artifact"):
+    for key in (
+        "arch",
+        "num_classes",
+        "class_names",
+        "normalization",
+        "input_format",
+        "head",
+        "opset",
+        "checkpoint",
+        "exporter",
+        "verification",
+        "provenance",
+        "artifact",
+    ):
         assert key in side
     assert side["format"] == "refinenet-deploy/onnx" and side["schema_version"] == 2
     assert side["checkpoint"]["sha256"] == sha256_file(ckpt)
@@ -263,13 +284,16 @@ def test_wrong_arch_and_class_count(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("spec,match", [
-    (ExportSpec(opset=11), "unsupported opset: 11"),
-    (ExportSpec(opset=19), "unsupported opset: 19"),
-    (ExportSpec(head="softmax"), "unsupported --head"),
-    (ExportSpec(dynamic_batch=True), "--dynamic-batch needs --dynamic"),
-    (ExportSpec(exporter="dynamo", opset=17), "dynamo exporter needs opset >= 18"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        (ExportSpec(opset=11), "unsupported opset: 11"),
+        (ExportSpec(opset=19), "unsupported opset: 19"),
+        (ExportSpec(head="softmax"), "unsupported --head"),
+        (ExportSpec(dynamic_batch=True), "--dynamic-batch needs --dynamic"),
+        (ExportSpec(exporter="dynamo", opset=17), "dynamo exporter needs opset >= 18"),
+    ],
+)
 def test_bad_options(spec: ExportSpec, match: str, tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path)
     with pytest.raises(UsageError, match=match):
@@ -329,8 +353,9 @@ def test_cli_export_and_exit_codes(tmp_path: Path) -> None:
 
     ckpt = _ckpt(tmp_path)
     runner = CliRunner()
-    ok = runner.invoke(app, ["export", "onnx", str(ckpt), "--input-size", "64x64", "--dynamic", "-o",
-                             str(tmp_path / "m.onnx")])
+    ok = runner.invoke(
+        app, ["export", "onnx", str(ckpt), "--input-size", "64x64", "--dynamic", "-o", str(tmp_path / "m.onnx")]
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "random-375x500-b1" in ok.stdout and "onnxsim: simplified graph equals" in ok.stdout
     bad = runner.invoke(app, ["export", "onnx", str(ckpt), "--opset", "9", "-o", str(tmp_path / "x.onnx")])
@@ -359,6 +384,9 @@ def test_missing_simplifier_is_exit_4(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.slow
 def test_dynamo_exporter(tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path)
-    res = export_onnx(ckpt, tmp_path / "d.onnx", ExportSpec(input_size=(64, 64), dynamic=True, opset=18,
-                                                             exporter="dynamo", verify_sizes=SMALL))
+    res = export_onnx(
+        ckpt,
+        tmp_path / "d.onnx",
+        ExportSpec(input_size=(64, 64), dynamic=True, opset=18, exporter="dynamo", verify_sizes=SMALL),
+    )
     assert res.metadata["exporter"] == "dynamo" and res.metadata["verification"]["passed"]

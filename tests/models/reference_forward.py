@@ -19,8 +19,15 @@ def _conv(sd: dict, key: str, x: Tensor, stride: int = 1, groups: int = 1) -> Te
 
 
 def _bn(sd: dict, key: str, x: Tensor) -> Tensor:
-    return F.batch_norm(x, sd[f"{key}.running_mean"], sd[f"{key}.running_var"], sd[f"{key}.weight"],
-                        sd[f"{key}.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd[f"{key}.running_mean"],
+        sd[f"{key}.running_var"],
+        sd[f"{key}.weight"],
+        sd[f"{key}.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def _up(x: Tensor, like: Tensor) -> Tensor:

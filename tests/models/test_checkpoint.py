@@ -38,8 +38,11 @@ def _module_prefixed(sd: dict) -> dict:
 WRAPPERS = {
     # name: (file name, builder of the object saved, legacy (non-zip) serialization)
     "flat_2018_pth_tar": ("rf_lwmbv2_voc.pth.tar", lambda sd: sd, True),
-    "segmenter_dataparallel": ("checkpoint.pth.tar", lambda sd: {"segmenter": _module_prefixed(sd), "epoch": 7,
-                                                                  "best_val": 0.71}, False),
+    "segmenter_dataparallel": (
+        "checkpoint.pth.tar",
+        lambda sd: {"segmenter": _module_prefixed(sd), "epoch": 7, "best_val": 0.71},
+        False,
+    ),
     "model": ("model.pth", lambda sd: {"model": sd}, False),
     "state_dict": ("weights.pt", lambda sd: {"state_dict": sd, "optimizer": {"lr": 0.1}}, False),
     "weights_with_metadata": ("repack.pth", lambda sd: {"weights": sd, "model_metadata": {"classes": 21}}, False),
@@ -67,9 +70,12 @@ def test_reference_checkpoints_load_and_match_reference_output(wrapper: str, mbv
 
 
 def test_safetensors_with_metadata_and_fp16_storage(mbv2, tmp_path: Path) -> None:
-    path = save_safetensors(mbv2.state_dict(), tmp_path / "m.safetensors",
-                            {"arch": "rf_lw_mbv2", "class_names": [f"c{i}" for i in range(21)],
-                             "normalization": {"mode": "imagenet"}}, fp16=True)
+    path = save_safetensors(
+        mbv2.state_dict(),
+        tmp_path / "m.safetensors",
+        {"arch": "rf_lw_mbv2", "class_names": [f"c{i}" for i in range(21)], "normalization": {"mode": "imagenet"}},
+        fp16=True,
+    )
     assert path.stat().st_mode & 0o044  # readable by group/others (respects the umask), not safetensors' 0600
     loaded = load_model(path)
     assert loaded.class_names == tuple(f"c{i}" for i in range(21))

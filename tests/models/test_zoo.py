@@ -12,8 +12,13 @@ from refinenet_deploy.models.complexity import conv_gmac, count_parameters
 
 from .reference_forward import lw_resnet_forward, mbv2_forward, refinenet_forward
 
-PARAMS_21 = {"rf_lw50": 27_357_525, "rf_lw101": 46_349_653, "rf_lw152": 61_993_301, "rf_lw_mbv2": 3_284_565,
-             "rf101": 118_052_437}
+PARAMS_21 = {
+    "rf_lw50": 27_357_525,
+    "rf_lw101": 46_349_653,
+    "rf_lw152": 61_993_301,
+    "rf_lw_mbv2": 3_284_565,
+    "rf101": 118_052_437,
+}
 GMAC_512 = {"rf_lw50": 31.98, "rf_lw101": 51.37, "rf_lw152": 70.77, "rf_lw_mbv2": 8.58, "rf101": 262.90}
 
 
@@ -35,8 +40,18 @@ def test_parameter_count_and_gmac(name: str) -> None:
 
 def test_registry_lists_the_zoo() -> None:
     names = list_models()
-    for expected in ("rf_lw50", "rf_lw101", "rf_lw152", "rf_lw_mbv2", "rf50", "rf101", "rf152",
-                     "rf101_single", "rf101_cascade2", "rf101_2scale"):
+    for expected in (
+        "rf_lw50",
+        "rf_lw101",
+        "rf_lw152",
+        "rf_lw_mbv2",
+        "rf50",
+        "rf101",
+        "rf152",
+        "rf101_single",
+        "rf101_cascade2",
+        "rf101_2scale",
+    ):
         assert expected in names
     assert "rf_lw_test" not in names and "rf_lw_test" in list_models(include_test=True)
     assert list_models("rf_lw*") == ["rf_lw101", "rf_lw152", "rf_lw50", "rf_lw_mbv2"]
@@ -54,8 +69,14 @@ SIZES = [(33, 47), (375, 500), (64, 64), (468, 625)]
 
 @pytest.mark.parametrize(
     "name,kwargs",
-    [("rf_lw_test", {}), ("rf_lw_mbv2_test", {}), ("rf_test", {}), ("rf_test", {"cascade": "2"}),
-     ("rf_test", {"cascade": "1"}), ("rf_test", {"two_scale": True})],
+    [
+        ("rf_lw_test", {}),
+        ("rf_lw_mbv2_test", {}),
+        ("rf_test", {}),
+        ("rf_test", {"cascade": "2"}),
+        ("rf_test", {"cascade": "1"}),
+        ("rf_test", {"two_scale": True}),
+    ],
 )
 def test_output_is_quarter_resolution_at_any_size(name: str, kwargs: dict) -> None:
     model = create_model(name, num_classes=5, **kwargs).eval()

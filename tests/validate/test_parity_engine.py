@@ -27,9 +27,15 @@ def _logits(classes: np.ndarray, num_classes: int = 3) -> np.ndarray:
 
 
 def _engine(ref_cls: np.ndarray, back_cls: np.ndarray, **kw) -> ParityEngine:
-    return ParityEngine(FixedRunner(_logits(ref_cls)), FixedRunner(_logits(back_cls)), num_classes=3,
-                        class_names=("a", "b", "c"), preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
-                        policy=InputPolicy(), **kw)
+    return ParityEngine(
+        FixedRunner(_logits(ref_cls)),
+        FixedRunner(_logits(back_cls)),
+        num_classes=3,
+        class_names=("a", "b", "c"),
+        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
+        policy=InputPolicy(),
+        **kw,
+    )
 
 
 def test_agreement_and_drop_by_hand() -> None:
@@ -96,11 +102,25 @@ def test_save_worst_keeps_the_k_lowest() -> None:
 def test_tta_rejected_for_class_map_head_and_static_size() -> None:
     ref = np.zeros((2, 2), int)
     with pytest.raises(UsageError, match="need logits"):
-        ParityEngine(FixedRunner(ref), FixedRunner(ref), num_classes=3, class_names="abc", preprocess=lambda x: x,
-                     policy=InputPolicy(head="argmax"), flip=True)
+        ParityEngine(
+            FixedRunner(ref),
+            FixedRunner(ref),
+            num_classes=3,
+            class_names="abc",
+            preprocess=lambda x: x,
+            policy=InputPolicy(head="argmax"),
+            flip=True,
+        )
     with pytest.raises(UsageError, match="dynamic-shape"):
-        ParityEngine(FixedRunner(ref), FixedRunner(ref), num_classes=3, class_names="abc", preprocess=lambda x: x,
-                     policy=InputPolicy(static_size=(8, 8)), scales=(0.5, 1.0))
+        ParityEngine(
+            FixedRunner(ref),
+            FixedRunner(ref),
+            num_classes=3,
+            class_names="abc",
+            preprocess=lambda x: x,
+            policy=InputPolicy(static_size=(8, 8)),
+            scales=(0.5, 1.0),
+        )
 
 
 class RecordingRunner:
@@ -121,9 +141,16 @@ class RecordingRunner:
 
 
 def _content_engine(reference, backend, **kw) -> ParityEngine:
-    return ParityEngine(reference, backend, num_classes=3, class_names=("a", "b", "c"),
-                        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32), policy=InputPolicy(),
-                        gates=Gates(100, 0), **kw)
+    return ParityEngine(
+        reference,
+        backend,
+        num_classes=3,
+        class_names=("a", "b", "c"),
+        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
+        policy=InputPolicy(),
+        gates=Gates(100, 0),
+        **kw,
+    )
 
 
 def _striped_image(h: int, w: int) -> np.ndarray:

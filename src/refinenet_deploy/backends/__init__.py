@@ -38,8 +38,10 @@ def detect_runtime(artifact: str | Path) -> Runtime:
         return Runtime.TENSORRT
     if name.endswith(CHECKPOINT_SUFFIXES):
         return Runtime.TORCH
-    raise UsageError(f"cannot tell the runtime of {Path(artifact).name}. Pass --runtime "
-                     "(onnxruntime for .onnx, openvino for .xml, tensorrt for .engine, torch for checkpoints)")
+    raise UsageError(
+        f"cannot tell the runtime of {Path(artifact).name}. Pass --runtime "
+        "(onnxruntime for .onnx, openvino for .xml, tensorrt for .engine, torch for checkpoints)"
+    )
 
 
 def resolve_runtime(artifact: str | Path, runtime: str = "auto") -> Runtime:
@@ -57,14 +59,21 @@ def resolve_device(runtime: Runtime, device: str | None = None) -> Device:
     if device not in Device.values():
         raise UsageError(f"unknown --device: {device}. Use one of {', '.join(Device.values())}")
     if device not in allowed:
-        raise UsageError(f"{runtime} runs on {' or '.join(allowed)}, not {device}. Pass --device "
-                         f"{allowed[0]}")
+        raise UsageError(f"{runtime} runs on {' or '.join(allowed)}, not {device}. Pass --device {allowed[0]}")
     return Device(device)
 
 
-def open_runner(artifact: str | Path, runtime: str = "auto", *, device: str | None = None,
-                threads: int | None = None, hint: str = "latency", inference_precision: str | None = "f32",
-                meta: Mapping[str, Any] | None = None, policy: Any = None) -> BaseRunner:
+def open_runner(
+    artifact: str | Path,
+    runtime: str = "auto",
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    hint: str = "latency",
+    inference_precision: str | None = "f32",
+    meta: Mapping[str, Any] | None = None,
+    policy: Any = None,
+) -> BaseRunner:
     """A (not yet activated) runner for an artifact or a checkpoint.
 
     ``device`` defaults to what the runtime runs on first (cpu; gpu for engines) and is recorded on the runner
@@ -80,14 +89,18 @@ def open_runner(artifact: str | Path, runtime: str = "auto", *, device: str | No
     elif kind == Runtime.OPENVINO:
         from .openvino import OpenVINORunner
 
-        runner = OpenVINORunner(Path(artifact), device=dev.value.upper(), hint=hint, threads=threads,
-                                inference_precision=inference_precision)
+        runner = OpenVINORunner(
+            Path(artifact),
+            device=dev.value.upper(),
+            hint=hint,
+            threads=threads,
+            inference_precision=inference_precision,
+        )
     elif kind == Runtime.TENSORRT:
         from ..artifacts import read_metadata
         from .tensorrt import TensorRTRunner
 
-        runner = TensorRTRunner(Path(artifact), meta=read_metadata(artifact) if meta is None else meta,
-                                device=dev)
+        runner = TensorRTRunner(Path(artifact), meta=read_metadata(artifact) if meta is None else meta, device=dev)
     else:
         from .torch import open_checkpoint
 
@@ -96,5 +109,13 @@ def open_runner(artifact: str | Path, runtime: str = "auto", *, device: str | No
     return runner
 
 
-__all__ = ["CHECKPOINT_SUFFIXES", "RUNTIMES", "BaseRunner", "TensorSpec", "detect_runtime", "open_runner",
-           "resolve_device", "resolve_runtime"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "RUNTIMES",
+    "BaseRunner",
+    "TensorSpec",
+    "detect_runtime",
+    "open_runner",
+    "resolve_device",
+    "resolve_runtime",
+]

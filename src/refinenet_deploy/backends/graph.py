@@ -37,8 +37,9 @@ def _ensure_float32_outputs(model: Any) -> None:
         inner = out.name + "_fp16"
         for node in model.graph.node:
             node.output[:] = [inner if o == out.name else o for o in node.output]
-        model.graph.node.append(helper.make_node("Cast", [inner], [out.name], to=TensorProto.FLOAT,
-                                                 name=f"{out.name}_to_float32"))
+        model.graph.node.append(
+            helper.make_node("Cast", [inner], [out.name], to=TensorProto.FLOAT, name=f"{out.name}_to_float32")
+        )
         out.type.tensor_type.elem_type = TensorProto.FLOAT
     onnx.checker.check_model(model)
 
@@ -50,8 +51,9 @@ def to_fp16(model: Any) -> Any:
     try:
         with warnings.catch_warnings():  # "the float32 number ... will be truncated": expected, per constant
             warnings.simplefilter("ignore", UserWarning)
-            converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                                                         node_block_list=_preprocessing_nodes(model))
+            converted = float16.convert_float_to_float16(
+                model, keep_io_types=True, disable_shape_infer=False, node_block_list=_preprocessing_nodes(model)
+            )
         _ensure_float32_outputs(converted)
         return converted
     except Exception as exc:

@@ -40,7 +40,7 @@ def fit_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (nh, nw) != (h, w):
         image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
     y0, x0 = (nh - th) // 2, (nw - tw) // 2
-    return np.ascontiguousarray(image[y0:y0 + th, x0:x0 + tw])
+    return np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw])
 
 
 @dataclass
@@ -59,8 +59,13 @@ class CalibrationSet:
     def manifest(self) -> dict[str, Any]:
         return {
             "root": str(self.root),
-            "files": [{"path": str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p),
-                       "sha256": sha256_file(p)} for p in self.files],
+            "files": [
+                {
+                    "path": str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p),
+                    "sha256": sha256_file(p),
+                }
+                for p in self.files
+            ],
             "count": len(self.files),
             "input_size": list(self.size),
             "input_format": self.input_format,
@@ -92,9 +97,16 @@ class CalibrationSet:
             yield np.stack(buf)
 
 
-def build_calibration_set(data: str | Path, *, size: tuple[int, int], normalization: Normalization,
-                          input_format: str = "nchw-float", num_images: int = 300, seed: int = 0,
-                          split: str | None = None) -> CalibrationSet:
+def build_calibration_set(
+    data: str | Path,
+    *,
+    size: tuple[int, int],
+    normalization: Normalization,
+    input_format: str = "nchw-float",
+    num_images: int = 300,
+    seed: int = 0,
+    split: str | None = None,
+) -> CalibrationSet:
     """Sample ``num_images`` readable images from ``data``; unreadable ones are skipped with a warning naming them."""
     try:
         ds = open_dataset(data, split=split)
@@ -114,16 +126,25 @@ def build_calibration_set(data: str | Path, *, size: tuple[int, int], normalizat
             continue
         files.append(path)
     if not files:
-        raise CalibrationError(f"no readable calibration images in {data} ({len(skipped)} skipped). "
-                               "Point --data at a folder of RGB images")
+        raise CalibrationError(
+            f"no readable calibration images in {data} ({len(skipped)} skipped). Point --data at a folder of RGB images"
+        )
     if len(files) < num_images:
         log.warning("calibration set has %d images, fewer than the %d asked for", len(files), num_images)
-    return CalibrationSet(Path(getattr(ds, "root", data)), files, tuple(size), normalization, input_format, seed,
-                          skipped)
+    return CalibrationSet(
+        Path(getattr(ds, "root", data)), files, tuple(size), normalization, input_format, seed, skipped
+    )
 
 
-def calibration_set_for_model(model: Any, meta: dict[str, Any], data: str | Path, *, num_images: int = 300,
-                              seed: int = 0, split: str | None = None) -> CalibrationSet:
+def calibration_set_for_model(
+    model: Any,
+    meta: dict[str, Any],
+    data: str | Path,
+    *,
+    num_images: int = 300,
+    seed: int = 0,
+    split: str | None = None,
+) -> CalibrationSet:
     """A calibration set with the preprocessing and input size recorded for an exported ONNX model (a path or
     an already loaded ``onnx.ModelProto``; the export size for dynamic-shape models, 512x512 if unknown)."""
     import onnx
@@ -132,5 +153,12 @@ def calibration_set_for_model(model: Any, meta: dict[str, Any], data: str | Path
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)).graph
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
     size = spatial_size(dims, policy.input_format) or policy.size_for()
-    return build_calibration_set(data, size=size, normalization=policy.normalization,
-                                 input_format=policy.input_format, num_images=num_images, seed=seed, split=split)
+    return build_calibration_set(
+        data,
+        size=size,
+        normalization=policy.normalization,
+        input_format=policy.input_format,
+        num_images=num_images,
+        seed=seed,
+        split=split,
+    )

@@ -215,15 +215,22 @@ class FallbackResult:
     evaluations: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_miou_drop_points": self.max_drop, "metric": self.metric,
-                "initial_drop_points": self.initial_drop, "final_drop_points": self.final_drop,
-                "fallback_parts": self.parts, "fallback_node_count": len(self.nodes),
-                "sensitivity_disagreement_points": self.sensitivity, "history": self.history,
-                "evaluations": self.evaluations}
+        return {
+            "max_miou_drop_points": self.max_drop,
+            "metric": self.metric,
+            "initial_drop_points": self.initial_drop,
+            "final_drop_points": self.final_drop,
+            "fallback_parts": self.parts,
+            "fallback_node_count": len(self.nodes),
+            "sensitivity_disagreement_points": self.sensitivity,
+            "history": self.history,
+            "evaluations": self.evaluations,
+        }
 
 
-def search_fallback(qdq: Any, fp32: Any, evaluate: Callable[[Any], Score], max_drop: float,
-                    report: Callable[[str], None] | None = None) -> FallbackResult:
+def search_fallback(
+    qdq: Any, fp32: Any, evaluate: Callable[[Any], Score], max_drop: float, report: Callable[[str], None] | None = None
+) -> FallbackResult:
     """Greedy sensitivity-ordered fallback; ``evaluate(model) -> Score`` (lower is better)."""
     say = report or (lambda msg: log.info("%s", msg))
     parts = model_parts(qdq)
@@ -231,8 +238,7 @@ def search_fallback(qdq: Any, fp32: Any, evaluate: Callable[[Any], Score], max_d
     first = evaluate(qdq)
     initial = first.drop
     evaluations = 1
-    say(f"fully quantized: drop {initial:.3f} pt (budget {max_drop:.3f} pt), "
-        f"disagreement {first.disagreement:.3f} pt")
+    say(f"fully quantized: drop {initial:.3f} pt (budget {max_drop:.3f} pt), disagreement {first.disagreement:.3f} pt")
     if initial <= max_drop:
         return FallbackResult(qdq, max_drop, metric, initial, initial, [], [], {}, [], evaluations)
     sensitivity: dict[str, float] = {}
@@ -256,5 +262,15 @@ def search_fallback(qdq: Any, fp32: Any, evaluate: Callable[[Any], Score], max_d
         if drop <= max_drop:
             break
     nodes = [n for p in chosen for n in parts[p]]
-    return FallbackResult(model, max_drop, metric, initial, drop, chosen, nodes,
-                          {k: round(v, 4) for k, v in sensitivity.items()}, history, evaluations)
+    return FallbackResult(
+        model,
+        max_drop,
+        metric,
+        initial,
+        drop,
+        chosen,
+        nodes,
+        {k: round(v, 4) for k, v in sensitivity.items()},
+        history,
+        evaluations,
+    )

@@ -44,8 +44,14 @@ def _nncf() -> Any:
 def quantize_openvino(model: Any, cs: CalibrationSet) -> Any:
     """INT8 OpenVINO model from an FP32 one (``ov.Model`` in, ``ov.Model`` out)."""
     nncf = _nncf()
-    return nncf.quantize(model, nncf.Dataset(_Batches(cs)), preset=nncf.QuantizationPreset.PERFORMANCE,
-                         target_device=nncf.TargetDevice.CPU, subset_size=len(cs.files), fast_bias_correction=True)
+    return nncf.quantize(
+        model,
+        nncf.Dataset(_Batches(cs)),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        target_device=nncf.TargetDevice.CPU,
+        subset_size=len(cs.files),
+        fast_bias_correction=True,
+    )
 
 
 def load_validation_items(data: str | Path, num_images: int, split: str | None = None) -> list[tuple]:
@@ -60,15 +66,24 @@ def load_validation_items(data: str | Path, num_images: int, split: str | None =
     return items
 
 
-def quantize_openvino_with_accuracy_control(model: Any, cs: CalibrationSet, metric: Any, items: list[tuple],
-                                            max_drop: float) -> Any:
+def quantize_openvino_with_accuracy_control(
+    model: Any, cs: CalibrationSet, metric: Any, items: list[tuple], max_drop: float
+) -> Any:
     """INT8 with NNCF accuracy control: at most ``max_drop`` points of ``metric`` lost. ``metric(compiled, items)``
     is NNCF's validation function and ``metric.model_input(item)`` its transform (``operations.accuracy``)."""
     nncf = _nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     return nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(_Batches(cs)), nncf.Dataset(items, metric.model_input), metric, max_drop=max_drop,
-        drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.PERFORMANCE,
-        target_device=nncf.TargetDevice.CPU, subset_size=len(cs.files), fast_bias_correction=True,
-        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=30))
+        model,
+        nncf.Dataset(_Batches(cs)),
+        nncf.Dataset(items, metric.model_input),
+        metric,
+        max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE,
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        target_device=nncf.TargetDevice.CPU,
+        subset_size=len(cs.files),
+        fast_bias_correction=True,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=30),
+    )

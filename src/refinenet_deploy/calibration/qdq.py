@@ -46,16 +46,28 @@ def check_method(producer: str, method: str | None) -> str:
         raise UsageError(f"unsupported --method: {method}. Use one of {', '.join(METHODS)}")
     if method not in PRODUCER_METHODS[producer]:
         other = next(p for p, m in PRODUCER_METHODS.items() if method in m)
-        why = (" (its entropy calibration is min/max in effect; see the calibrate docs)"
-               if producer == "onnxruntime" else "")
-        raise UsageError(f"--producer {producer} calibrates with {' or '.join(PRODUCER_METHODS[producer])}{why}; "
-                         f"use --producer {other} for --method {method}")
+        why = (
+            " (its entropy calibration is min/max in effect; see the calibrate docs)"
+            if producer == "onnxruntime"
+            else ""
+        )
+        raise UsageError(
+            f"--producer {producer} calibrates with {' or '.join(PRODUCER_METHODS[producer])}{why}; "
+            f"use --producer {other} for --method {method}"
+        )
     return method
 
 
-def quantize_qdq(model: Path, out: Path, cs: CalibrationSet, *, producer: str, method: str,
-                 exclude_nodes: list[str] | None = None, progress: Callable[[int, int], None] | None = None
-                 ) -> dict[str, Any]:
+def quantize_qdq(
+    model: Path,
+    out: Path,
+    cs: CalibrationSet,
+    *,
+    producer: str,
+    method: str,
+    exclude_nodes: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Write the Q/DQ INT8 model of ``model`` to ``out`` (scratch files go beside ``out``); returns the
     producer's record for the sidecar. Quantizer failures are ``ExportError`` (exit 6)."""
     require("onnxruntime.quantization", package="onnxruntime")
@@ -65,15 +77,12 @@ def quantize_qdq(model: Path, out: Path, cs: CalibrationSet, *, producer: str, m
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the quantizers print their progress on stdout
             if producer == "onnxruntime":
-                return _quantize_onnxruntime(model, out, cs, input_name, method, exclude_nodes, out.parent,
-                                             progress)
+                return _quantize_onnxruntime(model, out, cs, input_name, method, exclude_nodes, out.parent, progress)
             return _quantize_modelopt(model, out, cs, input_name, method, exclude_nodes, progress)
     except (CalibrationError, UsageError):
         raise
     except Exception as exc:
         raise ExportError(f"INT8 quantization failed: {str(exc).splitlines()[0][:200]}") from exc
-
-
 
 
 def _method(name: str) -> Any:
@@ -102,24 +111,44 @@ class _Reader:
         pass
 
 
-def _quantize_onnxruntime(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
-                          exclude_nodes: list[str] | None, tmp_dir: Path,
-                          progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def _quantize_onnxruntime(
+    model: Path,
+    out: Path,
+    cs: CalibrationSet,
+    input_name: str,
+    method: str,
+    exclude_nodes: list[str] | None,
+    tmp_dir: Path,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp_dir / "pre.onnx"
     quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
     quantize_static(
-        str(pre), str(out), _Reader(cs, input_name, progress),
-        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8, calibrate_method=_method(method), nodes_to_exclude=exclude_nodes or [],
+        str(pre),
+        str(out),
+        _Reader(cs, input_name, progress),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=_method(method),
+        nodes_to_exclude=exclude_nodes or [],
         # biases stay float: TensorRT fuses them itself and takes no INT32 bias Q/DQ
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.999,
-                       "QuantizeBias": False},
+        extra_options={
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "CalibPercentile": 99.999,
+            "QuantizeBias": False,
+        },
     )
-    return {"producer": "onnxruntime.quantization.quantize_static", "bias": "float (not quantized)",
-            "weights_stored": "int8 initializers + DequantizeLinear"}
+    return {
+        "producer": "onnxruntime.quantization.quantize_static",
+        "bias": "float (not quantized)",
+        "weights_stored": "int8 initializers + DequantizeLinear",
+    }
 
 
 class _StreamingReader:
@@ -144,8 +173,15 @@ class _StreamingReader:
         self._it = self.cs.batches(1)
 
 
-def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: str, method: str,
-                       exclude_nodes: list[str] | None, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def _quantize_modelopt(
+    model: Path,
+    out: Path,
+    cs: CalibrationSet,
+    input_name: str,
+    method: str,
+    exclude_nodes: list[str] | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     """ModelOpt in a child process: importing it monkeypatches ONNX Runtime's calibrators for the whole
     process (``modelopt.onnx.quantization.ort_patching``), which would silently change what the
     ``onnxruntime`` producer computes afterwards."""
@@ -154,8 +190,9 @@ def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: s
 
     error = out.with_suffix(".error.txt")
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_modelopt_worker, args=(str(model), cs, input_name, method, exclude_nodes, str(out),
-                                                       str(error)))
+    proc = ctx.Process(
+        target=_modelopt_worker, args=(str(model), cs, input_name, method, exclude_nodes, str(out), str(error))
+    )
     proc.start()
     proc.join()
     if progress:
@@ -165,15 +202,20 @@ def _quantize_modelopt(model: Path, out: Path, cs: CalibrationSet, input_name: s
     if proc.exitcode != 0 or not out.is_file():
         log_file = error.with_suffix(".log")
         tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] if log_file.is_file() else []
-        raise ExportError(f"ModelOpt quantization failed (exit code {proc.exitcode}): "
-                          f"{tail[0][:200] if tail else 'no output'}")
-    return {"producer": "modelopt.onnx.quantization.quantize", "bias": "float (not quantized)",
-            "weights_stored": "float initializers + QuantizeLinear/DequantizeLinear",
-            "unquantized_tensors": "fp32 (high_precision_dtype)"}
+        raise ExportError(
+            f"ModelOpt quantization failed (exit code {proc.exitcode}): {tail[0][:200] if tail else 'no output'}"
+        )
+    return {
+        "producer": "modelopt.onnx.quantization.quantize",
+        "bias": "float (not quantized)",
+        "weights_stored": "float initializers + QuantizeLinear/DequantizeLinear",
+        "unquantized_tensors": "fp32 (high_precision_dtype)",
+    }
 
 
-def _modelopt_worker(model: str, cs: CalibrationSet, input_name: str, method: str, exclude_nodes: list[str] | None,
-                     out: str, error: str) -> None:
+def _modelopt_worker(
+    model: str, cs: CalibrationSet, input_name: str, method: str, exclude_nodes: list[str] | None, out: str, error: str
+) -> None:
     """Runs in a spawned process; ModelOpt's own output (a progress line per image) goes to a log file."""
     log_fd = os.open(str(Path(error).with_suffix(".log")), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log_fd, 1)
@@ -181,8 +223,16 @@ def _modelopt_worker(model: str, cs: CalibrationSet, input_name: str, method: st
     try:
         from modelopt.onnx.quantization import quantize
 
-        quantize(model, quantize_mode="int8", calibration_data_reader=_StreamingReader(cs, input_name),
-                 calibration_method=method, calibration_eps=["cpu"], nodes_to_exclude=exclude_nodes or None,
-                 high_precision_dtype="fp32", output_path=out, log_level="WARNING")
+        quantize(
+            model,
+            quantize_mode="int8",
+            calibration_data_reader=_StreamingReader(cs, input_name),
+            calibration_method=method,
+            calibration_eps=["cpu"],
+            nodes_to_exclude=exclude_nodes or None,
+            high_precision_dtype="fp32",
+            output_path=out,
+            log_level="WARNING",
+        )
     except Exception as exc:  # reported to the parent as one line
         Path(error).write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")

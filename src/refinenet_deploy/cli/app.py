@@ -81,16 +81,27 @@ def main_callback(
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=level, format="%(message)s", force=True,
-                        handlers=[RichHandler(console=err, show_time=False, show_path=debug)])
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        force=True,
+        handlers=[RichHandler(console=err, show_time=False, show_path=debug)],
+    )
 
 
 def progress_bar():  # noqa: ANN202  (rich.progress.Progress, imported lazily)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.fields[info]}"), console=err, transient=False,
-                    disable=_state["quiet"] or not err.is_terminal)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err,
+        transient=False,
+        disable=_state["quiet"] or not err.is_terminal,
+    )
 
 
 def command_line() -> str:

@@ -22,13 +22,15 @@ def bench_cmd(
     runtime: Annotated[str, typer.Option("--runtime", help="auto | onnxruntime | openvino | tensorrt | torch.")] = (
         "auto"
     ),
-    device: Annotated[str | None, typer.Option(
-        "--device", help="cpu | gpu | npu | dla (default: cpu; gpu for TensorRT engines).")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu | gpu | npu | dla (default: cpu; gpu for TensorRT engines).")
+    ] = None,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Batch (dynamic-batch artifacts).")] = None,
     input_size: Annotated[str | None, typer.Option("--input-size", help="HxW for dynamic artifacts.")] = None,
     warmup: Annotated[int, typer.Option("--warmup", min=0)] = 10,
-    iterations: Annotated[int | None, typer.Option(
-        "--iterations", min=1, help=f"Timed iterations (default {DEFAULT_ITERATIONS}).")] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", min=1, help=f"Timed iterations (default {DEFAULT_ITERATIONS}).")
+    ] = None,
     duration: Annotated[float | None, typer.Option("--duration", min=0.1, help="Or: seconds of timing.")] = None,
     threads: Threads = None,
     hint: Annotated[str, typer.Option("--hint", help="OpenVINO performance hint: latency | throughput.")] = "latency",
@@ -52,31 +54,50 @@ def bench_cmd(
     """
 
     size = parse_size(input_size) if input_size else None
-    result = benchmark(model, runtime=runtime, device=device, batch=batch, input_size=size, warmup=warmup,
-                       iterations=iterations, duration_s=duration, threads=threads,
-                       hint=hint, inference_precision=inference_precision, end_to_end=end_to_end, data=data,
-                       peak=peak)
+    result = benchmark(
+        model,
+        runtime=runtime,
+        device=device,
+        batch=batch,
+        input_size=size,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration,
+        threads=threads,
+        hint=hint,
+        inference_precision=inference_precision,
+        end_to_end=end_to_end,
+        data=data,
+        peak=peak,
+    )
     if json_out is not None:
         text = json.dumps(result, indent=2)
         if str(json_out) == "-":
             out.print_json(text)
             return
         json_out.write_text(text + "\n")
-    table = Table(title=f"bench: {model.name} ({result['runtime']}, {result['device']}, {result['precision']}"
-                  + (f", ran {result['runtime_precision']}" if result.get("runtime_precision") else "")
-                  + f") {result['input_size'][0]}x{result['input_size'][1]} batch {result['batch']}")
+    table = Table(
+        title=f"bench: {model.name} ({result['runtime']}, {result['device']}, {result['precision']}"
+        + (f", ran {result['runtime_precision']}" if result.get("runtime_precision") else "")
+        + f") {result['input_size'][0]}x{result['input_size'][1]} batch {result['batch']}"
+    )
     table.add_column("timing")
     for col in ("mean", "p50", "p90", "p99", "min", "max", "img/s"):
         table.add_column(col, justify="right")
     for label in ("compute_only", "device_only", "end_to_end"):
         s = result.get(label)
         if s:
-            table.add_row(label.replace("_", "-"), *(f"{s[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms",
-                                                                                "min_ms", "max_ms")),
-                          f"{s['throughput_ips']:.1f}")
+            table.add_row(
+                label.replace("_", "-"),
+                *(f"{s[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms")),
+                f"{s['throughput_ips']:.1f}",
+            )
     out.print(table)
-    extra = f"{result['gmac_per_image']:.2f} GMAC/image, {result['achieved_gmacs']:.1f} GMAC/s achieved" if (
-        result.get("gmac_per_image")) else ""
+    extra = (
+        f"{result['gmac_per_image']:.2f} GMAC/image, {result['achieved_gmacs']:.1f} GMAC/s achieved"
+        if (result.get("gmac_per_image"))
+        else ""
+    )
     if result.get("fraction_of_peak"):
         extra += f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.0f} GMAC/s dense-conv peak"
     extra += "; " if extra else ""

@@ -15,19 +15,27 @@ from .options import Seed, Split
 @build_app.command("openvino")
 @handle_errors
 def build_openvino_cmd(
-    model: Annotated[Path, typer.Argument(help="ONNX from 'rfdeploy export onnx' (FP32) or 'rfdeploy calibrate' "
-                                               "(Q/DQ INT8).")],
+    model: Annotated[
+        Path, typer.Argument(help="ONNX from 'rfdeploy export onnx' (FP32) or 'rfdeploy calibrate' (Q/DQ INT8).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="IR to write: model.xml (+ .bin, .meta.json).")],
     fp16: Annotated[bool, typer.Option("--fp16", help="FP16 weights (compress_to_fp16).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="INT8: NNCF on --data, or a calibrated Q/DQ ONNX.")] = False,
-    data: Annotated[Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, "
-                                                              "Cityscapes, synthetic).")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, Cityscapes, synthetic).")
+    ] = None,
     num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
-    max_miou_drop: Annotated[float | None, typer.Option(
-        "--max-miou-drop", help="--int8 with NNCF accuracy control: at most this mIoU drop (points) vs FP32, "
-        "measured on --val-data.")] = None,
-    val_data: Annotated[Path | None, typer.Option(
-        "--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data.")] = None,
+    max_miou_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-miou-drop",
+            help="--int8 with NNCF accuracy control: at most this mIoU drop (points) vs FP32, measured on --val-data.",
+        ),
+    ] = None,
+    val_data: Annotated[
+        Path | None,
+        typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
+    ] = None,
     val_images: Annotated[int, typer.Option("--val-images", min=1, help="Images for --max-miou-drop.")] = 100,
     seed: Seed = 0,
     split: Split = None,
@@ -46,20 +54,36 @@ def build_openvino_cmd(
     precision = precision_from_flags(fp16, int8)
     with progress_bar() as bar:
         task = bar.add_task(f"building OpenVINO {precision}", total=None, info="")
-        res = convert_openvino(model, output, precision=precision, data=data, num_images=num_images, seed=seed,
-                               split=split, max_miou_drop=max_miou_drop, val_data=val_data, val_images=val_images,
-                               threads=threads, command=command_line(),
-                               progress=lambda i, n: bar.update(task, completed=i, total=n))
+        res = convert_openvino(
+            model,
+            output,
+            precision=precision,
+            data=data,
+            num_images=num_images,
+            seed=seed,
+            split=split,
+            max_miou_drop=max_miou_drop,
+            val_data=val_data,
+            val_images=val_images,
+            threads=threads,
+            command=command_line(),
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
     meta = res.metadata
     check = meta["check"]
-    out.print(f"{res.path}: OpenVINO IR {precision} ({res.path.with_suffix('.bin').stat().st_size / 2**20:.1f} MiB "
-              f"weights); vs ONNX on {check['inputs']}: max abs error {check['max_abs_error']:.3g}, argmax "
-              f"agreement {check['argmax_agreement']:.2%}", highlight=False)
+    out.print(
+        f"{res.path}: OpenVINO IR {precision} ({res.path.with_suffix('.bin').stat().st_size / 2**20:.1f} MiB "
+        f"weights); vs ONNX on {check['inputs']}: max abs error {check['max_abs_error']:.3g}, argmax "
+        f"agreement {check['argmax_agreement']:.2%}",
+        highlight=False,
+    )
     q = meta.get("quantization") or {}
     if "final_drop_points" in q:
-        out.print(f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} (FP32) -> {q['int8_metric']:.2f} "
-                  f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
-                  highlight=False)
+        out.print(
+            f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} (FP32) -> {q['int8_metric']:.2f} "
+            f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
+            highlight=False,
+        )
     out.print(f"metadata: {res.metadata_path}", highlight=False)
 
 
@@ -67,8 +91,10 @@ def build_openvino_cmd(
 @build_app.command("trt")
 @handle_errors
 def build_trt_cmd(
-    model: Annotated[Path, typer.Argument(help="ONNX: FP32 or FP16 from 'rfdeploy export onnx', or Q/DQ INT8 from "
-                                               "'rfdeploy calibrate'.")],
+    model: Annotated[
+        Path,
+        typer.Argument(help="ONNX: FP32 or FP16 from 'rfdeploy export onnx', or Q/DQ INT8 from 'rfdeploy calibrate'."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Engine to write: model.engine (+ .meta.json).")],
     fp16: Annotated[bool, typer.Option("--fp16", help="FP16: the FP16 ONNX (converted here from an FP32 one).")] = (
         False
@@ -80,31 +106,56 @@ def build_trt_cmd(
         None
     ),
     num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
-    input_size: Annotated[str | None, typer.Option(
-        "--input-size", help="HxW: one fixed size for a dynamic ONNX (min = opt = max; what DLA needs).")] = None,
-    shapes: Annotated[str | None, typer.Option(
-        "--shapes", help="MINxMIN:OPTxOPT:MAXxMAX (HxW each) profile for a dynamic ONNX; default: 32x32, the "
-        "export size, twice the export size.")] = None,
-    library: Annotated[str, typer.Option(
-        "--library", help="auto (tensorrt if it imports, else tensorrt-rtx) | tensorrt | tensorrt-rtx.")] = "auto",
+    input_size: Annotated[
+        str | None,
+        typer.Option("--input-size", help="HxW: one fixed size for a dynamic ONNX (min = opt = max; what DLA needs)."),
+    ] = None,
+    shapes: Annotated[
+        str | None,
+        typer.Option(
+            "--shapes",
+            help="MINxMIN:OPTxOPT:MAXxMAX (HxW each) profile for a dynamic ONNX; default: 32x32, the "
+            "export size, twice the export size.",
+        ),
+    ] = None,
+    library: Annotated[
+        str,
+        typer.Option("--library", help="auto (tensorrt if it imports, else tensorrt-rtx) | tensorrt | tensorrt-rtx."),
+    ] = "auto",
     workspace: Annotated[int | None, typer.Option("--workspace", min=1, help="Workspace limit in MiB.")] = None,
-    timing_cache: Annotated[Path | None, typer.Option(
-        "--timing-cache", help="Timing cache file, read if present and written back (TensorRT 10/11).")] = None,
-    opt_level: Annotated[int | None, typer.Option("--opt-level", min=0, max=5,
-                                                  help="Builder optimisation level 0-5 (TensorRT's default 3).")] = None,
-    dla_core: Annotated[int | None, typer.Option("--dla-core", min=0, help="Build for this DLA core (Jetson; "
-                                                                           "static shapes, FP16/INT8).")] = None,
-    gpu_fallback: Annotated[bool, typer.Option("--gpu-fallback/--no-gpu-fallback",
-                                               help="DLA: let unsupported layers run on the GPU (reported).")] = True,
-    version_compatible: Annotated[bool, typer.Option(
-        "--version-compatible", help="Engine that later TensorRT versions can run (TensorRT 10/11).")] = False,
-    hardware_compatible: Annotated[bool, typer.Option(
-        "--hardware-compatible", help="Engine for any Ampere-or-newer GPU (TensorRT 10/11).")] = False,
-    layer_report: Annotated[Path | None, typer.Option(
-        "--layer-report", help="Write per-layer types and precisions as JSON here.")] = None,
-    calibrator: Annotated[str, typer.Option(
-        "--calibrator", help="INT8 from an FP32 ONNX: qdq (calibrate to Q/DQ first; every TensorRT) | implicit "
-        "(TensorRT 10.x entropy calibrator, e.g. for DLA).")] = "qdq",
+    timing_cache: Annotated[
+        Path | None,
+        typer.Option("--timing-cache", help="Timing cache file, read if present and written back (TensorRT 10/11)."),
+    ] = None,
+    opt_level: Annotated[
+        int | None,
+        typer.Option("--opt-level", min=0, max=5, help="Builder optimisation level 0-5 (TensorRT's default 3)."),
+    ] = None,
+    dla_core: Annotated[
+        int | None,
+        typer.Option("--dla-core", min=0, help="Build for this DLA core (Jetson; static shapes, FP16/INT8)."),
+    ] = None,
+    gpu_fallback: Annotated[
+        bool,
+        typer.Option("--gpu-fallback/--no-gpu-fallback", help="DLA: let unsupported layers run on the GPU (reported)."),
+    ] = True,
+    version_compatible: Annotated[
+        bool, typer.Option("--version-compatible", help="Engine that later TensorRT versions can run (TensorRT 10/11).")
+    ] = False,
+    hardware_compatible: Annotated[
+        bool, typer.Option("--hardware-compatible", help="Engine for any Ampere-or-newer GPU (TensorRT 10/11).")
+    ] = False,
+    layer_report: Annotated[
+        Path | None, typer.Option("--layer-report", help="Write per-layer types and precisions as JSON here.")
+    ] = None,
+    calibrator: Annotated[
+        str,
+        typer.Option(
+            "--calibrator",
+            help="INT8 from an FP32 ONNX: qdq (calibrate to Q/DQ first; every TensorRT) | implicit "
+            "(TensorRT 10.x entropy calibrator, e.g. for DLA).",
+        ),
+    ] = "qdq",
     seed: Seed = 0,
     split: Split = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sidecar as JSON instead of a summary.")] = False,
@@ -127,12 +178,29 @@ def build_trt_cmd(
     size = parse_hw(input_size, "--input-size") if input_size else None
     status = err.status("building", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext()
     with status as st:
-        res = build_engine(model, output, precision=None if precision == "fp32" else precision, data=data,
-                           num_images=num_images, seed=seed, split=split, input_size=size, shapes=shapes,
-                           library=library, workspace_mib=workspace, timing_cache=timing_cache, opt_level=opt_level,
-                           dla_core=dla_core, gpu_fallback=gpu_fallback, version_compatible=version_compatible,
-                           hardware_compatible=hardware_compatible, layer_report=layer_report, calibrator=calibrator,
-                           command=command_line(), progress=(lambda msg: st.update(msg)) if st is not None else None)
+        res = build_engine(
+            model,
+            output,
+            precision=None if precision == "fp32" else precision,
+            data=data,
+            num_images=num_images,
+            seed=seed,
+            split=split,
+            input_size=size,
+            shapes=shapes,
+            library=library,
+            workspace_mib=workspace,
+            timing_cache=timing_cache,
+            opt_level=opt_level,
+            dla_core=dla_core,
+            gpu_fallback=gpu_fallback,
+            version_compatible=version_compatible,
+            hardware_compatible=hardware_compatible,
+            layer_report=layer_report,
+            calibrator=calibrator,
+            command=command_line(),
+            progress=(lambda msg: st.update(msg)) if st is not None else None,
+        )
     meta = res.metadata
     if as_json:
         import json
@@ -140,30 +208,47 @@ def build_trt_cmd(
         out.print_json(json.dumps(meta))
         return
     trt, build, summary = meta["tensorrt"], meta["build"], meta["layer_report"]["summary"]
-    shapes_text = "; ".join(f"{s['name']} {'x'.join(map(str, s['min']))}..{'x'.join(map(str, s['opt']))}.."
-                            f"{'x'.join(map(str, s['max']))}" for s in meta["shapes"])
-    out.print(f"{res.path}: {trt['generation']} {trt['version']} engine, {meta['precision']} "
-              f"({meta['artifact']['bytes'] / 2**20:.1f} MiB, built in {build['seconds']:.1f} s); shapes {shapes_text}",
-              highlight=False)
+    shapes_text = "; ".join(
+        f"{s['name']} {'x'.join(map(str, s['min']))}..{'x'.join(map(str, s['opt']))}..{'x'.join(map(str, s['max']))}"
+        for s in meta["shapes"]
+    )
+    out.print(
+        f"{res.path}: {trt['generation']} {trt['version']} engine, {meta['precision']} "
+        f"({meta['artifact']['bytes'] / 2**20:.1f} MiB, built in {build['seconds']:.1f} s); shapes {shapes_text}",
+        highlight=False,
+    )
     source = meta["layer_report"]["source"]
     if source == "network":
-        out.print(f"layers (parsed network, before fusion): {summary['layers']} layers, {summary['convolutions']} "
-                  f"convolutions ({summary['convolutions_int8']} fed by Q/DQ INT8), {summary['quantize']} Q / "
-                  f"{summary['dequantize']} DQ, {summary['resizes']} resizes, {summary['layers_with_half_outputs']} "
-                  "with FP16 outputs", highlight=False)
+        out.print(
+            f"layers (parsed network, before fusion): {summary['layers']} layers, {summary['convolutions']} "
+            f"convolutions ({summary['convolutions_int8']} fed by Q/DQ INT8), {summary['quantize']} Q / "
+            f"{summary['dequantize']} DQ, {summary['resizes']} resizes, {summary['layers_with_half_outputs']} "
+            "with FP16 outputs",
+            highlight=False,
+        )
     else:
-        out.print(f"layers (engine inspector): {summary['layers']} fused layers; output formats "
-                  f"{summary.get('by_output_format')}", highlight=False)
+        out.print(
+            f"layers (engine inspector): {summary['layers']} fused layers; output formats "
+            f"{summary.get('by_output_format')}",
+            highlight=False,
+        )
     dla = meta.get("dla")
     if dla:
         on_gpu = dla["layers_on_gpu"] or []
-        out.print(f"DLA core {dla['core']}: {len(on_gpu)} layers fall back to the GPU"
-                  + (f" ({', '.join(on_gpu[:8])}{', ...' if len(on_gpu) > 8 else ''})" if on_gpu else ""),
-                  highlight=False)
+        out.print(
+            f"DLA core {dla['core']}: {len(on_gpu)} layers fall back to the GPU"
+            + (f" ({', '.join(on_gpu[:8])}{', ...' if len(on_gpu) > 8 else ''})" if on_gpu else ""),
+            highlight=False,
+        )
     device = meta["device"]
-    target = ("portable: compute capability " + ", ".join(device["compute_capabilities"]) if device.get("portable")
-              else f"{device.get('name')} (compute capability {device.get('compute_capability')})")
-    out.print(f"target: {target}\ntrtexec equivalent: {meta['trtexec_command']}\nmetadata: {res.metadata_path}",
-              highlight=False)
+    target = (
+        "portable: compute capability " + ", ".join(device["compute_capabilities"])
+        if device.get("portable")
+        else f"{device.get('name')} (compute capability {device.get('compute_capability')})"
+    )
+    out.print(
+        f"target: {target}\ntrtexec equivalent: {meta['trtexec_command']}\nmetadata: {res.metadata_path}",
+        highlight=False,
+    )
     if res.layer_report_path:
         err.print(f"wrote {res.layer_report_path}", highlight=False)

@@ -18,19 +18,34 @@ def calibrate_cmd(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by 'rfdeploy export onnx'.")],
     data: Annotated[Path, typer.Option("--data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Q/DQ INT8 ONNX to write (+ .meta.json).")],
-    method: Annotated[str | None, typer.Option(
-        "--method", help="modelopt: entropy (default) | max; onnxruntime: max (default) | percentile.")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", help="modelopt: entropy (default) | max; onnxruntime: max (default) | percentile."),
+    ] = None,
     num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
-    producer: Annotated[str, typer.Option(
-        "--producer", help="Q/DQ producer: modelopt (NVIDIA ModelOpt ONNX PTQ; the better IoU here) | "
-        "onnxruntime (quantize_static; streams the set).")] = "modelopt",
-    max_miou_drop: Annotated[float | None, typer.Option(
-        "--max-miou-drop", help="Accuracy-aware fallback: leave the most sensitive parts (backbone stages, CRP "
-        "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points) fits.")] = None,
-    val_data: Annotated[Path | None, typer.Option(
-        "--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data.")] = None,
-    val_images: Annotated[int, typer.Option("--val-images", min=1,
-                                            help="Images evaluated per --max-miou-drop trial.")] = 100,
+    producer: Annotated[
+        str,
+        typer.Option(
+            "--producer",
+            help="Q/DQ producer: modelopt (NVIDIA ModelOpt ONNX PTQ; the better IoU here) | "
+            "onnxruntime (quantize_static; streams the set).",
+        ),
+    ] = "modelopt",
+    max_miou_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-miou-drop",
+            help="Accuracy-aware fallback: leave the most sensitive parts (backbone stages, CRP "
+            "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points) fits.",
+        ),
+    ] = None,
+    val_data: Annotated[
+        Path | None,
+        typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
+    ] = None,
+    val_images: Annotated[
+        int, typer.Option("--val-images", min=1, help="Images evaluated per --max-miou-drop trial.")
+    ] = 100,
     seed: Seed = 0,
     split: Split = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for ONNX Runtime.")] = None,
@@ -46,19 +61,37 @@ def calibrate_cmd(
 
     with progress_bar() as bar:
         task = bar.add_task("calibrating", total=None, info="")
-        res = calibrate_onnx(model, data, output, method=method, num_images=num_images, seed=seed, split=split,
-                             producer=producer, max_miou_drop=max_miou_drop, val_data=val_data,
-                             val_images=val_images, threads=threads, command=command_line(),
-                             progress=lambda i, n: bar.update(task, completed=i, total=n),
-                             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False))
+        res = calibrate_onnx(
+            model,
+            data,
+            output,
+            method=method,
+            num_images=num_images,
+            seed=seed,
+            split=split,
+            producer=producer,
+            max_miou_drop=max_miou_drop,
+            val_data=val_data,
+            val_images=val_images,
+            threads=threads,
+            command=command_line(),
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False),
+        )
     cal = res.metadata["calibration"]
     used = res.metadata["quantization"]["method"]
-    out.print(f"{res.path}: INT8 Q/DQ ({producer}, {used}, {cal['count']} images, digest {cal['digest'][:12]}); "
-              f"argmax agreement with FP32 on calibration images "
-              f"{res.metadata['check']['argmax_agreement_vs_fp32_on_calibration_images']:.2%}", highlight=False)
+    out.print(
+        f"{res.path}: INT8 Q/DQ ({producer}, {used}, {cal['count']} images, digest {cal['digest'][:12]}); "
+        f"argmax agreement with FP32 on calibration images "
+        f"{res.metadata['check']['argmax_agreement_vs_fp32_on_calibration_images']:.2%}",
+        highlight=False,
+    )
     fb = res.metadata.get("fallback")
     if fb is not None:
         parts = ", ".join(fb["fallback_parts"]) or "none"
-        out.print(f"mIoU drop vs FP32 on {fb['validation']['images']} images: {fb['initial_drop_points']:.3f} pt "
-                  f"fully quantized -> {fb['final_drop_points']:.3f} pt (budget {fb['max_miou_drop_points']} pt); "
-                  f"left in float: {parts} ({fb['fallback_node_count']} nodes)", highlight=False)
+        out.print(
+            f"mIoU drop vs FP32 on {fb['validation']['images']} images: {fb['initial_drop_points']:.3f} pt "
+            f"fully quantized -> {fb['final_drop_points']:.3f} pt (budget {fb['max_miou_drop_points']} pt); "
+            f"left in float: {parts} ({fb['fallback_node_count']} nodes)",
+            highlight=False,
+        )

@@ -32,10 +32,8 @@ def data_synth_cmd(
     h, w = parse_size(size)
     with progress_bar() as bar:
         task = bar.add_task("synthesising", total=num, info="")
-        write_synth_dataset(out_dir, num, h, w, seed, split=split,
-                            progress=lambda i, n: bar.update(task, completed=i))
-    err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}",
-              highlight=False)
+        write_synth_dataset(out_dir, num, h, w, seed, split=split, progress=lambda i, n: bar.update(task, completed=i))
+    err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -63,16 +61,32 @@ def train_cmd(
     """
     from ..operations.training import TrainConfig, train
 
-    cfg = TrainConfig(data=str(data), val_data=str(val) if val else None, out_dir=str(out_dir), arch=arch,
-                      epochs=epochs, batch_size=batch_size, lr=lr, crop_size=crop_size, seed=seed,
-                      threads=threads, fp16_weights=fp16_weights, command=command_line())
+    cfg = TrainConfig(
+        data=str(data),
+        val_data=str(val) if val else None,
+        out_dir=str(out_dir),
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        crop_size=crop_size,
+        seed=seed,
+        threads=threads,
+        fp16_weights=fp16_weights,
+        command=command_line(),
+    )
     with progress_bar() as bar:
         task = bar.add_task("epoch 1", total=None, info="")
 
         def report(p: Any) -> None:
             if p.kind == "step":
-                bar.update(task, description=f"epoch {p.epoch}/{p.epochs}", completed=p.step, total=p.steps,
-                           info=f"loss {p.loss:.3f} lr {p.lr:.2e}")
+                bar.update(
+                    task,
+                    description=f"epoch {p.epoch}/{p.epochs}",
+                    completed=p.step,
+                    total=p.steps,
+                    info=f"loss {p.loss:.3f} lr {p.lr:.2e}",
+                )
             else:
                 miou = "" if p.val_miou is None else f" val mIoU {p.val_miou:.4f}"
                 err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
@@ -102,8 +116,15 @@ def evaluate_cmd(
 
     with progress_bar() as bar:
         task = bar.add_task("evaluating", total=None, info="")
-        res = evaluate_checkpoint(checkpoint, data, split=split, arch=arch, num_classes=num_classes,
-                                  threads=threads, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        res = evaluate_checkpoint(
+            checkpoint,
+            data,
+            split=split,
+            arch=arch,
+            num_classes=num_classes,
+            threads=threads,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
     if as_json:
         out.print_json(json.dumps(res))
         return

@@ -39,9 +39,14 @@ def export_onnx_cmd(
     data: Annotated[
         Path | None, typer.Option("--data", help="Also verify on real images from this folder/dataset.")
     ] = None,
-    trt_check: Annotated[bool, typer.Option(
-        "--trt-check/--no-trt-check", help="Also parse and build the ONNX with TensorRT when a TensorRT library "
-        "is installed (TensorRT-RTX builds on a CPU).")] = True,
+    trt_check: Annotated[
+        bool,
+        typer.Option(
+            "--trt-check/--no-trt-check",
+            help="Also parse and build the ONNX with TensorRT when a TensorRT library "
+            "is installed (TensorRT-RTX builds on a CPU).",
+        ),
+    ] = True,
     as_json: JsonOut = False,
 ) -> None:
     """Export to ONNX, simplify, verify against PyTorch in ONNX Runtime, write provenance.
@@ -54,35 +59,69 @@ def export_onnx_cmd(
     """
     from ..operations.export import ExportSpec, export_onnx
 
-    spec = ExportSpec(arch=arch, num_classes=num_classes, input_size=parse_size(input_size), batch=batch,
-                      dynamic=dynamic, dynamic_batch=dynamic_batch, opset=opset, simplify=simplify, head=head,
-                      input_format=input_format, fp16=fp16, exporter=exporter, data=str(data) if data else None,
-                      trt_check=trt_check)
+    spec = ExportSpec(
+        arch=arch,
+        num_classes=num_classes,
+        input_size=parse_size(input_size),
+        batch=batch,
+        dynamic=dynamic,
+        dynamic_batch=dynamic_batch,
+        opset=opset,
+        simplify=simplify,
+        head=head,
+        input_format=input_format,
+        fp16=fp16,
+        exporter=exporter,
+        data=str(data) if data else None,
+        trt_check=trt_check,
+    )
     with err.status("exporting", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext() as st:
-        result = export_onnx(checkpoint, output, spec, command=command_line(),
-                             progress=(lambda msg: st.update(msg)) if st is not None else None)
+        result = export_onnx(
+            checkpoint,
+            output,
+            spec,
+            command=command_line(),
+            progress=(lambda msg: st.update(msg)) if st is not None else None,
+        )
     if as_json:
         out.print_json(json.dumps(result.metadata))
         return
     meta = result.metadata
-    table = Table(title=f"{result.path} ({meta['arch']}, {meta['num_classes']} classes, {meta['precision']}, "
-                  f"head {meta['head']}, opset {meta['opset']})")
+    table = Table(
+        title=f"{result.path} ({meta['arch']}, {meta['num_classes']} classes, {meta['precision']}, "
+        f"head {meta['head']}, opset {meta['opset']})"
+    )
     table.add_column("ONNX Runtime vs PyTorch", no_wrap=True, overflow="ellipsis", max_width=32)
     for col in ("size", "max abs err", "max rel err", "argmax agree", "ok"):
         table.add_column(col, justify="right", no_wrap=True)
     for c in result.cases:
         d = c.diff
-        table.add_row(c.name, f"{c.size[0]}x{c.size[1]}", f"{d.max_abs_error:.2e}", f"{d.max_rel_error:.2e}",
-                      f"{d.argmax_agreement:.4%}", "yes" if d.within_tolerance else "NO")
+        table.add_row(
+            c.name,
+            f"{c.size[0]}x{c.size[1]}",
+            f"{d.max_abs_error:.2e}",
+            f"{d.max_rel_error:.2e}",
+            f"{d.argmax_agreement:.4%}",
+            "yes" if d.within_tolerance else "NO",
+        )
     out.print(table)
     if result.simplification:
         worst = max(c.diff.max_abs_error for c in result.simplification)
-        out.print(f"{meta['simplifier']}: simplified graph equals the unsimplified one on all "
-                  f"{len(result.simplification)} checks (max abs diff {worst:.2e})", highlight=False)
+        out.print(
+            f"{meta['simplifier']}: simplified graph equals the unsimplified one on all "
+            f"{len(result.simplification)} checks (max abs diff {worst:.2e})",
+            highlight=False,
+        )
     trt = meta["verification"].get("tensorrt")
     if trt:
-        out.print(f"{trt['library']} {trt['version']}: parses and builds ({trt['layers']} layers, "
-                  f"{trt['build_seconds']:.1f} s)", highlight=False)
+        out.print(
+            f"{trt['library']} {trt['version']}: parses and builds ({trt['layers']} layers, "
+            f"{trt['build_seconds']:.1f} s)",
+            highlight=False,
+        )
     io_in, io_out = meta["inputs"][0], meta["outputs"][0]
-    out.print(f"input  {io_in['name']}: {io_in['dtype']} {io_in['shape']}\noutput {io_out['name']}: "
-              f"{io_out['dtype']} {io_out['shape']}\nmetadata: {result.metadata_path}", highlight=False)
+    out.print(
+        f"input  {io_in['name']}: {io_in['dtype']} {io_in['shape']}\noutput {io_out['name']}: "
+        f"{io_out['dtype']} {io_out['shape']}\nmetadata: {result.metadata_path}",
+        highlight=False,
+    )

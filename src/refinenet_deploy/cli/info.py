@@ -88,9 +88,12 @@ def inspect_cmd(
 
     loaded = load_model(checkpoint, arch=arch, num_classes=num_classes)
     info = {
-        "checkpoint": str(checkpoint), "arch": loaded.arch, "num_classes": loaded.num_classes,
+        "checkpoint": str(checkpoint),
+        "arch": loaded.arch,
+        "num_classes": loaded.num_classes,
         "class_names": list(loaded.class_names) if loaded.class_names else None,
-        "normalization": loaded.normalization, "wrapper": loaded.checkpoint.wrapper if loaded.checkpoint else None,
+        "normalization": loaded.normalization,
+        "wrapper": loaded.checkpoint.wrapper if loaded.checkpoint else None,
         "sha256": loaded.checkpoint.sha256 if loaded.checkpoint else None,
         "tensors": len(loaded.checkpoint.state_dict) if loaded.checkpoint else None,
     }

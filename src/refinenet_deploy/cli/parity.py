@@ -57,11 +57,23 @@ def parity_cmd(
     k, worst_dir = save_worst if save_worst else (0, None)
     with progress_bar() as bar:
         task = bar.add_task("parity", total=num_images, info="")
-        report = validate_parity(checkpoint, model, data, runtime=runtime, split=split, num_images=num_images,
-                                 max_miou_drop=max_miou_drop, min_agreement=min_agreement, scales=scales, flip=flip,
-                                 save_worst=k, worst_dir=worst_dir, threads=threads,
-                                 inference_precision=inference_precision,
-                                 progress=lambda i, n: bar.update(task, completed=i, total=n))
+        report = validate_parity(
+            checkpoint,
+            model,
+            data,
+            runtime=runtime,
+            split=split,
+            num_images=num_images,
+            max_miou_drop=max_miou_drop,
+            min_agreement=min_agreement,
+            scales=scales,
+            flip=flip,
+            save_worst=k,
+            worst_dir=worst_dir,
+            threads=threads,
+            inference_precision=inference_precision,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
     result = report.to_dict()
     if json_out is not None and str(json_out) == "-":
         out.print_json(json.dumps(result, indent=2))
@@ -75,15 +87,21 @@ def _print_parity(r: dict[str, Any]) -> None:
     def pct(v: float | None, d: int = 2) -> str:
         return "n/a" if v is None else f"{v * 100:.{d}f}"
 
-    table = Table(title=f"parity: {Path(r['artifact']).name} ({r['runtime']}, {r['precision']}) vs PyTorch, "
-                  f"{r['num_images']} images")
+    table = Table(
+        title=f"parity: {Path(r['artifact']).name} ({r['runtime']}, {r['precision']}) vs PyTorch, "
+        f"{r['num_images']} images"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    rows = [("PyTorch mIoU", pct(r["reference_miou"])), ("backend mIoU", pct(r["backend_miou"])),
-            ("mIoU drop (pt)", "n/a" if r["miou_drop_points"] is None else f"{r['miou_drop_points']:.3f}"),
-            ("agreement mIoU", pct(r["agreement_miou"])), ("pixel agreement", pct(r["pixel_agreement"], 3)),
-            ("boundary agreement", pct(r["boundary_agreement"], 3)),
-            ("logit max abs error", "n/a" if r["logit_max_abs_error"] is None else f"{r['logit_max_abs_error']:.3g}")]
+    rows = [
+        ("PyTorch mIoU", pct(r["reference_miou"])),
+        ("backend mIoU", pct(r["backend_miou"])),
+        ("mIoU drop (pt)", "n/a" if r["miou_drop_points"] is None else f"{r['miou_drop_points']:.3f}"),
+        ("agreement mIoU", pct(r["agreement_miou"])),
+        ("pixel agreement", pct(r["pixel_agreement"], 3)),
+        ("boundary agreement", pct(r["boundary_agreement"], 3)),
+        ("logit max abs error", "n/a" if r["logit_max_abs_error"] is None else f"{r['logit_max_abs_error']:.3g}"),
+    ]
     for name, value in rows:
         table.add_row(name, value)
     out.print(table)
@@ -91,10 +109,18 @@ def _print_parity(r: dict[str, Any]) -> None:
     for col in ("class", "PyTorch IoU", "backend IoU", "drop (pt)", "agreement IoU"):
         classes.add_column(col, justify="left" if col == "class" else "right")
     for c in r["per_class"]:
-        classes.add_row(c["class"], pct(c["reference_iou"]), pct(c["backend_iou"]),
-                        "n/a" if c["drop_points"] is None else f"{c['drop_points']:.2f}", pct(c["agreement_iou"]))
+        classes.add_row(
+            c["class"],
+            pct(c["reference_iou"]),
+            pct(c["backend_iou"]),
+            "n/a" if c["drop_points"] is None else f"{c['drop_points']:.2f}",
+            pct(c["agreement_iou"]),
+        )
     out.print(classes)
     gates = r["gates"]
     verdict = "PASSED" if r["passed"] else "FAILED"
-    out.print(f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
-              f">= {gates['min_agreement'] * 100:.2f} %", highlight=False)
+    out.print(
+        f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
+        f">= {gates['min_agreement'] * 100:.2f} %",
+        highlight=False,
+    )

@@ -24,5 +24,7 @@ def report_cmd(
     from ..operations.report import make_report
 
     path, rows, charts = make_report(inputs, output)
-    out.print(f"{path}: {len(rows)} rows" + (f", charts {', '.join(str(c) for c in charts)}" if charts else ""),
-              highlight=False)
+    out.print(
+        f"{path}: {len(rows)} rows" + (f", charts {', '.join(str(c) for c in charts)}" if charts else ""),
+        highlight=False,
+    )

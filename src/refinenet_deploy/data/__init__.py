@@ -5,6 +5,15 @@ from .images import read_image, read_label
 from .preprocessing import Normalization, preprocess, preprocess_batch
 
 __all__ = [
-    "CityscapesSegmentation", "ImageFolder", "Normalization", "Sample", "SegmentationDataset", "VOCSegmentation",
-    "open_dataset", "preprocess", "preprocess_batch", "read_image", "read_label",
+    "CityscapesSegmentation",
+    "ImageFolder",
+    "Normalization",
+    "Sample",
+    "SegmentationDataset",
+    "VOCSegmentation",
+    "open_dataset",
+    "preprocess",
+    "preprocess_batch",
+    "read_image",
+    "read_label",
 ]

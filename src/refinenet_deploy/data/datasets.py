@@ -40,14 +40,48 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", "
 DATASET_KINDS: tuple[str, ...] = ("auto", "folder", "voc", "cityscapes")
 
 VOC_CLASSES: tuple[str, ...] = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
     "bicycle",
 )
 
@@ -131,8 +165,10 @@ class SegmentationDataset(ABC):
         return bool(self.samples) and all(s.label_path is not None for s in self.samples)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.root)!r}, samples={len(self.samples)}, "
-                f"num_classes={self.num_classes}, has_labels={self.has_labels})")
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, samples={len(self.samples)}, "
+            f"num_classes={self.num_classes}, has_labels={self.has_labels})"
+        )
 
 
 def _is_image_file(p: Path) -> bool:
@@ -166,8 +202,7 @@ class ImageFolder(SegmentationDataset):
             raise DataError(f"data path not found: {root_p}. Check the --data path")
         if root_p.is_file():
             if not _is_image_file(root_p):
-                raise DataError(f"not an image file: {root_p}. "
-                                f"Use one of: {', '.join(sorted(IMAGE_EXTENSIONS))}")
+                raise DataError(f"not an image file: {root_p}. Use one of: {', '.join(sorted(IMAGE_EXTENSIONS))}")
             super().__init__(root_p, [Sample(root_p.stem, root_p, None)])
             return
         files = root_p.rglob("*") if recursive else root_p.iterdir()
@@ -182,9 +217,7 @@ class ImageFolder(SegmentationDataset):
         counts: dict[str, int] = {}
         for s in stems:
             counts[s] = counts.get(s, 0) + 1
-        samples = [
-            Sample(s if counts[s] == 1 else r.as_posix(), root_p / r, None) for s, r in zip(stems, rels)
-        ]
+        samples = [Sample(s if counts[s] == 1 else r.as_posix(), root_p / r, None) for s, r in zip(stems, rels)]
         super().__init__(root_p, samples)
         logger.debug("image folder %s: %d images", root_p, len(samples))
 
@@ -218,8 +251,9 @@ def _meta_classes(meta: dict[str, Any] | None, root: Path) -> tuple[str, ...] | 
         return None
     classes = meta["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise DataError(f"'classes' in dataset.json must be a non-empty list of names: {root}. "
-                        "Fix or delete dataset.json")
+        raise DataError(
+            f"'classes' in dataset.json must be a non-empty list of names: {root}. Fix or delete dataset.json"
+        )
     return tuple(classes)
 
 
@@ -228,8 +262,7 @@ def _meta_ignore_index(meta: dict[str, Any] | None, root: Path, default: int = 2
         return default
     value = meta["ignore_index"]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-        raise DataError(f"'ignore_index' in dataset.json must be an integer 0..255: {root}. "
-                        "Fix or delete dataset.json")
+        raise DataError(f"'ignore_index' in dataset.json must be an integer 0..255: {root}. Fix or delete dataset.json")
     return value
 
 
@@ -270,8 +303,9 @@ class VOCSegmentation(SegmentationDataset):
             raise DataError(f"dataset path not found: {given}. Check the --data path")
         voc = _find_voc_root(given)
         if voc is None:
-            raise DataError(f"not a VOC dataset (no JPEGImages/ and SegmentationClass/): {given}. "
-                            "Point --data at VOCdevkit/VOC2012")
+            raise DataError(
+                f"not a VOC dataset (no JPEGImages/ and SegmentationClass/): {given}. Point --data at VOCdevkit/VOC2012"
+            )
         meta = _read_dataset_json(voc, given)
         classes = _meta_classes(meta, voc) or VOC_CLASSES
         ignore = _meta_ignore_index(meta, voc)
@@ -298,12 +332,16 @@ class VOCSegmentation(SegmentationDataset):
         for name in ids:
             img = images.get(name)
             if img is None:
-                raise DataError(f"image for VOC id {name!r} not found: {image_dir / (name + '.jpg')}. "
-                                "Restore the file or remove the id from the split list")
+                raise DataError(
+                    f"image for VOC id {name!r} not found: {image_dir / (name + '.jpg')}. "
+                    "Restore the file or remove the id from the split list"
+                )
             lab = labels.get(name)
             if lab is None:
-                raise DataError(f"label for VOC id {name!r} not found: {label_dir / (name + '.png')}. "
-                                "Restore the file or remove the id from the split list")
+                raise DataError(
+                    f"label for VOC id {name!r} not found: {label_dir / (name + '.png')}. "
+                    "Restore the file or remove the id from the split list"
+                )
             samples.append(Sample(name, img, lab))
         if not samples:
             raise DataError(f"VOC split {self.split or 'all'} has no samples: {voc}. Check the split list")
@@ -342,8 +380,10 @@ class CityscapesSegmentation(SegmentationDataset):
             raise DataError(f"dataset path not found: {root_p}. Check the --data path")
         image_root = root_p / "leftImg8bit"
         if not image_root.is_dir():
-            raise DataError(f"not a Cityscapes dataset (no leftImg8bit/ folder): {root_p}. "
-                            "Point --data at the folder containing leftImg8bit/ and gtFine/")
+            raise DataError(
+                f"not a Cityscapes dataset (no leftImg8bit/ folder): {root_p}. "
+                "Point --data at the folder containing leftImg8bit/ and gtFine/"
+            )
         available = sorted(d.name for d in image_root.iterdir() if d.is_dir())
         if split is None:
             split = _pick_split(available, image_root, "Cityscapes")
@@ -365,12 +405,13 @@ class CityscapesSegmentation(SegmentationDataset):
             if with_labels:
                 lab = label_split / img.parent.name / f"{base}{self.LABEL_SUFFIX}"
                 if not lab.is_file():
-                    raise DataError(f"Cityscapes label not found: {lab}. "
-                                    f"Restore it or remove the image {img}")
+                    raise DataError(f"Cityscapes label not found: {lab}. Restore it or remove the image {img}")
             samples.append(Sample(base, img, lab))
         if not samples:
-            raise DataError(f"no *{self.IMAGE_SUFFIX} images found in {split_dir}. "
-                            "Expected leftImg8bit/<split>/<city>/<name>_leftImg8bit.png")
+            raise DataError(
+                f"no *{self.IMAGE_SUFFIX} images found in {split_dir}. "
+                "Expected leftImg8bit/<split>/<city>/<name>_leftImg8bit.png"
+            )
         super().__init__(root_p, samples, CITYSCAPES_CLASSES, 255)
         logger.debug("Cityscapes %s split %s: %d samples", root_p, split, len(samples))
 
@@ -398,9 +439,7 @@ def _detect_kind(root: Path) -> str:
     return "folder"
 
 
-def open_dataset(
-    root: str | os.PathLike[str], kind: str = "auto", split: str | None = None
-) -> SegmentationDataset:
+def open_dataset(root: str | os.PathLike[str], kind: str = "auto", split: str | None = None) -> SegmentationDataset:
     """Open ``root`` as a dataset of ``kind`` (``auto`` detects Cityscapes, VOC, else a folder).
 
     ``split=None`` picks ``val`` when present, else ``train``/``trainval``/the first available.
@@ -417,6 +456,8 @@ def open_dataset(
     if resolved == "voc":
         return VOCSegmentation(root_p, split=split)
     if split is not None:
-        raise UsageError(f"a split was given but {root_p} is a plain image folder: {split!r}. "
-                         "Drop --split or point --data at a VOC/Cityscapes dataset")
+        raise UsageError(
+            f"a split was given but {root_p} is a plain image folder: {split!r}. "
+            "Drop --split or point --data at a VOC/Cityscapes dataset"
+        )
     return ImageFolder(root_p)

@@ -46,9 +46,7 @@ def voc_colormap(n: int = 256) -> np.ndarray:
 _VOC_CMAP = voc_colormap(256)
 _VOC_CMAP.setflags(write=False)
 # The bitwise map is injective, so every colour maps back to exactly one index.
-_COLOR_TO_INDEX: dict[int, int] = {
-    (int(r) << 16) | (int(g) << 8) | int(b): i for i, (r, g, b) in enumerate(_VOC_CMAP)
-}
+_COLOR_TO_INDEX: dict[int, int] = {(int(r) << 16) | (int(g) << 8) | int(b): i for i, (r, g, b) in enumerate(_VOC_CMAP)}
 
 
 def colorize(label: np.ndarray, colormap: np.ndarray | None = None) -> np.ndarray:
@@ -78,16 +76,16 @@ def _open(path: str | os.PathLike[str], what: str) -> tuple[Path, Image.Image]:
                 if out is None:  # pragma: no cover - only with in_place=True
                     out = img.copy()
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{what} is too large (possible decompression bomb): {p}. "
-                        f"Downscale it below {Image.MAX_IMAGE_PIXELS} pixels") from exc
+        raise DataError(
+            f"{what} is too large (possible decompression bomb): {p}. "
+            f"Downscale it below {Image.MAX_IMAGE_PIXELS} pixels"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise DataError(f"not a readable {what} file: {p}. "
-                        "Check it is a valid JPEG/PNG/BMP/TIFF/WebP image") from exc
+        raise DataError(f"not a readable {what} file: {p}. Check it is a valid JPEG/PNG/BMP/TIFF/WebP image") from exc
     except PermissionError as exc:
         raise DataError(f"cannot read {what}: {p}. Permission denied; check file permissions") from exc
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-        raise DataError(f"{what} file is truncated or corrupt: {p}. "
-                        f"Re-export or re-download it ({exc})") from exc
+        raise DataError(f"{what} file is truncated or corrupt: {p}. Re-export or re-download it ({exc})") from exc
     return p, out
 
 
@@ -146,15 +144,13 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             arr = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
             return _gray_to_rgb((arr >> 8).astype(np.uint8))
         if mode == "F":
-            raise DataError(f"floating-point images are not supported: {p}. "
-                            "Convert it to an 8-bit RGB PNG or JPEG")
+            raise DataError(f"floating-point images are not supported: {p}. Convert it to an 8-bit RGB PNG or JPEG")
         # CMYK, YCbCr, 1, LAB, HSV, ...: let Pillow convert.
         return np.array(img.convert("RGB"), dtype=np.uint8)
     except DataError:
         raise
     except (ValueError, OSError) as exc:
-        raise DataError(f"unsupported image mode {mode!r}: {p}. "
-                        "Convert it to an 8-bit RGB PNG or JPEG") from exc
+        raise DataError(f"unsupported image mode {mode!r}: {p}. Convert it to an 8-bit RGB PNG or JPEG") from exc
 
 
 def _rgb_label_to_index(p: Path, rgb: np.ndarray) -> np.ndarray:
@@ -165,8 +161,10 @@ def _rgb_label_to_index(p: Path, rgb: np.ndarray) -> np.ndarray:
         idx = _COLOR_TO_INDEX.get(code)
         if idx is None:
             colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
-            raise DataError(f"label colour {colour} is not in the VOC colour map: {p}. "
-                            "Save labels as palette (mode P) or grayscale PNGs of class indices")
+            raise DataError(
+                f"label colour {colour} is not in the VOC colour map: {p}. "
+                "Save labels as palette (mode P) or grayscale PNGs of class indices"
+            )
         lut[k] = idx
     return lut[inverse].reshape(codes.shape)
 
@@ -192,8 +190,11 @@ def read_label(path: str | os.PathLike[str]) -> np.ndarray:
     if mode in _16BIT_MODES or mode == "I":
         arr = np.asarray(img).astype(np.int64)
         if arr.size and (arr.min() < 0 or arr.max() >= 256):
-            raise DataError(f"label values {arr.min()}..{arr.max()} do not fit in 0..255: {p}. "
-                            "Save labels as 8-bit class-index PNGs")
+            raise DataError(
+                f"label values {arr.min()}..{arr.max()} do not fit in 0..255: {p}. "
+                "Save labels as 8-bit class-index PNGs"
+            )
         return arr.astype(np.uint8)
-    raise DataError(f"unsupported label mode {mode!r}: {p}. "
-                    "Save labels as palette (mode P) or grayscale PNGs of class indices")
+    raise DataError(
+        f"unsupported label mode {mode!r}: {p}. Save labels as palette (mode P) or grayscale PNGs of class indices"
+    )

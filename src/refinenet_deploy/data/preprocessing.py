@@ -53,9 +53,7 @@ class Normalization:
             return cls.imagenet()
         if key == "scalar128":
             return cls.scalar128()
-        raise UsageError(
-            f"unknown normalization: {name!r}. Use one of: {', '.join(NORMALIZATION_MODES)}"
-        )
+        raise UsageError(f"unknown normalization: {name!r}. Use one of: {', '.join(NORMALIZATION_MODES)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (inverse of :meth:`from_dict`)."""
@@ -70,16 +68,13 @@ class Normalization:
     def from_dict(cls, d: Mapping[str, Any]) -> Normalization:
         """Rebuild from :meth:`to_dict` output; raises :class:`DataError` on a malformed dict."""
         if not isinstance(d, Mapping):
-            raise DataError(f"normalization must be a mapping, got: {type(d).__name__}. "
-                            "Re-export the artifact")
+            raise DataError(f"normalization must be a mapping, got: {type(d).__name__}. Re-export the artifact")
         missing = [k for k in ("mode", "mean", "std", "scale") if k not in d]
         if missing:
-            raise DataError(f"normalization is missing keys: {', '.join(missing)}. "
-                            "Expected mode, mean, std and scale")
+            raise DataError(f"normalization is missing keys: {', '.join(missing)}. Expected mode, mean, std and scale")
         mode = d["mode"]
         if mode not in NORMALIZATION_MODES:
-            raise DataError(f"unknown normalization mode: {mode!r}. "
-                            f"Use one of: {', '.join(NORMALIZATION_MODES)}")
+            raise DataError(f"unknown normalization mode: {mode!r}. Use one of: {', '.join(NORMALIZATION_MODES)}")
         mean = _triple(d["mean"], "mean")
         std = _triple(d["std"], "std")
         if any(v == 0.0 for v in std):
@@ -101,16 +96,14 @@ def _finite(value: Any, what: str) -> float:
 
 def _triple(value: Any, what: str) -> tuple[float, float, float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
-        raise DataError(f"normalization {what} must be 3 numbers (R, G, B): {value!r}. "
-                        f"Fix the {what} value")
+        raise DataError(f"normalization {what} must be 3 numbers (R, G, B): {value!r}. Fix the {what} value")
     a, b, c = (_finite(v, what) for v in value)
     return (a, b, c)
 
 
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = (f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray)
-                else type(image).__name__)
+        desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise DataError(f"expected a uint8 HxWx3 RGB image, got: {desc}. Read images with read_image()")
 
 
@@ -143,8 +136,7 @@ def preprocess_batch(images: Sequence[np.ndarray], norm: Normalization) -> np.nd
         _check_image(img)
     shapes = sorted({img.shape[:2] for img in images})
     if len(shapes) > 1:
-        raise DataError(f"images in a batch must share one size, got: {shapes}. "
-                        "Resize them or use batch size 1")
+        raise DataError(f"images in a batch must share one size, got: {shapes}. Resize them or use batch size 1")
     h, w = shapes[0]
     out = np.empty((len(images), 3, h, w), dtype=np.float32)
     for i, img in enumerate(images):

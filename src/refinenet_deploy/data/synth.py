@@ -161,9 +161,7 @@ def _background(rng: np.random.Generator, h: int, w: int, px: float) -> np.ndarr
 # --------------------------------------------------------------------------- objects
 
 
-def _draw_object(
-    rng: np.random.Generator, canvas: np.ndarray, label: np.ndarray, cls: int, px: float
-) -> None:
+def _draw_object(rng: np.random.Generator, canvas: np.ndarray, label: np.ndarray, cls: int, px: float) -> None:
     """Draw one object of class ``cls`` onto ``canvas``/``label`` in place (topmost wins)."""
     h, w = label.shape
     half = 0.5 * rng.uniform(0.12, 0.5) * min(h, w)

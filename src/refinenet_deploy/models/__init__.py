@@ -7,6 +7,17 @@ from .checkpoint import read_checkpoint, sha256_file
 from .deploy import DeployModule, label_dtype
 
 __all__ = [
-    "DeployModule", "LoadedModel", "ModelCfg", "create_model", "get_model_cfg", "infer_architecture", "label_dtype", "list_models",
-    "load_model", "model_shapes", "read_checkpoint", "register_model", "sha256_file",
+    "DeployModule",
+    "LoadedModel",
+    "ModelCfg",
+    "create_model",
+    "get_model_cfg",
+    "infer_architecture",
+    "label_dtype",
+    "list_models",
+    "load_model",
+    "model_shapes",
+    "read_checkpoint",
+    "register_model",
+    "sha256_file",
 ]

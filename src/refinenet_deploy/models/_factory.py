@@ -136,9 +136,13 @@ def load_model(
         ranked = rank_architectures(sd)
         closest = next((n for s, n in ranked if n != arch), None)
         score = dict((n, s) for s, n in ranked)
-        hint = (f"closest architecture: {ranked[0][1]} ({ranked[0][0]:.0%} of keys/shapes agree)"
-                if ranked and ranked[0][1] != arch else
-                f"next closest: {closest} ({score.get(closest, 0):.0%})" if closest else None)
+        hint = (
+            f"closest architecture: {ranked[0][1]} ({ranked[0][0]:.0%} of keys/shapes agree)"
+            if ranked and ranked[0][1] != arch
+            else f"next closest: {closest} ({score.get(closest, 0):.0%})"
+            if closest
+            else None
+        )
         raise CheckpointError(
             f"checkpoint {raw.path.name} does not fit {arch} ({n_cls} classes): {report.describe()}. "
             "Check --arch, or use --arch auto",

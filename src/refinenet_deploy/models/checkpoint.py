@@ -57,9 +57,7 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
         obj = _read_pickle(path)
         metadata = {}
     else:
-        raise CheckpointError(
-            f"unsupported checkpoint file type: {path.name}. Use .pth, .pth.tar, .pt or .safetensors"
-        )
+        raise CheckpointError(f"unsupported checkpoint file type: {path.name}. Use .pth, .pth.tar, .pt or .safetensors")
     state_dict, wrapper, wrapped_meta = unwrap_state_dict(obj, path)
     metadata = {**wrapped_meta, **metadata}
     return RawCheckpoint(path, state_dict, metadata, wrapper, sha256_file(path))
@@ -88,8 +86,16 @@ def _read_pickle(path: Path) -> Any:
         ) from exc
 
 
-SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "numpy.core.multiarray",
-                        "numpy.dtype", "numpy.ndarray", "numpy._core.multiarray")
+SAFE_GLOBAL_PREFIXES = (
+    "torch.",
+    "collections.OrderedDict",
+    "_codecs.encode",
+    "builtins.set",
+    "numpy.core.multiarray",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy._core.multiarray",
+)
 
 
 def pickle_globals(path: Path, limit_bytes: int = 64 << 20) -> list[str]:
@@ -180,7 +186,7 @@ def unwrap_state_dict(obj: Any, path: Path | str = "<checkpoint>") -> tuple[dict
     stripped = {}
     for k, v in tensors.items():
         while k.startswith("module."):
-            k = k[len("module."):]
+            k = k[len("module.") :]
         stripped[k] = v
     return stripped, "/".join(wrapper) or "flat", metadata
 
@@ -237,8 +243,9 @@ def num_classes_from_state_dict(state_dict: dict[str, torch.Tensor], classifier_
     return int(weight.shape[0]) if weight is not None and weight.ndim == 4 else None
 
 
-def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, Any],
-                     fp16: bool = False) -> Path:
+def save_safetensors(
+    state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, Any], fp16: bool = False
+) -> Path:
     """Write a ``.safetensors`` checkpoint atomically; metadata values are stored as JSON strings.
 
     ``fp16`` stores floating tensors in half precision (loading casts back to the model's dtype).
@@ -252,6 +259,7 @@ def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, meta
         tensors[k] = v.half() if fp16 and v.is_floating_point() else v
     meta = {k: json.dumps(v) for k, v in metadata.items() if v is not None}
     meta["format"] = "pt"
+
     def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata=meta)
         umask = os.umask(0)

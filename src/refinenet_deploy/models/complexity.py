@@ -48,8 +48,9 @@ class ModelSummary:
     description: str
 
 
-def describe_models(pattern: str = "*", *, height: int = 512, width: int = 512, num_classes: int = 21,
-                    include_test: bool = False) -> list[ModelSummary]:
+def describe_models(
+    pattern: str = "*", *, height: int = 512, width: int = 512, num_classes: int = 21, include_test: bool = False
+) -> list[ModelSummary]:
     """One row per registered model, counted on the meta device (allocates nothing)."""
     from ._factory import create_model
     from ._registry import get_model_cfg, list_models
@@ -59,6 +60,14 @@ def describe_models(pattern: str = "*", *, height: int = 512, width: int = 512, 
         cfg = get_model_cfg(name)
         with torch.device("meta"):
             model = create_model(name, num_classes=num_classes)
-        rows.append(ModelSummary(name, cfg.family, cfg.backbone, count_parameters(model),
-                                 conv_gmac(model, height, width), cfg.description))
+        rows.append(
+            ModelSummary(
+                name,
+                cfg.family,
+                cfg.backbone,
+                count_parameters(model),
+                conv_gmac(model, height, width),
+                cfg.description,
+            )
+        )
     return rows

@@ -34,8 +34,14 @@ class DeployModule(nn.Module):
     The class-map head ends in a Cast of the argmax (uint8 up to 256 classes, else int32).
     """
 
-    def __init__(self, model: nn.Module, norm: Normalization, head: str = "logits",
-                 input_format: str = "nchw-float", num_classes: int = 21) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        norm: Normalization,
+        head: str = "logits",
+        input_format: str = "nchw-float",
+        num_classes: int = 21,
+    ) -> None:
         super().__init__()
         self.model = model
         self.head = head

@@ -71,11 +71,11 @@ class LWRefineNet(ResNetBackbone):
         return self.clf_conv(x1)
 
 
-def conv_bn_act(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1,
-                act: bool = True) -> nn.Sequential:
+def conv_bn_act(
+    in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
     layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
-                  groups=groups, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, groups=groups, bias=False),
         nn.BatchNorm2d(out_ch),
     ]
     if act:
@@ -103,7 +103,13 @@ class InvertedResidualBlock(nn.Module):
 
 MBV2_CONFIG: tuple[tuple[int, int, int, int], ...] = (
     # expansion t, channels c, repeats n, stride s  -> layer2 .. layer8
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
 )
 
 
@@ -166,7 +172,9 @@ class LWRefineNetMBv2(nn.Module):
 
 def _lw_resnet_cfg(depth: int) -> ModelCfg:
     return ModelCfg(
-        name=f"rf_lw{depth}", family="lw_refinenet", backbone=f"resnet{depth}",
+        name=f"rf_lw{depth}",
+        family="lw_refinenet",
+        backbone=f"resnet{depth}",
         description=f"Light-Weight RefineNet, ResNet-{depth} encoder",
         source="Nekrasov et al., BMVC 2018 (reference checkpoints rf_lw{depth}_*.pth.tar)",
     )
@@ -187,27 +195,44 @@ def rf_lw152(num_classes: int = 21) -> LWRefineNet:
     return LWRefineNet(RESNET_LAYERS[152], num_classes)
 
 
-@register_model(ModelCfg(
-    name="rf_lw_mbv2", family="lw_refinenet", backbone="mobilenet_v2",
-    description="Light-Weight RefineNet, MobileNet-v2 encoder (ReLU6)",
-    source="Nekrasov et al., BMVC 2018 (reference checkpoint rf_lwmbv2_voc.pth.tar)",
-))
+@register_model(
+    ModelCfg(
+        name="rf_lw_mbv2",
+        family="lw_refinenet",
+        backbone="mobilenet_v2",
+        description="Light-Weight RefineNet, MobileNet-v2 encoder (ReLU6)",
+        source="Nekrasov et al., BMVC 2018 (reference checkpoint rf_lwmbv2_voc.pth.tar)",
+    )
+)
 def rf_lw_mbv2(num_classes: int = 21) -> LWRefineNetMBv2:
     return LWRefineNetMBv2(num_classes)
 
 
-@register_model(ModelCfg(
-    name="rf_lw_test", family="lw_refinenet", backbone="resnet_tiny", num_classes=3, input_size=(64, 64),
-    description="tiny LW-RefineNet for tests (ResNet [1,1,1,1], width 8)", source="this project",
-))
+@register_model(
+    ModelCfg(
+        name="rf_lw_test",
+        family="lw_refinenet",
+        backbone="resnet_tiny",
+        num_classes=3,
+        input_size=(64, 64),
+        description="tiny LW-RefineNet for tests (ResNet [1,1,1,1], width 8)",
+        source="this project",
+    )
+)
 def rf_lw_test(num_classes: int = 3) -> LWRefineNet:
     return LWRefineNet((1, 1, 1, 1), num_classes, base_width=8, decoder_width=16, top_width=32)
 
 
-@register_model(ModelCfg(
-    name="rf_lw_mbv2_test", family="lw_refinenet", backbone="mobilenet_v2_tiny", num_classes=3,
-    input_size=(64, 64), description="tiny LW-RefineNet MobileNet-v2 for tests (width x0.25)",
-    source="this project",
-))
+@register_model(
+    ModelCfg(
+        name="rf_lw_mbv2_test",
+        family="lw_refinenet",
+        backbone="mobilenet_v2_tiny",
+        num_classes=3,
+        input_size=(64, 64),
+        description="tiny LW-RefineNet MobileNet-v2 for tests (width x0.25)",
+        source="this project",
+    )
+)
 def rf_lw_mbv2_test(num_classes: int = 3) -> LWRefineNetMBv2:
     return LWRefineNetMBv2(num_classes, decoder_width=16, width_mult=0.25)

@@ -93,8 +93,9 @@ class RefineNet(ResNetBackbone):
         for si, scale in enumerate(self.scales, start=1):
             xs = x
             if scale != 1.0:  # output floor(H*s) x floor(W*s); the same scale maps coordinates in ONNX Resize
-                xs = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                                   recompute_scale_factor=False)
+                xs = F.interpolate(
+                    x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
+                )
             backbone = self if si == 1 else self.ims2
             l1, l2, l3, l4 = backbone.forward_features(xs)
             feats.append({1: self.do(l4), 2: self.do(l3), 3: l2, 4: l1})
@@ -156,7 +157,10 @@ def _make(depth: int, num_classes: int, cascade: str = "4", two_scale: bool = Fa
 
 def _cfg(name: str, depth: int, what: str) -> ModelCfg:
     return ModelCfg(
-        name=name, family="refinenet", backbone=f"resnet{depth}", description=f"RefineNet, ResNet-{depth}, {what}",
+        name=name,
+        family="refinenet",
+        backbone=f"resnet{depth}",
+        description=f"RefineNet, ResNet-{depth}, {what}",
         source="Lin et al., CVPR 2017" + (" (reference checkpoint rf101_voc.pth.tar)" if name == "rf101" else ""),
     )
 
@@ -191,12 +195,19 @@ def rf101_2scale(num_classes: int = 21) -> RefineNet:
     return _make(101, num_classes, cascade="4", two_scale=True)
 
 
-@register_model(ModelCfg(
-    name="rf_test", family="refinenet", backbone="resnet_tiny", num_classes=3, input_size=(64, 64),
-    description="tiny RefineNet for tests (ResNet [1,1,1,1], width 8); cascade/two_scale as options",
-    source="this project",
-))
+@register_model(
+    ModelCfg(
+        name="rf_test",
+        family="refinenet",
+        backbone="resnet_tiny",
+        num_classes=3,
+        input_size=(64, 64),
+        description="tiny RefineNet for tests (ResNet [1,1,1,1], width 8); cascade/two_scale as options",
+        source="this project",
+    )
+)
 def rf_test(num_classes: int = 3, cascade: str = "4", two_scale: bool = False) -> RefineNet:
     scales = (1.2, 0.6) if two_scale else (1.0,)
-    return RefineNet((1, 1, 1, 1), num_classes, groups=CASCADES[cascade], scales=scales,
-                     base_width=8, width=16, top_width=32)
+    return RefineNet(
+        (1, 1, 1, 1), num_classes, groups=CASCADES[cascade], scales=scales, base_width=8, width=16, top_width=32
+    )

@@ -29,8 +29,9 @@ class MemoRunner:
         self._bytes = 0
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        key = tuple((k, v.shape, hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest())
-                    for k, v in sorted(inputs.items()))
+        key = tuple(
+            (k, v.shape, hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()) for k, v in sorted(inputs.items())
+        )
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -50,20 +51,28 @@ class OnnxReference:
     def __init__(self, fp32_path: Any, meta: dict[str, Any] | None = None, threads: int | None = None) -> None:
         meta = meta if meta is not None else read_metadata(fp32_path)
         if not meta.get("num_classes"):
-            raise CalibrationError(f"{fp32_path} has no num_classes in its metadata. Use the .onnx written by "
-                                   "'rfdeploy export onnx', with its .meta.json")
+            raise CalibrationError(
+                f"{fp32_path} has no num_classes in its metadata. Use the .onnx written by "
+                "'rfdeploy export onnx', with its .meta.json"
+            )
         self.num_classes = int(meta["num_classes"])
-        self.runner = OnnxRuntimeRunner(Path(fp32_path) if not isinstance(fp32_path, bytes) else fp32_path,
-                                        threads=threads)
+        self.runner = OnnxRuntimeRunner(
+            Path(fp32_path) if not isinstance(fp32_path, bytes) else fp32_path, threads=threads
+        )
         self.runner.activate()
         self.memo = MemoRunner(self.runner)
         spec = self.runner.input_specs[0]
         self.policy = InputPolicy.from_metadata(meta).for_input(spec.name, spec.shape)
 
     def engine(self, backend: Any) -> ParityEngine:
-        return ParityEngine(self.memo, backend, num_classes=self.num_classes,
-                            class_names=[str(i) for i in range(self.num_classes)], policy=self.policy,
-                            precision="int8")
+        return ParityEngine(
+            self.memo,
+            backend,
+            num_classes=self.num_classes,
+            class_names=[str(i) for i in range(self.num_classes)],
+            policy=self.policy,
+            precision="int8",
+        )
 
     def model_input(self, image: np.ndarray) -> np.ndarray:
         """The input array for one image, as the engine builds it (static-size resize, preprocessing)."""
@@ -78,15 +87,26 @@ class MiouDropEvaluator:
     """``evaluate(model) -> Score``: a candidate Q/DQ model against the FP32 ONNX on validation images, both in
     ONNX Runtime (the FP32 outputs are computed once)."""
 
-    def __init__(self, fp32_path: Any, data: Any, *, meta: dict[str, Any] | None = None, num_images: int = 100,
-                 split: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        fp32_path: Any,
+        data: Any,
+        *,
+        meta: dict[str, Any] | None = None,
+        num_images: int = 100,
+        split: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.dataset = open_dataset(data, split=split)
         self.count = min(num_images, len(self.dataset))
         self.threads = threads
         self.reference = OnnxReference(fp32_path, meta, threads=threads)
         labelled = all(s.label_path is not None for s in self.dataset.samples[: self.count])
-        self.metric = ("FP32 mIoU - INT8 mIoU vs ground truth (points)" if labelled
-                       else "100 x (1 - agreement mIoU of INT8 vs FP32)")
+        self.metric = (
+            "FP32 mIoU - INT8 mIoU vs ground truth (points)"
+            if labelled
+            else "100 x (1 - agreement mIoU of INT8 vs FP32)"
+        )
 
     def __call__(self, model: Any) -> Score:
         with OnnxRuntimeRunner(model.SerializeToString(), threads=self.threads) as candidate:
@@ -112,8 +132,11 @@ class MiouMetric:
 
     @property
     def name(self) -> str:
-        return ("mIoU vs ground truth (points)" if self.labelled
-                else "agreement mIoU with the FP32 ONNX predictions (points)")
+        return (
+            "mIoU vs ground truth (points)"
+            if self.labelled
+            else "agreement mIoU with the FP32 ONNX predictions (points)"
+        )
 
     def __call__(self, compiled: Any, items: Any) -> float:
         engine = self.reference.engine(CompiledModelRunner(compiled))

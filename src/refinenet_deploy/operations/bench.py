@@ -29,18 +29,31 @@ DEVICES = Device.values()
 DEFAULT_ITERATIONS = 100
 
 
-def _runner(artifact: Path, runtime: Runtime, device: Device, threads: int | None, hint: str,
-            inference_precision: str | None) -> tuple[BaseRunner, dict[str, Any]]:
+def _runner(
+    artifact: Path, runtime: Runtime, device: Device, threads: int | None, hint: str, inference_precision: str | None
+) -> tuple[BaseRunner, dict[str, Any]]:
     if runtime == Runtime.TORCH:
         runner = open_runner(artifact, runtime.value, device=device.value)
         loaded = runner.loaded
-        meta = {"arch": loaded.arch, "num_classes": loaded.num_classes,
-                "normalization": runner.normalization.to_dict(), "precision": "fp32", "input_format": "nchw-float",
-                "head": "logits"}
+        meta = {
+            "arch": loaded.arch,
+            "num_classes": loaded.num_classes,
+            "normalization": runner.normalization.to_dict(),
+            "precision": "fp32",
+            "input_format": "nchw-float",
+            "head": "logits",
+        }
         return runner, meta
     meta = read_metadata(artifact)
-    return open_runner(artifact, runtime.value, threads=threads, device=device.value, hint=hint,
-                       inference_precision=inference_precision, meta=meta), meta
+    return open_runner(
+        artifact,
+        runtime.value,
+        threads=threads,
+        device=device.value,
+        hint=hint,
+        inference_precision=inference_precision,
+        meta=meta,
+    ), meta
 
 
 def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:
@@ -68,16 +81,19 @@ def _probe_onnx(path: Path) -> float:
     n, c, h, w = PROBE_SHAPE
     weight = np.random.default_rng(0).standard_normal((c, c, 3, 3)).astype(np.float32) * 0.02
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "weight"], ["output"], pads=[1, 1, 1, 1])], "peak_probe",
+        [helper.make_node("Conv", ["input", "weight"], ["output"], pads=[1, 1, 1, 1])],
+        "peak_probe",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(PROBE_SHAPE))],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(PROBE_SHAPE))],
-        [numpy_helper.from_array(weight, "weight")])
+        [numpy_helper.from_array(weight, "weight")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
     return n * c * h * w * c * 9 / 1e9
 
 
-def peak_probe(runtime: str, device: str, threads: int | None, hint: str,
-               inference_precision: str | None) -> float | None:
+def peak_probe(
+    runtime: str, device: str, threads: int | None, hint: str, inference_precision: str | None
+) -> float | None:
     """GMAC/s of a dense 3x3 convolution on the same runtime, device and precision settings (median)."""
     import tempfile
 
@@ -97,12 +113,14 @@ def peak_probe(runtime: str, device: str, threads: int | None, hint: str,
             conv.weight.data = torch.from_numpy(weight.copy())
             runner: BaseRunner = TorchRunner(conv, output_names=("output",))
         else:
-            runner = open_runner(path, runtime, device=device, threads=threads, hint=hint,
-                                 inference_precision=inference_precision)
+            runner = open_runner(
+                path, runtime, device=device, threads=threads, hint=hint, inference_precision=inference_precision
+            )
         x = np.random.default_rng(1).standard_normal(PROBE_SHAPE).astype(np.float32)
         with runner:
-            samples = time_loop(compute_step(runner, {runner.input_specs[0].name: x}),
-                                TimingPlan(warmup=3, iterations=15))
+            samples = time_loop(
+                compute_step(runner, {runner.input_specs[0].name: x}), TimingPlan(warmup=3, iterations=15)
+            )
     return gmac / (float(np.median(samples)) / 1e9)
 
 
@@ -121,17 +139,30 @@ def _jpeg_frames(size: tuple[int, int], count: int, seed: int = 0) -> list[bytes
     return frames
 
 
-def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str | None = None, batch: int | None = None,
-              input_size: tuple[int, int] | None = None, warmup: int = 10, iterations: int | None = None,
-              duration_s: float | None = None, threads: int | None = None, hint: str = "latency",
-              inference_precision: str | None = "f32", end_to_end: bool = False,
-              data: str | Path | None = None, peak: bool = True) -> dict[str, Any]:
+def benchmark(
+    artifact: str | Path,
+    *,
+    runtime: str = "auto",
+    device: str | None = None,
+    batch: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    warmup: int = 10,
+    iterations: int | None = None,
+    duration_s: float | None = None,
+    threads: int | None = None,
+    hint: str = "latency",
+    inference_precision: str | None = "f32",
+    end_to_end: bool = False,
+    data: str | Path | None = None,
+    peak: bool = True,
+) -> dict[str, Any]:
     """Time ``artifact`` (on ``device``: default cpu, gpu for TensorRT engines); returns the versioned JSON-ready
     result. Without ``iterations`` or ``duration_s``, runs ``DEFAULT_ITERATIONS`` timed iterations."""
     if iterations is not None and duration_s is not None:
         raise UsageError("--iterations and --duration exclude each other. Pass one")
-    plan = TimingPlan(warmup=warmup, iterations=None if duration_s else (iterations or DEFAULT_ITERATIONS),
-                      duration_s=duration_s)
+    plan = TimingPlan(
+        warmup=warmup, iterations=None if duration_s else (iterations or DEFAULT_ITERATIONS), duration_s=duration_s
+    )
     artifact = Path(artifact)
     if not artifact.exists():
         raise UsageError(f"artifact not found: {artifact}. Check the path")
@@ -190,26 +221,45 @@ def benchmark(artifact: str | Path, *, runtime: str = "auto", device: str | None
     achieved = achieved_gmacs(gmac, compute) if gmac else None
     # the probe is a float convolution: an INT8 artifact's fraction of it would mix precisions (>100 %)
     float_artifact = precision in ("fp32", "fp16")
-    peak_gmacs = (peak_probe(kind.value, dev.value, threads, hint, inference_precision) if peak and float_artifact
-                  else None)
+    peak_gmacs = (
+        peak_probe(kind.value, dev.value, threads, hint, inference_precision) if peak and float_artifact else None
+    )
     env = collect_environment()
     return {
-        "schema": BENCH_SCHEMA, "schema_version": 1, "created": utc_now(), "tool_version": __version__,
-        "artifact": str(artifact), "runtime": kind.value, "device": str(runner.device),
-        "precision": precision, "runtime_precision": executed, "hint": hint,
+        "schema": BENCH_SCHEMA,
+        "schema_version": 1,
+        "created": utc_now(),
+        "tool_version": __version__,
+        "artifact": str(artifact),
+        "runtime": kind.value,
+        "device": str(runner.device),
+        "precision": precision,
+        "runtime_precision": executed,
+        "hint": hint,
         "runtime_config": runtime_config or None,
-        "arch": meta.get("arch"), "num_classes": meta.get("num_classes"), "input_size": list(size), "batch": n,
-        "input_format": input_format, "head": meta.get("head"),
-        "protocol": {"timing": plan.describe(), "compute_only": "runtime call on a fixed, pre-processed input",
-                     "end_to_end": "JPEG decode + resize + preprocess + infer + copy back + argmax on the host",
-                     "threads": threads},
+        "arch": meta.get("arch"),
+        "num_classes": meta.get("num_classes"),
+        "input_size": list(size),
+        "batch": n,
+        "input_format": input_format,
+        "head": meta.get("head"),
+        "protocol": {
+            "timing": plan.describe(),
+            "compute_only": "runtime call on a fixed, pre-processed input",
+            "end_to_end": "JPEG decode + resize + preprocess + infer + copy back + argmax on the host",
+            "threads": threads,
+        },
         **result,
         "gmac_per_image": gmac,
         "achieved_gmacs": achieved,
         "peak_gmacs": peak_gmacs,
         "peak_probe": "dense 3x3 conv 256->256 at 64x64, same runtime/device/precision, median of 15"
-        if peak_gmacs else (None if float_artifact else "not measured: no INT8 probe (a float peak would "
-                            "overstate an INT8 model's efficiency)"),
+        if peak_gmacs
+        else (
+            None
+            if float_artifact
+            else "not measured: no INT8 probe (a float peak would overstate an INT8 model's efficiency)"
+        ),
         "fraction_of_peak": achieved / peak_gmacs if achieved and peak_gmacs else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "fingerprint": env,
@@ -224,8 +274,10 @@ def device_stats(device_times_ms: list[float] | None, timed: int, batch: int) ->
     if not device_times_ms or len(device_times_ms) < timed:
         return None
     ns = [int(t * 1e6) for t in device_times_ms[-timed:]]
-    return {**latency_stats(ns, batch=batch).to_dict(),
-            "clock": "CUDA events around the model/engine on its stream (excludes host copies)"}
+    return {
+        **latency_stats(ns, batch=batch).to_dict(),
+        "clock": "CUDA events around the model/engine on its stream (excludes host copies)",
+    }
 
 
 def _image_files(data: str | Path) -> list[Path]:

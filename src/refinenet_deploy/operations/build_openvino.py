@@ -74,8 +74,9 @@ def convert_openvino(
         raise UsageError(f"unsupported precision: {precision}. Use fp32, fp16 or int8")
     model, output = Path(model), Path(output)
     if not model.is_file() or model.suffix != ".onnx":
-        raise UsageError(f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or "
-                         "'rfdeploy calibrate'")
+        raise UsageError(
+            f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
+        )
     check_output_path(output, ".xml")
     if max_miou_drop is not None and max_miou_drop < 0:
         raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
@@ -89,13 +90,15 @@ def convert_openvino(
         raise UsageError(f"{model.name} is an FP16 ONNX; build it with --fp16, or pass the FP32 export")
     if precision == "int8" and not qdq:
         if data is None:
-            raise UsageError("--int8 needs calibration images: pass --data DIR, or a Q/DQ ONNX from "
-                             "'rfdeploy calibrate'")
+            raise UsageError(
+                "--int8 needs calibration images: pass --data DIR, or a Q/DQ ONNX from 'rfdeploy calibrate'"
+            )
         if source_precision != Precision.FP32:
             raise UsageError(f"{model.name} is {source_precision}; quantize the FP32 export")
     if max_miou_drop is not None and (precision != "int8" or qdq):
-        raise UsageError("--max-miou-drop applies to --int8 from an FP32 ONNX (for a Q/DQ ONNX, give it to "
-                         "'rfdeploy calibrate')")
+        raise UsageError(
+            "--max-miou-drop applies to --int8 from an FP32 ONNX (for a Q/DQ ONNX, give it to 'rfdeploy calibrate')"
+        )
 
     ov_model = convert_onnx(model)
 
@@ -103,41 +106,70 @@ def convert_openvino(
     calibration: dict[str, Any] | None = None
     check_inputs: list[np.ndarray] | None = None
     if precision == "int8" and qdq:
-        quantization = {"source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
-                        "from": meta.get("quantization")}
+        quantization = {
+            "source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
+            "from": meta.get("quantization"),
+        }
         calibration = meta.get("calibration")
     elif precision == "int8":
         from ..calibration.dataset import calibration_set_for_model
 
         cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
-        calibration = {"digest": cs.digest(), "count": len(cs.files), "seed": seed, "input_size": list(cs.size),
-                       "resize_policy": cs.manifest["resize_policy"], "skipped": cs.skipped,
-                       "cache_key": cs.cache_key(sha256_file(model))}
-        ov_model, quantization = _quantize(ov_model, model, meta, cs, max_miou_drop, val_data or data, val_images,
-                                           split, threads, progress)
+        calibration = {
+            "digest": cs.digest(),
+            "count": len(cs.files),
+            "seed": seed,
+            "input_size": list(cs.size),
+            "resize_policy": cs.manifest["resize_policy"],
+            "skipped": cs.skipped,
+            "cache_key": cs.cache_key(sha256_file(model)),
+        }
+        ov_model, quantization = _quantize(
+            ov_model, model, meta, cs, max_miou_drop, val_data or data, val_images, split, threads, progress
+        )
         check_inputs = [b for b, _ in zip(cs.batches(1), range(8))]
 
     with staged_artifact(output, "ov") as stage:
         save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
         check = _check(stage.model, model, check_inputs, threads, precision)
         info = sidecar(
-            "openvino", precision, source=meta, command=command, packages=("openvino", "nncf", "onnx"),
+            "openvino",
+            precision,
+            source=meta,
+            command=command,
+            packages=("openvino", "nncf", "onnx"),
             source_model={"file": model.name, "sha256": sha256_file(model), "precision": str(source_precision)},
             weights="fp16 (compressed)" if precision == "fp16" else ("int8" if precision == "int8" else "fp32"),
-            check=check, **{k: v for k, v in (("quantization", quantization), ("calibration", calibration)) if v})
+            check=check,
+            **{k: v for k, v in (("quantization", quantization), ("calibration", calibration)) if v},
+        )
         result = stage.commit(info)
     log.info("wrote %s (%s)", output, precision)
     return result
 
 
-def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_drop: float | None,
-              val_data: str | Path, val_images: int, split: str | None, threads: int | None,
-              progress: Callable[[int, int], None] | None) -> tuple[Any, dict[str, Any]]:
+def _quantize(
+    ov_model: Any,
+    model: Path,
+    meta: dict[str, Any],
+    cs: Any,
+    max_drop: float | None,
+    val_data: str | Path,
+    val_images: int,
+    split: str | None,
+    threads: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Any, dict[str, Any]]:
     from ..calibration import nncf as nncf_adapter
     from .accuracy import MiouMetric
 
-    info: dict[str, Any] = {"producer": "nncf.quantize", "preset": "performance (symmetric)",
-                            "target_device": "CPU", "fast_bias_correction": True, "subset_size": len(cs.files)}
+    info: dict[str, Any] = {
+        "producer": "nncf.quantize",
+        "preset": "performance (symmetric)",
+        "target_device": "CPU",
+        "fast_bias_correction": True,
+        "subset_size": len(cs.files),
+    }
     try:
         if max_drop is None:
             quantized = nncf_adapter.quantize_openvino(ov_model, cs)
@@ -145,15 +177,22 @@ def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_dro
             metric = MiouMetric(model, meta, threads=threads)
             try:
                 items = nncf_adapter.load_validation_items(val_data, val_images, split)
-                quantized = nncf_adapter.quantize_openvino_with_accuracy_control(ov_model, cs, metric, items,
-                                                                                 max_drop)
+                quantized = nncf_adapter.quantize_openvino_with_accuracy_control(ov_model, cs, metric, items, max_drop)
                 original = metric(compile_cpu(ov_model, threads), items)
                 final = metric(compile_cpu(quantized, threads), items)
             finally:
                 metric.close()
-            info.update({"producer": "nncf.quantize_with_accuracy_control", "max_miou_drop_points": max_drop,
-                         "metric": metric.name, "validation": {"data": str(val_data), "images": len(items)},
-                         "fp32_metric": original, "int8_metric": final, "final_drop_points": original - final})
+            info.update(
+                {
+                    "producer": "nncf.quantize_with_accuracy_control",
+                    "max_miou_drop_points": max_drop,
+                    "metric": metric.name,
+                    "validation": {"data": str(val_data), "images": len(items)},
+                    "fp32_metric": original,
+                    "int8_metric": final,
+                    "final_drop_points": original - final,
+                }
+            )
     except (UsageError, CalibrationError):
         raise
     except Exception as exc:
@@ -163,8 +202,9 @@ def _quantize(ov_model: Any, model: Path, meta: dict[str, Any], cs: Any, max_dro
     return quantized, info
 
 
-def _check(xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads: int | None,
-           precision: str) -> dict[str, Any]:
+def _check(
+    xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads: int | None, precision: str
+) -> dict[str, Any]:
     """The IR against its source ONNX (ONNX Runtime CPU): max abs error and argmax agreement."""
     errors, agree, scale = [], [], 0.0
     with OnnxRuntimeRunner(onnx_path, threads=threads) as ref, OpenVINORunner(xml, threads=threads) as ir:
@@ -188,12 +228,19 @@ def _check(xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads:
             agree.append(argmax_agreement(a, b) if a.ndim == 4 else float(np.mean(a == b)))
             scale = max(scale, float(np.abs(a).max()))
         executed = ir.executed_precision
-    check = {"against": f"{onnx_path.name} in ONNX Runtime CPU", "inputs": source, "openvino_precision": executed,
-             "max_abs_error": max(errors), "argmax_agreement": float(np.mean(agree))}
+    check = {
+        "against": f"{onnx_path.name} in ONNX Runtime CPU",
+        "inputs": source,
+        "openvino_precision": executed,
+        "max_abs_error": max(errors),
+        "argmax_agreement": float(np.mean(agree)),
+    }
     if precision == "fp32":  # the IR must compute what the ONNX computes; lower precisions go to parity
         bound = FP32.logits_bound(scale)
         check["tolerance"] = f"max abs error <= {FP32.atol:g} + {FP32.rtol:g} x max|onnx| = {bound:.3g}"
         if check["max_abs_error"] > bound:
-            raise ExportError(f"the FP32 IR differs from the ONNX model by {check['max_abs_error']:.3g} "
-                              f"(> {bound:.3g}). Report this with the model and the openvino version")
+            raise ExportError(
+                f"the FP32 IR differs from the ONNX model by {check['max_abs_error']:.3g} "
+                f"(> {bound:.3g}). Report this with the model and the openvino version"
+            )
     return check

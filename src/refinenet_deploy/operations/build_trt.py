@@ -86,31 +86,39 @@ def _fp16_onnx(model: Path, out: Path) -> dict[str, Any]:
         shape = tuple(d if isinstance(d, int) else 64 for d in spec.shape)
         rng = np.random.default_rng(0)
         for _ in range(2):
-            x = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == np.uint8
-                 else rng.standard_normal(shape).astype(spec.dtype))
+            x = (
+                rng.integers(0, 256, shape, dtype=np.uint8)
+                if spec.dtype == np.uint8
+                else rng.standard_normal(shape).astype(spec.dtype)
+            )
             a = next(iter(ref.infer({spec.name: x}).values()))
             b = next(iter(half.infer({spec.name: x}).values()))
             agreements.append(argmax_agreement(a, b) if a.ndim == 4 else float(np.mean(a == b)))
     agreement = float(np.mean(agreements))
     if agreement < FP16.min_agreement:
-        raise EngineBuildError(f"the FP16 conversion of {model.name} agrees with it on {agreement:.2%} of pixels "
-                               f"(< {FP16.min_agreement:.1%}); nothing was built",
-                               hint="export with 'rfdeploy export onnx --fp16' and check it with parity")
-    return {"made_by": "refinenet-deploy FP16 conversion (onnxconverter-common, FP32 I/O)",
-            "argmax_agreement_vs_fp32_onnx": agreement, "inputs": "2 seeded random inputs, ONNX Runtime CPU"}
+        raise EngineBuildError(
+            f"the FP16 conversion of {model.name} agrees with it on {agreement:.2%} of pixels "
+            f"(< {FP16.min_agreement:.1%}); nothing was built",
+            hint="export with 'rfdeploy export onnx --fp16' and check it with parity",
+        )
+    return {
+        "made_by": "refinenet-deploy FP16 conversion (onnxconverter-common, FP32 I/O)",
+        "argmax_agreement_vs_fp32_onnx": agreement,
+        "inputs": "2 seeded random inputs, ONNX Runtime CPU",
+    }
 
 
 # --------------------------------------------------------------------------------------------- records
-def trtexec_command(lib: TrtLibrary, onnx_name: str, engine_name: str, profiles: Sequence[Profile],
-                    options: BuildOptions) -> str:
+def trtexec_command(
+    lib: TrtLibrary, onnx_name: str, engine_name: str, profiles: Sequence[Profile], options: BuildOptions
+) -> str:
     """The equivalent trtexec (or ``tensorrt_rtx``) command line for the installed generation."""
     args = [lib.trtexec, f"--onnx={onnx_name}", f"--saveEngine={engine_name}"]
     if lib.weakly_typed and options.precision in ("fp16", "int8"):
         args.append("--fp16")
     if lib.weakly_typed and options.precision == "int8":
         args.append("--int8")
-    dynamic = [p for p in profiles if not p.static] or ([p for p in profiles] if options.dla_core is not None
-                                                         else [])
+    dynamic = [p for p in profiles if not p.static] or ([p for p in profiles] if options.dla_core is not None else [])
     for flag, attr in (("--minShapes", "min"), ("--optShapes", "opt"), ("--maxShapes", "max")):
         if dynamic:
             args.append(f"{flag}=" + ",".join(f"{p.name}:{'x'.join(map(str, getattr(p, attr)))}" for p in dynamic))
@@ -140,14 +148,16 @@ def _target_device(lib: TrtLibrary, options: BuildOptions) -> dict[str, Any]:
     from ..environment import host_fingerprint, nvidia_gpus
 
     if lib.is_rtx:
-        return {"portable": True, "compute_capabilities": list(RTX_COMPUTE_CAPABILITIES),
-                "note": "TensorRT-RTX ahead-of-time build: runs on its supported GPUs (Ampere and newer RTX-class, "
-                        "Blackwell), specialised on the first run"}
+        return {
+            "portable": True,
+            "compute_capabilities": list(RTX_COMPUTE_CAPABILITIES),
+            "note": "TensorRT-RTX ahead-of-time build: runs on its supported GPUs (Ampere and newer RTX-class, "
+            "Blackwell), specialised on the first run",
+        }
     target: dict[str, Any] = {"portable": False}
     gpus = nvidia_gpus()
     if gpus:
-        target.update(name=gpus[0]["name"], compute_capability=gpus[0]["compute_capability"],
-                      driver=gpus[0]["driver"])
+        target.update(name=gpus[0]["name"], compute_capability=gpus[0]["compute_capability"], driver=gpus[0]["driver"])
     else:
         try:
             from ..backends.tensorrt import cuda
@@ -171,10 +181,13 @@ def summarize_layers(layers: Sequence[dict[str, Any]], source: str) -> dict[str,
     if source == "network":
         convs = [layer for layer in layers if layer.get("type") == "CONVOLUTION"]
         summary.update(
-            quantize=by_type.get("QUANTIZE", 0), dequantize=by_type.get("DEQUANTIZE", 0),
-            convolutions=len(convs), convolutions_int8=sum(1 for c in convs if c.get("fed_by_dequantize")),
+            quantize=by_type.get("QUANTIZE", 0),
+            dequantize=by_type.get("DEQUANTIZE", 0),
+            convolutions=len(convs),
+            convolutions_int8=sum(1 for c in convs if c.get("fed_by_dequantize")),
             resizes=by_type.get("RESIZE", 0),
-            layers_with_half_outputs=sum(1 for layer in layers if "HALF" in layer.get("outputs", [])))
+            layers_with_half_outputs=sum(1 for layer in layers if "HALF" in layer.get("outputs", [])),
+        )
     else:
         precisions = Counter()
         for layer in layers:
@@ -188,38 +201,59 @@ def summarize_layers(layers: Sequence[dict[str, Any]], source: str) -> dict[str,
 
 
 # --------------------------------------------------------------------------------------------- the operation
-def build_engine(model: str | Path, output: str | Path, *, precision: str | None = None,
-                 data: str | Path | None = None, num_images: int = 300, seed: int = 0, split: str | None = None,
-                 input_size: tuple[int, int] | None = None, shapes: str | None = None, library: str = "auto",
-                 workspace_mib: int | None = None, timing_cache: str | Path | None = None,
-                 opt_level: int | None = None, dla_core: int | None = None, gpu_fallback: bool = True,
-                 version_compatible: bool = False, hardware_compatible: bool = False,
-                 layer_report: str | Path | None = None, calibrator: str = "qdq", producer: str = "modelopt",
-                 command: str = "", progress: Callable[[str], None] | None = None) -> EngineResult:
+def build_engine(
+    model: str | Path,
+    output: str | Path,
+    *,
+    precision: str | None = None,
+    data: str | Path | None = None,
+    num_images: int = 300,
+    seed: int = 0,
+    split: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    shapes: str | None = None,
+    library: str = "auto",
+    workspace_mib: int | None = None,
+    timing_cache: str | Path | None = None,
+    opt_level: int | None = None,
+    dla_core: int | None = None,
+    gpu_fallback: bool = True,
+    version_compatible: bool = False,
+    hardware_compatible: bool = False,
+    layer_report: str | Path | None = None,
+    calibrator: str = "qdq",
+    producer: str = "modelopt",
+    command: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> EngineResult:
     """Write ``output`` (a serialized engine) and its ``.meta.json``; parser/builder failures exit 6 and leave
     nothing behind. ``precision``: ``fp16``, ``int8`` or None (what the ONNX holds)."""
     step = progress or (lambda _msg: None)
     model, output = Path(model), Path(output)
     if not model.is_file() or model.suffix != ".onnx":
-        raise UsageError(f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or "
-                         "'rfdeploy calibrate'")
+        raise UsageError(
+            f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
+        )
     check_output_path(output, ENGINE_SUFFIXES)
     report_path = Path(layer_report) if layer_report else None
-    if report_path is not None and (report_path.suffix != ".json" or not report_path.parent.is_dir()
-                                    or report_path.is_dir()):
+    if report_path is not None and (
+        report_path.suffix != ".json" or not report_path.parent.is_dir() or report_path.is_dir()
+    ):
         raise UsageError(f"--layer-report must be a .json file in an existing folder: {report_path}")
     if precision not in (None, "fp16", "int8"):
         raise UsageError(f"unsupported precision: {precision}. Use --fp16 or --int8 (or neither)")
     if calibrator not in CALIBRATORS:
-        raise UsageError(f"unknown --calibrator: {calibrator}. Use qdq (a Q/DQ ONNX, every TensorRT) or implicit "
-                         "(TensorRT 10.x)")
+        raise UsageError(
+            f"unknown --calibrator: {calibrator}. Use qdq (a Q/DQ ONNX, every TensorRT) or implicit (TensorRT 10.x)"
+        )
     if opt_level is not None and not 0 <= opt_level <= 5:
         raise UsageError(f"--opt-level must be 0-5, got {opt_level}")
     if workspace_mib is not None and workspace_mib < 1:
         raise UsageError(f"--workspace must be at least 1 MiB, got {workspace_mib}")
     if input_size and shapes:
-        raise UsageError("--input-size and --shapes exclude each other: --input-size fixes one size, --shapes "
-                         "gives a range")
+        raise UsageError(
+            "--input-size and --shapes exclude each other: --input-size fixes one size, --shapes gives a range"
+        )
     meta = read_metadata(model)
     source = artifact_precision(model, meta)
     want = Precision(precision) if precision else source
@@ -229,12 +263,16 @@ def build_engine(model: str | Path, output: str | Path, *, precision: str | None
         raise UsageError(f"{model.name} is an FP16 ONNX; build it with --fp16, or pass the FP32 export")
     needs_calibration = want == Precision.INT8 and source == Precision.FP32
     if needs_calibration and data is None:
-        raise UsageError("--int8 from an FP32 ONNX needs calibration images: pass --data DIR, or a Q/DQ ONNX from "
-                         "'rfdeploy calibrate'")
+        raise UsageError(
+            "--int8 from an FP32 ONNX needs calibration images: pass --data DIR, or a Q/DQ ONNX from "
+            "'rfdeploy calibrate'"
+        )
     lib = load_library(library)
     if calibrator == "implicit" and not (needs_calibration and lib.weakly_typed):
-        raise UsageError("--calibrator implicit is TensorRT 10.x's entropy calibrator for --int8 from an FP32 ONNX "
-                         f"(with --data); {lib.describe()['generation']} takes a Q/DQ ONNX")
+        raise UsageError(
+            "--calibrator implicit is TensorRT 10.x's entropy calibrator for --int8 from an FP32 ONNX "
+            f"(with --data); {lib.describe()['generation']} takes a Q/DQ ONNX"
+        )
     import onnx
 
     proto = onnx.load(str(model), load_external_data=False)
@@ -242,9 +280,16 @@ def build_engine(model: str | Path, output: str | Path, *, precision: str | None
     profiles = input_profiles(proto, policy.input_format, meta, input_size, shapes)
     del proto
     timing = Path(timing_cache) if timing_cache else None
-    options = BuildOptions(precision=want.value, workspace_mib=workspace_mib, opt_level=opt_level,
-                           timing_cache=timing, dla_core=dla_core, gpu_fallback=gpu_fallback,
-                           version_compatible=version_compatible, hardware_compatible=hardware_compatible)
+    options = BuildOptions(
+        precision=want.value,
+        workspace_mib=workspace_mib,
+        opt_level=opt_level,
+        timing_cache=timing,
+        dla_core=dla_core,
+        gpu_fallback=gpu_fallback,
+        version_compatible=version_compatible,
+        hardware_compatible=hardware_compatible,
+    )
 
     with staged_artifact(output, "trt") as stage:
         onnx_used, onnx_record, calibration = model, {"file": model.name, "made_by": "given"}, meta.get("calibration")
@@ -257,15 +302,27 @@ def build_engine(model: str | Path, output: str | Path, *, precision: str | None
 
             step(f"calibrating INT8 Q/DQ ({producer}) on {data}")
             onnx_used = stage.dir / f"{model.stem}.int8.onnx"
-            calibrated = calibrate_onnx(model, data, onnx_used, num_images=num_images, seed=seed, split=split,
-                                        producer=producer, command=command)
+            calibrated = calibrate_onnx(
+                model,
+                data,
+                onnx_used,
+                num_images=num_images,
+                seed=seed,
+                split=split,
+                producer=producer,
+                command=command,
+            )
             calibration = calibrated.metadata["calibration"]
-            onnx_record = {"file": onnx_used.name, "made_by": f"rfdeploy calibrate ({producer})",
-                           "quantization": calibrated.metadata["quantization"],
-                           "check": calibrated.metadata["check"]}
+            onnx_record = {
+                "file": onnx_used.name,
+                "made_by": f"rfdeploy calibrate ({producer})",
+                "quantization": calibrated.metadata["quantization"],
+                "check": calibrated.metadata["check"],
+            }
         elif needs_calibration:
-            options, calibration = _implicit_calibrator(lib, model, meta, data, num_images, seed, split, output,
-                                                        options)
+            options, calibration = _implicit_calibrator(
+                lib, model, meta, data, num_images, seed, split, output, options
+            )
             onnx_record["made_by"] = "given (FP32; TensorRT 10.x implicit entropy calibration)"
         onnx_record["sha256"] = sha256_file(onnx_used)
         onnx_record["source"] = {"file": model.name, "sha256": sha256_file(model), "precision": str(source)}
@@ -275,22 +332,45 @@ def build_engine(model: str | Path, output: str | Path, *, precision: str | None
         stage.model.write_bytes(outcome.plan)
         report = _layer_report(lib, outcome, want.value)
         info = sidecar(
-            "tensorrt", want, source=meta, command=command, packages=("onnx", "onnxruntime", "cuda-python"),
-            tensorrt=lib.describe(), device=_target_device(lib, options), onnx=onnx_record,
-            calibration=calibration, shapes=[p.to_dict() for p in profiles],
+            "tensorrt",
+            want,
+            source=meta,
+            command=command,
+            packages=("onnx", "onnxruntime", "cuda-python"),
+            tensorrt=lib.describe(),
+            device=_target_device(lib, options),
+            onnx=onnx_record,
+            calibration=calibration,
+            shapes=[p.to_dict() for p in profiles],
             static_shapes=all(p.static for p in profiles),
-            build={"seconds": round(outcome.seconds, 3), "flags": outcome.flags, "workspace_mib": workspace_mib,
-                   "opt_level": opt_level, "timing_cache": str(timing) if timing else None,
-                   "warnings": outcome.warnings},
-            version_compatible=version_compatible, hardware_compatible=hardware_compatible,
-            dla={"core": dla_core, "gpu_fallback": gpu_fallback,
-                 "layers_on_gpu": outcome.dla_gpu_fallback} if dla_core is not None else None,
-            layer_report={"source": report["source"], "summary": report["summary"],
-                          "file": report_path.name if report_path else None},
-            trtexec_command=trtexec_command(lib, model.name if onnx_used == model else
-                                            intermediate_onnx_path(output).name, output.name, profiles, options),
-            rebuild_command=_rebuild_command(model, output, want, profiles, options,
-                                             policy.input_format == "nhwc-uint8", data),
+            build={
+                "seconds": round(outcome.seconds, 3),
+                "flags": outcome.flags,
+                "workspace_mib": workspace_mib,
+                "opt_level": opt_level,
+                "timing_cache": str(timing) if timing else None,
+                "warnings": outcome.warnings,
+            },
+            version_compatible=version_compatible,
+            hardware_compatible=hardware_compatible,
+            dla={"core": dla_core, "gpu_fallback": gpu_fallback, "layers_on_gpu": outcome.dla_gpu_fallback}
+            if dla_core is not None
+            else None,
+            layer_report={
+                "source": report["source"],
+                "summary": report["summary"],
+                "file": report_path.name if report_path else None,
+            },
+            trtexec_command=trtexec_command(
+                lib,
+                model.name if onnx_used == model else intermediate_onnx_path(output).name,
+                output.name,
+                profiles,
+                options,
+            ),
+            rebuild_command=_rebuild_command(
+                model, output, want, profiles, options, policy.input_format == "nhwc-uint8", data
+            ),
         )
         kept = {} if onnx_used == model else {onnx_used: intermediate_onnx_path(output)}
         if kept:
@@ -309,14 +389,30 @@ def _layer_report(lib: TrtLibrary, outcome: BuildOutcome, precision: str) -> dic
         why = "IEngineInspector of the built engine: fused layers, their formats/precisions and tactics"
     else:
         source, rows = "network", outcome.network_layers
-        why = ("the parsed network definition: the engine cannot be deserialised here (no GPU this library "
-               "supports), so these are TensorRT's layers before fusion, with their dtypes and Q/DQ neighbours")
-    return {"source": source, "explanation": why, "library": lib.name, "library_version": lib.version,
-            "precision": precision, "summary": summarize_layers(rows, source), "layers": list(rows)}
+        why = (
+            "the parsed network definition: the engine cannot be deserialised here (no GPU this library "
+            "supports), so these are TensorRT's layers before fusion, with their dtypes and Q/DQ neighbours"
+        )
+    return {
+        "source": source,
+        "explanation": why,
+        "library": lib.name,
+        "library_version": lib.version,
+        "precision": precision,
+        "summary": summarize_layers(rows, source),
+        "layers": list(rows),
+    }
 
 
-def _rebuild_command(model: Path, output: Path, want: Precision, profiles: Sequence[Profile],
-                     options: BuildOptions, nhwc: bool, data: str | Path | None) -> str:
+def _rebuild_command(
+    model: Path,
+    output: Path,
+    want: Precision,
+    profiles: Sequence[Profile],
+    options: BuildOptions,
+    nhwc: bool,
+    data: str | Path | None,
+) -> str:
     args = ["rfdeploy", "build", "trt", model.name]
     if want != Precision.FP32:
         args.append(f"--{want.value}")
@@ -333,9 +429,17 @@ def _rebuild_command(model: Path, output: Path, want: Precision, profiles: Seque
     return " ".join(shlex.quote(a) for a in args)
 
 
-def _implicit_calibrator(lib: TrtLibrary, model: Path, meta: dict[str, Any], data: str | Path, num_images: int,
-                         seed: int, split: str | None, output: Path, options: BuildOptions
-                         ) -> tuple[BuildOptions, dict[str, Any]]:
+def _implicit_calibrator(
+    lib: TrtLibrary,
+    model: Path,
+    meta: dict[str, Any],
+    data: str | Path,
+    num_images: int,
+    seed: int,
+    split: str | None,
+    output: Path,
+    options: BuildOptions,
+) -> tuple[BuildOptions, dict[str, Any]]:
     from dataclasses import replace
 
     from ..backends.tensorrt.calibrator import make_entropy_calibrator
@@ -345,11 +449,25 @@ def _implicit_calibrator(lib: TrtLibrary, model: Path, meta: dict[str, Any], dat
     key = cs.cache_key(sha256_file(model))
     cache = output.with_name(output.name + ".int8cache")
     calib = make_entropy_calibrator(lib, lambda: cs.batches(1), cache, key)
-    record = {"digest": cs.digest(), "count": len(cs.files), "seed": seed, "input_size": list(cs.size),
-              "method": "TensorRT IInt8EntropyCalibrator2 (implicit, TensorRT 10.x)", "cache": cache.name,
-              "cache_key": key}
+    record = {
+        "digest": cs.digest(),
+        "count": len(cs.files),
+        "seed": seed,
+        "input_size": list(cs.size),
+        "method": "TensorRT IInt8EntropyCalibrator2 (implicit, TensorRT 10.x)",
+        "cache": cache.name,
+        "cache_key": key,
+    }
     return replace(options, calibrator=calib), record
 
 
-__all__ = ["CALIBRATORS", "ENGINE_SUFFIXES", "EngineResult", "build_engine", "parse_hw", "parse_shapes",
-           "summarize_layers", "trtexec_command"]
+__all__ = [
+    "CALIBRATORS",
+    "ENGINE_SUFFIXES",
+    "EngineResult",
+    "build_engine",
+    "parse_hw",
+    "parse_shapes",
+    "summarize_layers",
+    "trtexec_command",
+]

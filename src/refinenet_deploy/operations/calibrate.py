@@ -42,13 +42,26 @@ def calibration_manifest_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".calibration.json")
 
 
-def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, method: str | None = None,
-                   num_images: int = 300, seed: int = 0, split: str | None = None, producer: str = "modelopt",
-                   exclude_nodes: list[str] | None = None, max_miou_drop: float | None = None,
-                   val_data: str | Path | None = None, val_images: int = 100, val_split: str | None = None,
-                   threads: int | None = None, command: str = "",
-                   progress: Callable[[int, int], None] | None = None,
-                   report: Callable[[str], None] | None = None) -> ArtifactResult:
+def calibrate_onnx(
+    model: str | Path,
+    data: str | Path,
+    output: str | Path,
+    *,
+    method: str | None = None,
+    num_images: int = 300,
+    seed: int = 0,
+    split: str | None = None,
+    producer: str = "modelopt",
+    exclude_nodes: list[str] | None = None,
+    max_miou_drop: float | None = None,
+    val_data: str | Path | None = None,
+    val_images: int = 100,
+    val_split: str | None = None,
+    threads: int | None = None,
+    command: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> ArtifactResult:
     """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
 
     With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
@@ -79,22 +92,39 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
     with staged_artifact(output, "calib") as stage:
         source = stage.dir / "source.onnx"  # the producers get a copy: the input is never written to
         shutil.copyfile(model, source)
-        quantization = quantize_qdq(source, stage.model, cs, producer=producer, method=method,
-                                    exclude_nodes=exclude_nodes, progress=progress)
+        quantization = quantize_qdq(
+            source, stage.model, cs, producer=producer, method=method, exclude_nodes=exclude_nodes, progress=progress
+        )
         fallback = None
         if max_miou_drop is not None:
-            fallback = _fallback(source, meta, stage.model, val_data or data, max_miou_drop, val_images, val_split,
-                                 threads, report)
+            fallback = _fallback(
+                source, meta, stage.model, val_data or data, max_miou_drop, val_images, val_split, threads, report
+            )
         agreement = _agreement(source, stage.model, cs, input_name)
         info = sidecar(
-            "onnx", Precision.INT8, source=meta, command=command, packages=("onnx", "onnxruntime", "nvidia-modelopt"),
+            "onnx",
+            Precision.INT8,
+            source=meta,
+            command=command,
+            packages=("onnx", "onnxruntime", "nvidia-modelopt"),
             source_model={"file": model.name, "sha256": model_sha},
-            quantization={**quantization, "format": "QDQ", "activations": "int8 symmetric (zero point 0)",
-                          "weights": "int8 symmetric per-channel", "method": method,
-                          "excluded_nodes": exclude_nodes or []},
-            calibration={"digest": cs.digest(manifest), "count": len(cs.files), "seed": seed,
-                         "input_size": list(cs.size), "resize_policy": manifest["resize_policy"],
-                         "skipped": manifest["skipped"], "cache_key": cs.cache_key(model_sha)},
+            quantization={
+                **quantization,
+                "format": "QDQ",
+                "activations": "int8 symmetric (zero point 0)",
+                "weights": "int8 symmetric per-channel",
+                "method": method,
+                "excluded_nodes": exclude_nodes or [],
+            },
+            calibration={
+                "digest": cs.digest(manifest),
+                "count": len(cs.files),
+                "seed": seed,
+                "input_size": list(cs.size),
+                "resize_policy": manifest["resize_policy"],
+                "skipped": manifest["skipped"],
+                "cache_key": cs.cache_key(model_sha),
+            },
             check={"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
         )
         if fallback is not None:
@@ -104,9 +134,17 @@ def calibrate_onnx(model: str | Path, data: str | Path, output: str | Path, *, m
     return result
 
 
-def _fallback(model: Path, meta: dict[str, Any], qdq_path: Path, data: str | Path, max_drop: float,
-              val_images: int, split: str | None, threads: int | None,
-              report: Callable[[str], None] | None) -> dict[str, Any]:
+def _fallback(
+    model: Path,
+    meta: dict[str, Any],
+    qdq_path: Path,
+    data: str | Path,
+    max_drop: float,
+    val_images: int,
+    split: str | None,
+    threads: int | None,
+    report: Callable[[str], None] | None,
+) -> dict[str, Any]:
     import onnx
 
     from ..calibration.fallback import search_fallback

@@ -7,9 +7,11 @@ from typing import Any
 from ..backends.tensorrt.library import available_libraries
 from ..environment import collect_environment
 
-ISA_NOTE = ("INT8 speed and accuracy depend on the CPU's instruction set: VNNI/AMX CPUs run u8 x s8 products "
-            "natively; AVX2-only CPUs emulate them (a Q/DQ model taken into OpenVINO there needs NNCF's overflow "
-            "fix). Benchmark notes should name the CPU and its ISA.")
+ISA_NOTE = (
+    "INT8 speed and accuracy depend on the CPU's instruction set: VNNI/AMX CPUs run u8 x s8 products "
+    "natively; AVX2-only CPUs emulate them (a Q/DQ model taken into OpenVINO there needs NNCF's overflow "
+    "fix). Benchmark notes should name the CPU and its ISA."
+)
 
 
 def diagnose() -> dict[str, Any]:

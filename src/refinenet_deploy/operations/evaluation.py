@@ -18,8 +18,13 @@ from ..validate.metrics import SegmentationScores, confusion_matrix
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, ds: SegmentationDataset, num_classes: int, norm: Normalization,
-                   progress: Callable[[int, int], None] | None = None) -> SegmentationScores:
+def evaluate_model(
+    model: torch.nn.Module,
+    ds: SegmentationDataset,
+    num_classes: int,
+    norm: Normalization,
+    progress: Callable[[int, int], None] | None = None,
+) -> SegmentationScores:
     """mIoU of a PyTorch model: logits upsampled to the label size (``upsample_logits``), then argmax."""
     model.eval()
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -34,10 +39,16 @@ def evaluate_model(model: torch.nn.Module, ds: SegmentationDataset, num_classes:
     return SegmentationScores.from_confusion(conf)
 
 
-
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, split: str | None = None, arch: str = "auto",
-                        num_classes: int | None = None, threads: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    arch: str = "auto",
+    num_classes: int | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Load ``checkpoint`` strictly, run it over ``data`` and return mIoU and per-class IoU (JSON-ready)."""
     if threads:
         torch.set_num_threads(threads)
@@ -50,7 +61,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, split: str 
     scores = evaluate_model(model, ds, loaded.num_classes, norm, progress)
     names = loaded.class_names or ds.class_names or tuple(str(i) for i in range(loaded.num_classes))
     return {
-        "checkpoint": str(checkpoint), "arch": loaded.arch, "data": str(data), "num_images": len(ds),
-        "miou": scores.miou, "pixel_accuracy": scores.pixel_accuracy, "class_names": list(names),
+        "checkpoint": str(checkpoint),
+        "arch": loaded.arch,
+        "data": str(data),
+        "num_images": len(ds),
+        "miou": scores.miou,
+        "pixel_accuracy": scores.pixel_accuracy,
+        "class_names": list(names),
         "iou": [None if np.isnan(v) else v for v in scores.iou],
     }

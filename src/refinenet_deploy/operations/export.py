@@ -50,8 +50,19 @@ from ..validate.tolerances import FP16, FP32, Tolerance
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_VERIFY_SIZES", "EXPORTERS", "HEADS", "INPUT_FORMATS", "SIMPLIFIERS", "SUPPORTED_OPSETS",
-           "ExportResult", "ExportSpec", "VerificationCase", "export_onnx", "verification_inputs"]
+__all__ = [
+    "DEFAULT_VERIFY_SIZES",
+    "EXPORTERS",
+    "HEADS",
+    "INPUT_FORMATS",
+    "SIMPLIFIERS",
+    "SUPPORTED_OPSETS",
+    "ExportResult",
+    "ExportSpec",
+    "VerificationCase",
+    "export_onnx",
+    "verification_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -134,25 +145,39 @@ def _run_onnx(path: Path, inputs: Sequence[tuple[str, np.ndarray]]) -> list[np.n
         raise ExportError(f"the exported graph does not run in ONNX Runtime: {exc.message}") from exc
 
 
-def _compare_all(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], inputs: Sequence[tuple[str, np.ndarray]],
-                 tol: Tolerance, spec: ExportSpec) -> list[VerificationCase]:
+def _compare_all(
+    refs: Sequence[np.ndarray],
+    tests: Sequence[np.ndarray],
+    inputs: Sequence[tuple[str, np.ndarray]],
+    tol: Tolerance,
+    spec: ExportSpec,
+) -> list[VerificationCase]:
     cases = []
     for (name, x), ref, test in zip(inputs, refs, tests):
         size = x.shape[1:3] if spec.input_format == "nhwc-uint8" else x.shape[2:4]
-        cases.append(VerificationCase(name, (int(size[0]), int(size[1])), int(x.shape[0]),
-                                      compare_outputs(ref, test, tol)))
+        cases.append(
+            VerificationCase(name, (int(size[0]), int(size[1])), int(x.shape[0]), compare_outputs(ref, test, tol))
+        )
     return cases
 
 
 def _fail_summary(cases: Sequence[VerificationCase]) -> str:
     bad = [c for c in cases if not c.diff.within_tolerance]
     c = bad[0]
-    return (f"{len(bad)} of {len(cases)} checks failed, e.g. {c.name}: max abs error {c.diff.max_abs_error:.3g}, "
-            f"argmax agreement {c.diff.argmax_agreement:.4%}")
+    return (
+        f"{len(bad)} of {len(cases)} checks failed, e.g. {c.name}: max abs error {c.diff.max_abs_error:.3g}, "
+        f"argmax agreement {c.diff.argmax_agreement:.4%}"
+    )
 
 
-def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = ExportSpec(), *,
-                command: str = "", progress: Callable[[str], None] | None = None) -> ExportResult:
+def export_onnx(
+    checkpoint: str | Path,
+    output: str | Path,
+    spec: ExportSpec = ExportSpec(),
+    *,
+    command: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
     """Export ``checkpoint`` to ``output`` (.onnx) with a ``.meta.json`` sidecar; verified, atomic."""
     require("onnx")
     spec.validate()
@@ -184,9 +209,18 @@ def export_onnx(checkpoint: str | Path, output: str | Path, spec: ExportSpec = E
         raise ExportError(f"cannot write {output}: {exc.strerror or exc}. Check disk space and permissions") from exc
 
 
-def _export_in_tempdir(module: nn.Module, dummy: torch.Tensor, inputs: list[tuple[str, np.ndarray]],
-                       refs: list[np.ndarray], loaded: LoadedModel, norm: Normalization, spec: ExportSpec,
-                       output: Path, command: str, step: Callable[[str], None]) -> ExportResult:
+def _export_in_tempdir(
+    module: nn.Module,
+    dummy: torch.Tensor,
+    inputs: list[tuple[str, np.ndarray]],
+    refs: list[np.ndarray],
+    loaded: LoadedModel,
+    norm: Normalization,
+    spec: ExportSpec,
+    output: Path,
+    command: str,
+    step: Callable[[str], None],
+) -> ExportResult:
     import onnx
 
     with staged_artifact(output, "export") as stage:
@@ -209,8 +243,10 @@ def _export_in_tempdir(module: nn.Module, dummy: torch.Tensor, inputs: list[tupl
             onnx.save(model, str(simp_path))
             simplification = _compare_all(raw_outs, _run_onnx(simp_path, inputs), inputs, FP32, spec)
             if not all(c.diff.within_tolerance for c in simplification):
-                raise ExportError(f"{spec.simplify} changed the model's outputs ({_fail_summary(simplification)}). "
-                                  "Refusing to write it; use --simplify none or the other simplifier")
+                raise ExportError(
+                    f"{spec.simplify} changed the model's outputs ({_fail_summary(simplification)}). "
+                    "Refusing to write it; use --simplify none or the other simplifier"
+                )
         if spec.fp16:
             step("converting to FP16")
             model = to_fp16(model)
@@ -220,8 +256,10 @@ def _export_in_tempdir(module: nn.Module, dummy: torch.Tensor, inputs: list[tupl
         tol = FP16 if spec.fp16 else FP32
         cases = _compare_all(refs, _run_onnx(stage.model, inputs), inputs, tol, spec)
         if not all(c.diff.within_tolerance for c in cases):
-            raise ExportError(f"exported model does not match PyTorch within tolerance ({_fail_summary(cases)}); "
-                              "nothing was written", hint="re-run with --debug, or try another --opset/--exporter")
+            raise ExportError(
+                f"exported model does not match PyTorch within tolerance ({_fail_summary(cases)}); nothing was written",
+                hint="re-run with --debug, or try another --opset/--exporter",
+            )
 
         meta = _metadata(loaded, norm, spec, model, cases, simplification, tol, command)
         if spec.trt_check:
@@ -250,22 +288,40 @@ def tensorrt_check(path: Path, model: Any, spec: ExportSpec, step: Callable[[str
     meta = {"export_size": list(spec.input_size), "batch": spec.batch}
     profiles = input_profiles(model, spec.input_format, meta)
     try:
-        outcome = build_engine_plan(lib, path, profiles, BuildOptions(precision=spec.precision,
-                                                                      detailed_profiling=False))
+        outcome = build_engine_plan(
+            lib, path, profiles, BuildOptions(precision=spec.precision, detailed_profiling=False)
+        )
     except EngineBuildError as exc:
-        raise ExportError(f"the exported ONNX does not build with {lib.name} {lib.version}: {exc.message}",
-                          hint="pass --no-trt-check to export for other runtimes anyway") from exc
-    return {"library": lib.name, "version": lib.version, "parsed": True, "built": True,
-            "layers": len(outcome.network_layers), "build_seconds": round(outcome.seconds, 3),
-            "shapes": [p.to_dict() for p in profiles]}
+        raise ExportError(
+            f"the exported ONNX does not build with {lib.name} {lib.version}: {exc.message}",
+            hint="pass --no-trt-check to export for other runtimes anyway",
+        ) from exc
+    return {
+        "library": lib.name,
+        "version": lib.version,
+        "parsed": True,
+        "built": True,
+        "layers": len(outcome.network_layers),
+        "build_seconds": round(outcome.seconds, 3),
+        "shapes": [p.to_dict() for p in profiles],
+    }
 
 
-def _metadata(loaded: LoadedModel, norm: Normalization, spec: ExportSpec, model: Any,
-              cases: list[VerificationCase], simplification: list[VerificationCase], tol: Tolerance,
-              command: str) -> dict[str, Any]:
+def _metadata(
+    loaded: LoadedModel,
+    norm: Normalization,
+    spec: ExportSpec,
+    model: Any,
+    cases: list[VerificationCase],
+    simplification: list[VerificationCase],
+    tol: Tolerance,
+    command: str,
+) -> dict[str, Any]:
     ckpt = loaded.checkpoint
     return sidecar(
-        "onnx", spec.precision, command=command,
+        "onnx",
+        spec.precision,
+        command=command,
         packages=("torch", "onnx", "onnxruntime", "onnxsim", "onnxslim", "onnxconverter-common"),
         arch=loaded.arch,
         num_classes=loaded.num_classes,
@@ -282,8 +338,11 @@ def _metadata(loaded: LoadedModel, norm: Normalization, spec: ExportSpec, model:
         batch=spec.batch,
         inputs=[io_spec(i) for i in model.graph.input],
         outputs=[io_spec(o) for o in model.graph.output],
-        checkpoint={"file": ckpt.path.name if ckpt else None, "sha256": ckpt.sha256 if ckpt else None,
-                    "wrapper": ckpt.wrapper if ckpt else None},
+        checkpoint={
+            "file": ckpt.path.name if ckpt else None,
+            "sha256": ckpt.sha256 if ckpt else None,
+            "wrapper": ckpt.wrapper if ckpt else None,
+        },
         verification={
             "runtime": "onnxruntime CPUExecutionProvider",
             "reference": "PyTorch FP32 eager",

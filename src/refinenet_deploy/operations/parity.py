@@ -92,21 +92,24 @@ def validate_parity(
     loaded = load_model(checkpoint)
     policy = InputPolicy.from_metadata(meta, default=checkpoint_normalization(loaded))
     if meta.get("num_classes") not in (None, loaded.num_classes):
-        raise UsageError(f"the artifact has {meta['num_classes']} classes, the checkpoint {loaded.num_classes}. "
-                         "Compare an artifact with the checkpoint it was exported from")
+        raise UsageError(
+            f"the artifact has {meta['num_classes']} classes, the checkpoint {loaded.num_classes}. "
+            "Compare an artifact with the checkpoint it was exported from"
+        )
     reference = open_checkpoint(loaded, policy=policy)
     if kind == Runtime.TORCH:
         backend = open_checkpoint(artifact, policy=policy, arch=loaded.arch)
         precision = "fp32"
     else:
-        backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision,
-                              meta=meta)
+        backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision, meta=meta)
         precision = artifact_precision(artifact, meta).value
         if kind == Runtime.OPENVINO and precision == "fp32" and inference_precision in ("bf16", "f16"):
             precision = {"bf16": "bf16", "f16": "fp16"}[inference_precision]  # what runs sets the gates
     defaults = tolerance_for(precision).gates
-    gates = Gates(max_miou_drop=defaults.max_miou_drop if max_miou_drop is None else max_miou_drop,
-                  min_agreement=defaults.min_agreement if min_agreement is None else min_agreement)
+    gates = Gates(
+        max_miou_drop=defaults.max_miou_drop if max_miou_drop is None else max_miou_drop,
+        min_agreement=defaults.min_agreement if min_agreement is None else min_agreement,
+    )
 
     ds, total, samples = _samples(data, split, num_images)
     names = loaded.class_names or meta.get("class_names") or ds.class_names
@@ -114,9 +117,18 @@ def validate_parity(
         names = tuple(str(i) for i in range(loaded.num_classes))
     with reference, backend:
         spec = backend.input_specs[0]
-        engine = ParityEngine(reference, backend, num_classes=loaded.num_classes, class_names=names,
-                              policy=policy.for_input(spec.name, spec.shape), precision=precision,
-                              gates=gates, scales=scales, flip=flip, save_worst=save_worst)
+        engine = ParityEngine(
+            reference,
+            backend,
+            num_classes=loaded.num_classes,
+            class_names=names,
+            policy=policy.for_input(spec.name, spec.shape),
+            precision=precision,
+            gates=gates,
+            scales=scales,
+            flip=flip,
+            save_worst=save_worst,
+        )
         report = engine.run(samples, progress=(lambda i: progress(i, total)) if progress else None)
         executed = getattr(backend, "executed_precision", None)
     if save_worst:
@@ -126,11 +138,18 @@ def validate_parity(
     ckpt_sha = loaded.checkpoint.sha256 if loaded.checkpoint else None
     art_sha = (meta.get("checkpoint") or {}).get("sha256")
     report.context = {
-        "created": utc_now(), "tool_version": __version__,
-        "checkpoint": str(checkpoint), "checkpoint_sha256": ckpt_sha, "arch": loaded.arch,
-        "artifact": str(artifact), "runtime": kind.value, "device": str(backend.device), "runtime_precision": executed,
+        "created": utc_now(),
+        "tool_version": __version__,
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": ckpt_sha,
+        "arch": loaded.arch,
+        "artifact": str(artifact),
+        "runtime": kind.value,
+        "device": str(backend.device),
+        "runtime_precision": executed,
         "artifact_from_this_checkpoint": None if art_sha is None else art_sha == ckpt_sha,
-        "data": str(data), "split": getattr(ds, "split", None),
+        "data": str(data),
+        "split": getattr(ds, "split", None),
         "versions": {k: v for k, v in package_versions(("torch", "onnxruntime", "openvino", "tensorrt")).items() if v},
     }
     if art_sha is not None and art_sha != ckpt_sha:
@@ -141,5 +160,7 @@ def validate_parity(
 def raise_for_gates(report: ParityReport) -> None:
     """Exit 3 (``ParityError``) when a gate failed."""
     if not report.passed:
-        raise ParityError("parity gate failed: " + "; ".join(report.failed_gates),
-                          hint="see the report; --save-worst K DIR shows where the backend disagrees")
+        raise ParityError(
+            "parity gate failed: " + "; ".join(report.failed_gates),
+            hint="see the report; --save-worst K DIR shows where the backend disagrees",
+        )

@@ -68,34 +68,73 @@ def build_rows(documents: Iterable[dict[str, Any]]) -> list[ReportRow]:
         used.add(name)
         p50 = b["compute_only"]["p50_ms"]
         precision = b.get("runtime_precision") or b.get("precision") or "fp32"
-        rows.append(ReportRow(dev, name, b["runtime"], precision, p50, b["compute_only"]["p99_ms"],
-                              b["compute_only"]["throughput_ips"],
-                              baseline[dev] / p50 if dev in baseline and p50 else None,
-                              par.get("miou_drop_points") if par else None,
-                              par.get("pixel_agreement") if par else None))
+        rows.append(
+            ReportRow(
+                dev,
+                name,
+                b["runtime"],
+                precision,
+                p50,
+                b["compute_only"]["p99_ms"],
+                b["compute_only"]["throughput_ips"],
+                baseline[dev] / p50 if dev in baseline and p50 else None,
+                par.get("miou_drop_points") if par else None,
+                par.get("pixel_agreement") if par else None,
+            )
+        )
     for name, par in parities.items():
         if name not in used:
-            rows.append(ReportRow("(accuracy only)", name, par.get("runtime", "?"), par.get("precision", "?"),
-                                  None, None, None, None, par.get("miou_drop_points"), par.get("pixel_agreement")))
+            rows.append(
+                ReportRow(
+                    "(accuracy only)",
+                    name,
+                    par.get("runtime", "?"),
+                    par.get("precision", "?"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    par.get("miou_drop_points"),
+                    par.get("pixel_agreement"),
+                )
+            )
     return sorted(rows, key=lambda r: (r.device, r.p50_ms if r.p50_ms is not None else float("inf")))
 
 
-HEADER = ("device", "artifact", "runtime", "precision", "p50 ms", "p99 ms", "FPS", "speed-up vs PyTorch",
-          "mIoU drop (pt)", "pixel agreement")
+HEADER = (
+    "device",
+    "artifact",
+    "runtime",
+    "precision",
+    "p50 ms",
+    "p99 ms",
+    "FPS",
+    "speed-up vs PyTorch",
+    "mIoU drop (pt)",
+    "pixel agreement",
+)
 
 
 def _cells(r: ReportRow) -> list[str]:
     def f(v: float | None, spec: str) -> str:
         return "n/a" if v is None else format(v, spec)
 
-    return [r.device, r.artifact, r.runtime, r.precision, f(r.p50_ms, ".2f"), f(r.p99_ms, ".2f"), f(r.fps, ".1f"),
-            "n/a" if r.speedup is None else f"{r.speedup:.2f}x", f(r.miou_drop_points, ".3f"),
-            "n/a" if r.agreement is None else f"{r.agreement:.4%}"]
+    return [
+        r.device,
+        r.artifact,
+        r.runtime,
+        r.precision,
+        f(r.p50_ms, ".2f"),
+        f(r.p99_ms, ".2f"),
+        f(r.fps, ".1f"),
+        "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
+        f(r.miou_drop_points, ".3f"),
+        "n/a" if r.agreement is None else f"{r.agreement:.4%}",
+    ]
 
 
 def to_markdown(rows: list[ReportRow], charts: dict[str, str] | None = None) -> str:
-    lines = ["# refinenet-deploy report", "", "| " + " | ".join(HEADER) + " |",
-             "|" + "---|" * len(HEADER)]
+    lines = ["# refinenet-deploy report", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     for title, path in (charts or {}).items():
         lines += ["", f"![{title}]({path})"]
@@ -145,14 +184,18 @@ def _png(fig: Any) -> bytes:
 def to_html(rows: list[ReportRow], charts: dict[str, bytes]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
-    imgs = "".join(f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
-                   f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
-                   for k, v in charts.items())
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;text-align:right}td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}"
-            "</style></head><body><h1>refinenet-deploy report</h1>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{imgs}</body></html>\n")
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
+        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
+        for k, v in charts.items()
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}"
+        "</style></head><body><h1>refinenet-deploy report</h1>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{imgs}</body></html>\n"
+    )
 
 
 def make_report(inputs: Sequence[str | Path], output: str | Path) -> tuple[Path, list[ReportRow], list[Path]]:
@@ -183,18 +226,23 @@ def make_report(inputs: Sequence[str | Path], output: str | Path) -> tuple[Path,
 
 def parity_markdown(report: dict[str, Any]) -> str:
     """A Markdown rendering of the parity JSON."""
+
     def pct(v: float | None, digits: int = 2) -> str:
         return "n/a" if v is None else f"{v * 100:.{digits}f}"
 
     status = "PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failed_gates"])
     lines = [
-        f"# Parity: `{Path(report['artifact']).name}` vs PyTorch `{Path(report['checkpoint']).name}`", "",
+        f"# Parity: `{Path(report['artifact']).name}` vs PyTorch `{Path(report['checkpoint']).name}`",
+        "",
         f"**{status}** ({report['precision']} gates: |mIoU drop| <= {report['gates']['max_miou_drop']} pt, "
-        f"pixel agreement >= {report['gates']['min_agreement'] * 100:.2f} %)", "",
+        f"pixel agreement >= {report['gates']['min_agreement'] * 100:.2f} %)",
+        "",
         f"{report['num_images']} images from `{report['data']}`, runtime `{report['runtime']}`"
         + (f" (ran in {report['runtime_precision']})" if report.get("runtime_precision") else "")
-        + f", TTA scales {report['tta']['scales']}, flip {report['tta']['flip']}.", "",
-        "| metric | value |", "|---|---:|",
+        + f", TTA scales {report['tta']['scales']}, flip {report['tta']['flip']}.",
+        "",
+        "| metric | value |",
+        "|---|---:|",
         f"| PyTorch mIoU | {pct(report['reference_miou'])} |",
         f"| backend mIoU | {pct(report['backend_miou'])} |",
         f"| mIoU drop (pt) | {_fmt(report['miou_drop_points'], '.3f')} |",
@@ -203,16 +251,22 @@ def parity_markdown(report: dict[str, Any]) -> str:
         f"| boundary agreement ({report['policy']['boundary_width_px']} px band) | "
         f"{pct(report['boundary_agreement'], 3)} |",
         f"| logit max abs error | {_fmt(report['logit_max_abs_error'])} |",
-        f"| logit mean abs error | {_fmt(report['logit_mean_abs_error'])} |", "",
-        "| class | PyTorch IoU | backend IoU | drop (pt) | agreement IoU |", "|---|---:|---:|---:|---:|",
+        f"| logit mean abs error | {_fmt(report['logit_mean_abs_error'])} |",
+        "",
+        "| class | PyTorch IoU | backend IoU | drop (pt) | agreement IoU |",
+        "|---|---:|---:|---:|---:|",
     ]
     for c in report["per_class"]:
         drop = "n/a" if c["drop_points"] is None else f"{c['drop_points']:.2f}"
-        lines.append(f"| {c['class']} | {pct(c['reference_iou'])} | {pct(c['backend_iou'])} | {drop} | "
-                     f"{pct(c['agreement_iou'])} |")
+        lines.append(
+            f"| {c['class']} | {pct(c['reference_iou'])} | {pct(c['backend_iou'])} | {drop} | "
+            f"{pct(c['agreement_iou'])} |"
+        )
     if report.get("worst"):
-        lines += ["", "Lowest agreement: " + ", ".join(f"{w['name']} ({w['pixel_agreement']:.2%})"
-                                                        for w in report["worst"])]
+        lines += [
+            "",
+            "Lowest agreement: " + ", ".join(f"{w['name']} ({w['pixel_agreement']:.2%})" for w in report["worst"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -220,8 +274,9 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-def write_parity_report(result: dict[str, Any], *, json_out: str | Path | None = None,
-                        markdown_out: str | Path | None = None) -> list[Path]:
+def write_parity_report(
+    result: dict[str, Any], *, json_out: str | Path | None = None, markdown_out: str | Path | None = None
+) -> list[Path]:
     """Write a parity result as JSON and/or Markdown; returns the files written."""
     written = []
     if json_out is not None:

@@ -84,8 +84,9 @@ class TrainResult:
 class _Augmented(torch.utils.data.Dataset):
     """Training view of a dataset: random scale, crop (label padded with ignore), flip, colour jitter."""
 
-    def __init__(self, ds: SegmentationDataset, norm: Normalization, crop: int,
-                 scale_range: tuple[float, float], seed: int) -> None:
+    def __init__(
+        self, ds: SegmentationDataset, norm: Normalization, crop: int, scale_range: tuple[float, float], seed: int
+    ) -> None:
         self.ds, self.norm, self.crop, self.scale_range, self.seed = ds, norm, crop, scale_range, seed
         self.epoch = 0
 
@@ -109,7 +110,7 @@ class _Augmented(torch.utils.data.Dataset):
             label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
         y0 = int(rng.integers(0, image.shape[0] - c + 1))
         x0 = int(rng.integers(0, image.shape[1] - c + 1))
-        image, label = image[y0:y0 + c, x0:x0 + c], label[y0:y0 + c, x0:x0 + c]
+        image, label = image[y0 : y0 + c, x0 : x0 + c], label[y0 : y0 + c, x0 : x0 + c]
         if rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
@@ -129,8 +130,9 @@ def _save_atomic(obj: Any, path: Path) -> None:
     write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
-def train(cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = None,
-          resume: bool = False) -> TrainResult:
+def train(
+    cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = None, resume: bool = False
+) -> TrainResult:
     """Train ``cfg.arch`` on ``cfg.data``; writes ``last.pt`` each epoch and ``model.safetensors`` at the end."""
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise UsageError("epochs and batch size must be at least 1")
@@ -153,8 +155,9 @@ def train(cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = N
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
     aug = _Augmented(train_ds, norm, crop, cfg.scale_range, cfg.seed)
     steps = len(train_ds) // cfg.batch_size
     if steps == 0:
@@ -180,7 +183,10 @@ def train(cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = N
         order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(aug, order[: steps * cfg.batch_size].tolist()),
-            batch_size=cfg.batch_size, shuffle=False, num_workers=0, drop_last=True,
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            num_workers=0,
+            drop_last=True,
         )
         t0, losses = time.perf_counter(), []
         for step, (x, y) in enumerate(loader):
@@ -202,25 +208,49 @@ def train(cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = N
             if best is None or val_miou > best:
                 best = val_miou
                 _save_atomic(model.state_dict(), out / "best.pt")
-        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_miou": val_miou,
-                 "seconds": time.perf_counter() - t0}
+        entry = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "val_miou": val_miou,
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(entry)
         log.info("epoch %d/%d loss %.4f val mIoU %s", epoch + 1, cfg.epochs, entry["loss"], val_miou)
-        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                      "iteration": iteration, "best_miou": best, "history": json.dumps(history),
-                      "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(cfg))}, last_path)
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch + 1,
+                "iteration": iteration,
+                "best_miou": best,
+                "history": json.dumps(history),
+                "torch_rng": torch.get_rng_state(),
+                "config": json.dumps(asdict(cfg)),
+            },
+            last_path,
+        )
         if progress:
-            progress(TrainProgress("epoch", epoch + 1, cfg.epochs, steps, steps, entry["loss"], 0.0, val_miou,
-                                   entry["seconds"]))
+            progress(
+                TrainProgress(
+                    "epoch", epoch + 1, cfg.epochs, steps, steps, entry["loss"], 0.0, val_miou, entry["seconds"]
+                )
+            )
 
     if val_ds is not None and (out / "best.pt").exists():
         model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     final = out / "model.safetensors"
     metadata = {
-        "arch": cfg.arch, "num_classes": num_classes, "class_names": list(train_ds.class_names),
-        "normalization": norm.to_dict(), "training_command": cfg.command, "tool_version": __version__,
-        "train_data": str(cfg.data), "val_data": str(cfg.val_data) if cfg.val_data else None,
-        "val_miou": best, "epochs": cfg.epochs, "history": history,
+        "arch": cfg.arch,
+        "num_classes": num_classes,
+        "class_names": list(train_ds.class_names),
+        "normalization": norm.to_dict(),
+        "training_command": cfg.command,
+        "tool_version": __version__,
+        "train_data": str(cfg.data),
+        "val_data": str(cfg.val_data) if cfg.val_data else None,
+        "val_miou": best,
+        "epochs": cfg.epochs,
+        "history": history,
     }
     save_safetensors(model.state_dict(), final, metadata, fp16=cfg.fp16_weights)
     return TrainResult(final, best, cfg.epochs, history)

@@ -31,8 +31,9 @@ def argmax_agreement(ref: np.ndarray, test: np.ndarray, axis: int = 1) -> float:
     return float(np.mean(ref.argmax(axis) == test.argmax(axis)))
 
 
-def compare_class_maps(ref_logits: np.ndarray, test_labels: np.ndarray, tol: Tolerance,
-                       *, class_axis: int = 1) -> OutputDiff:
+def compare_class_maps(
+    ref_logits: np.ndarray, test_labels: np.ndarray, tol: Tolerance, *, class_axis: int = 1
+) -> OutputDiff:
     """A backend's class map against the reference *logits* (N, C, H, W) at the same size.
 
     With ``tol.atol`` set (FP32), every pixel must agree except numerical ties, where the reference's
@@ -46,8 +47,9 @@ def compare_class_maps(ref_logits: np.ndarray, test_labels: np.ndarray, tol: Tol
     differ = ref_labels != test_labels.astype(np.int64)
     agree = 1.0 - float(differ.mean())
     best = np.take_along_axis(ref_logits, np.expand_dims(ref_labels, class_axis), class_axis).squeeze(class_axis)
-    chosen = np.take_along_axis(ref_logits, np.expand_dims(test_labels.astype(np.int64), class_axis),
-                                class_axis).squeeze(class_axis)
+    chosen = np.take_along_axis(
+        ref_logits, np.expand_dims(test_labels.astype(np.int64), class_axis), class_axis
+    ).squeeze(class_axis)
     not_tie = differ & (best - chosen > (tol.atol or 0.0))
     frac_not_tie = float(not_tie.mean())
     ok = (not not_tie.any()) if tol.atol is not None else agree >= tol.min_agreement
@@ -77,5 +79,6 @@ def compare_outputs(ref: np.ndarray, test: np.ndarray, tol: Tolerance, *, class_
     ok = agree >= tol.min_agreement and bool(np.all(np.isfinite(t)))
     if tol.atol is not None:  # scale-aware: float32 reordering errors grow with the activations' magnitude
         ok = ok and max_abs <= tol.atol + tol.rtol * scale
-    return OutputDiff(max_abs, float(diff.mean()) if diff.size else 0.0, max_abs / scale if scale else max_abs,
-                      agree, ok, int(r.size))
+    return OutputDiff(
+        max_abs, float(diff.mean()) if diff.size else 0.0, max_abs / scale if scale else max_abs, agree, ok, int(r.size)
+    )

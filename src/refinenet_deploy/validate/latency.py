@@ -41,9 +41,17 @@ def latency_stats(samples_ns: Sequence[int] | np.ndarray, batch: int = 1) -> Lat
     ms = ns / 1e6
     p = np.percentile(ms, PERCENTILES)
     return LatencyStats(
-        iterations=int(ms.size), batch=batch, mean_ms=float(ms.mean()), std_ms=float(ms.std(ddof=1)) if ms.size > 1
-        else 0.0, min_ms=float(ms.min()), p50_ms=float(p[0]), p90_ms=float(p[1]), p95_ms=float(p[2]),
-        p99_ms=float(p[3]), max_ms=float(ms.max()), throughput_ips=float(batch * 1000.0 / ms.mean()),
+        iterations=int(ms.size),
+        batch=batch,
+        mean_ms=float(ms.mean()),
+        std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+        min_ms=float(ms.min()),
+        p50_ms=float(p[0]),
+        p90_ms=float(p[1]),
+        p95_ms=float(p[2]),
+        p99_ms=float(p[3]),
+        max_ms=float(ms.max()),
+        throughput_ips=float(batch * 1000.0 / ms.mean()),
     )
 
 

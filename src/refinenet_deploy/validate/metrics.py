@@ -29,9 +29,7 @@ def confusion_matrix(
     lab, prd = lab[keep], prd[keep]
     if prd.size and (prd.min() < 0 or prd.max() >= num_classes):
         raise ValueError(f"prediction has class ids outside 0..{num_classes - 1}")
-    return np.bincount(lab * num_classes + prd, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
+    return np.bincount(lab * num_classes + prd, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def iou_per_class(confusion: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.NEAREST))
 
 
-def render_panel(image: np.ndarray, label: np.ndarray | None, reference: np.ndarray, backend: np.ndarray,
-                 title: str) -> Image.Image:
+def render_panel(
+    image: np.ndarray, label: np.ndarray | None, reference: np.ndarray, backend: np.ndarray, title: str
+) -> Image.Image:
     """image | ground truth | PyTorch | backend | disagreement (red on the dimmed image)."""
     size = reference.shape
     img = _fit(image, size)
@@ -44,7 +45,8 @@ def save_panels(records: list, out_dir: str | Path) -> list[Path]:
     for rank, r in enumerate(records, start=1):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in r.name)
         path = out / f"{rank:02d}_{safe}.png"
-        render_panel(r.image, r.label, r.reference, r.backend,
-                     f"#{rank} {r.name}: pixel agreement {r.agreement:.2%}").save(path)
+        render_panel(
+            r.image, r.label, r.reference, r.backend, f"#{rank} {r.name}: pixel agreement {r.agreement:.2%}"
+        ).save(path)
         paths.append(path)
     return paths

@@ -89,23 +89,43 @@ class ParityReport:
             ref = self.reference_iou[i] if self.reference_iou else None
             back = self.backend_iou[i] if self.backend_iou else None
             drop = (ref - back) * 100 if ref is not None and back is not None else None
-            per_class.append({"class": name, "reference_iou": ref, "backend_iou": back, "drop_points": drop,
-                              "agreement_iou": self.agreement.iou[i]})
-        return clean({
-            "schema": PARITY_SCHEMA, "schema_version": PARITY_SCHEMA_VERSION,
-            "passed": self.passed, "failed_gates": self.failed_gates,
-            "gates": asdict(self.gates), "precision": self.precision,
-            "num_images": self.num_images, "num_classes": self.num_classes, "has_labels": self.has_labels,
-            "reference_miou": self.reference_miou, "backend_miou": self.backend_miou,
-            "miou_drop_points": self.miou_drop_points,
-            "reference_pixel_accuracy": self.reference_pixel_accuracy,
-            "backend_pixel_accuracy": self.backend_pixel_accuracy,
-            "agreement_miou": self.agreement.miou, "pixel_agreement": self.agreement.pixel,
-            "boundary_agreement": self.agreement.boundary,
-            "logit_max_abs_error": self.logit_max_abs_error, "logit_mean_abs_error": self.logit_mean_abs_error,
-            "per_class": per_class, "tta": self.tta, "policy": self.policy, "worst": self.worst,
-            **self.context,
-        })
+            per_class.append(
+                {
+                    "class": name,
+                    "reference_iou": ref,
+                    "backend_iou": back,
+                    "drop_points": drop,
+                    "agreement_iou": self.agreement.iou[i],
+                }
+            )
+        return clean(
+            {
+                "schema": PARITY_SCHEMA,
+                "schema_version": PARITY_SCHEMA_VERSION,
+                "passed": self.passed,
+                "failed_gates": self.failed_gates,
+                "gates": asdict(self.gates),
+                "precision": self.precision,
+                "num_images": self.num_images,
+                "num_classes": self.num_classes,
+                "has_labels": self.has_labels,
+                "reference_miou": self.reference_miou,
+                "backend_miou": self.backend_miou,
+                "miou_drop_points": self.miou_drop_points,
+                "reference_pixel_accuracy": self.reference_pixel_accuracy,
+                "backend_pixel_accuracy": self.backend_pixel_accuracy,
+                "agreement_miou": self.agreement.miou,
+                "pixel_agreement": self.agreement.pixel,
+                "boundary_agreement": self.agreement.boundary,
+                "logit_max_abs_error": self.logit_max_abs_error,
+                "logit_mean_abs_error": self.logit_mean_abs_error,
+                "per_class": per_class,
+                "tta": self.tta,
+                "policy": self.policy,
+                "worst": self.worst,
+                **self.context,
+            }
+        )
 
 
 def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -131,16 +151,28 @@ def _upsample(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class ParityEngine:
     """Streams images through a reference and a backend runner and accumulates every metric."""
 
-    def __init__(self, reference: Runner, backend: Runner, *, num_classes: int, class_names: Sequence[str],
-                 policy: InputPolicy, preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
-                 precision: str = "fp32",
-                 gates: Gates | None = None, scales: Sequence[float] = (1.0,), flip: bool = False,
-                 boundary_width: int = 3, save_worst: int = 0) -> None:
+    def __init__(
+        self,
+        reference: Runner,
+        backend: Runner,
+        *,
+        num_classes: int,
+        class_names: Sequence[str],
+        policy: InputPolicy,
+        preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+        precision: str = "fp32",
+        gates: Gates | None = None,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        boundary_width: int = 3,
+        save_worst: int = 0,
+    ) -> None:
         if policy.head == "argmax" and (len(scales) > 1 or flip):
             raise UsageError("--multi-scale/--flip need logits: this artifact outputs a class map (--head argmax)")
         if policy.static_size is not None and (len(scales) > 1 or any(s != 1.0 for s in scales)):
-            raise UsageError("--multi-scale needs a dynamic-shape artifact; this one has a static input size. "
-                             "Export with --dynamic")
+            raise UsageError(
+                "--multi-scale needs a dynamic-shape artifact; this one has a static input size. Export with --dynamic"
+            )
         self.reference, self.backend = reference, backend
         self.num_classes, self.class_names = num_classes, tuple(class_names)
         # default: the policy's own normalisation; ``preprocess`` overrides it (one image -> CHW float)
@@ -173,8 +205,10 @@ class ParityEngine:
         ref = next(iter(self.reference.infer({self.policy.input_name: x}).values()))[:1]
         back = next(iter(self.backend.infer({self.policy.input_name: x}).values()))[:1]
         if ref.shape != back.shape:
-            raise UsageError(f"backend output shape {back.shape} differs from the reference's {ref.shape}. "
-                             "Was the artifact exported from this checkpoint?")
+            raise UsageError(
+                f"backend output shape {back.shape} differs from the reference's {ref.shape}. "
+                "Was the artifact exported from this checkpoint?"
+            )
         return ref, back
 
     def _predict(self, image: np.ndarray, label_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +225,7 @@ class ParityEngine:
             else:
                 size = (max(16, round(image.shape[0] * scale)), max(16, round(image.shape[1] * scale)))
             img = resize_image(image, size)
-            for flipped in ((False, True) if self.flip else (False,)):
+            for flipped in (False, True) if self.flip else (False,):
                 ref, back = self._run_both(img[:, ::-1].copy() if flipped else img)
                 if scale == 1.0 and not flipped:
                     diff = np.abs(ref.astype(np.float64) - back.astype(np.float64))
@@ -210,8 +244,10 @@ class ParityEngine:
         size = label.shape if label is not None else image.shape[:2]
         ref, back = self._predict(image, size)
         if ref.max(initial=0) >= self.num_classes or back.max(initial=0) >= self.num_classes:
-            raise UsageError(f"predictions have class ids >= {self.num_classes}: the artifact and the checkpoint "
-                             "disagree on the class count")
+            raise UsageError(
+                f"predictions have class ids >= {self.num_classes}: the artifact and the checkpoint "
+                "disagree on the class count"
+            )
         if label is not None:
             self.conf_ref += confusion_matrix(ref, label, self.num_classes)
             self.conf_back += confusion_matrix(back, label, self.num_classes)
@@ -235,8 +271,11 @@ class ParityEngine:
                 heapq.heapreplace(self._worst, item)
         return agreement
 
-    def run(self, samples: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
-            progress: Callable[[int], None] | None = None) -> ParityReport:
+    def run(
+        self,
+        samples: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+        progress: Callable[[int], None] | None = None,
+    ) -> ParityReport:
         for name, image, label in samples:
             self.add(name, image, label)
             if progress:
@@ -255,21 +294,33 @@ class ParityEngine:
         back_miou = mean_iou(self.conf_back) if labelled else None
         drop = (ref_miou - back_miou) * 100 if labelled else None
         agree = AgreementScores(
-            miou=mean_iou(self.conf_agree), pixel=self.pixels_same / self.pixels,
+            miou=mean_iou(self.conf_agree),
+            pixel=self.pixels_same / self.pixels,
             boundary=self.boundary_same / self.boundary if self.boundary else 1.0,
-            iou=tuple(float(x) for x in iou_per_class(self.conf_agree)))
+            iou=tuple(float(x) for x in iou_per_class(self.conf_agree)),
+        )
         failed = []
         if drop is not None and abs(drop) > self.gates.max_miou_drop:
             what = "drop" if drop > 0 else "unexpected gain"
-            failed.append(f"mIoU {what} {abs(drop):.3f} pt > max {self.gates.max_miou_drop:.3f} pt "
-                          f"(by {abs(drop) - self.gates.max_miou_drop:.3f} pt)")
+            failed.append(
+                f"mIoU {what} {abs(drop):.3f} pt > max {self.gates.max_miou_drop:.3f} pt "
+                f"(by {abs(drop) - self.gates.max_miou_drop:.3f} pt)"
+            )
         if agree.pixel < self.gates.min_agreement:
-            failed.append(f"pixel agreement {agree.pixel:.4%} < min {self.gates.min_agreement:.4%} "
-                          f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)")
+            failed.append(
+                f"pixel agreement {agree.pixel:.4%} < min {self.gates.min_agreement:.4%} "
+                f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)"
+            )
         return ParityReport(
-            num_images=self.count, num_classes=self.num_classes, class_names=self.class_names,
-            precision=self.precision, gates=self.gates, has_labels=labelled,
-            reference_miou=ref_miou, backend_miou=back_miou, miou_drop_points=drop,
+            num_images=self.count,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            precision=self.precision,
+            gates=self.gates,
+            has_labels=labelled,
+            reference_miou=ref_miou,
+            backend_miou=back_miou,
+            miou_drop_points=drop,
             reference_iou=tuple(float(x) for x in iou_per_class(self.conf_ref)) if labelled else None,
             backend_iou=tuple(float(x) for x in iou_per_class(self.conf_back)) if labelled else None,
             reference_pixel_accuracy=pixel_accuracy(self.conf_ref) if labelled else None,
@@ -278,12 +329,16 @@ class ParityEngine:
             logit_max_abs_error=self.logit_max if self.logit_count else None,
             logit_mean_abs_error=self.logit_sum / self.logit_count if self.logit_count else None,
             tta={"scales": list(self.scales), "flip": self.flip},
-            policy={"input_format": self.policy.input_format, "head": self.policy.head,
-                    "static_size": list(self.policy.static_size) if self.policy.static_size else None,
-                    "resize": "bilinear to the static input size" if self.policy.static_size else "none",
-                    "upsampling": "logits bilinear (align_corners=False) to label size, then argmax"
-                    if self.policy.head != "argmax" else "class map nearest-neighbour to label size",
-                    "boundary_width_px": self.boundary_width},
+            policy={
+                "input_format": self.policy.input_format,
+                "head": self.policy.head,
+                "static_size": list(self.policy.static_size) if self.policy.static_size else None,
+                "resize": "bilinear to the static input size" if self.policy.static_size else "none",
+                "upsampling": "logits bilinear (align_corners=False) to label size, then argmax"
+                if self.policy.head != "argmax"
+                else "class map nearest-neighbour to label size",
+                "boundary_width_px": self.boundary_width,
+            },
             failed_gates=failed,
             worst=[{"name": r.name, "pixel_agreement": r.agreement} for r in self.worst_records()],
         )

@@ -33,8 +33,13 @@ class TimingPlan:
         return f"{self.warmup} warm-up iterations, then {stop}; perf_counter_ns around each, device synchronised"
 
 
-def time_loop(step: Callable[[], object], plan: TimingPlan, *, sync: Callable[[], None] | None = None,
-              clock: Callable[[], int] = time.perf_counter_ns) -> list[int]:
+def time_loop(
+    step: Callable[[], object],
+    plan: TimingPlan,
+    *,
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> list[int]:
     """Nanoseconds per call of ``step`` after ``plan.warmup`` untimed calls."""
     for _ in range(plan.warmup):
         step()
@@ -62,8 +67,13 @@ def compute_step(runner: object, inputs: Mapping[str, np.ndarray]) -> Callable[[
     return lambda: infer(inputs)
 
 
-def end_to_end_step(runner: object, input_name: str, load: Callable[[int], np.ndarray],
-                    prepare: Callable[[np.ndarray], np.ndarray], count: int) -> Callable[[], object]:
+def end_to_end_step(
+    runner: object,
+    input_name: str,
+    load: Callable[[int], np.ndarray],
+    prepare: Callable[[np.ndarray], np.ndarray],
+    count: int,
+) -> Callable[[], object]:
     """Decode an image, preprocess it, infer, argmax on the host: what a deployed pipeline pays per frame."""
     infer = runner.infer  # type: ignore[attr-defined]
     state = {"i": 0}

@@ -55,8 +55,12 @@ FP16 = Tolerance(atol=None, rtol=0.0, min_agreement=0.995, max_miou_drop=0.3)
 BF16 = Tolerance(atol=None, rtol=0.0, min_agreement=0.99, max_miou_drop=0.5)
 INT8 = Tolerance(atol=None, rtol=0.0, min_agreement=0.97, max_miou_drop=1.0)
 
-TOLERANCES: dict[Precision, Tolerance] = {Precision.FP32: FP32, Precision.FP16: FP16, Precision.BF16: BF16,
-                                          Precision.INT8: INT8}
+TOLERANCES: dict[Precision, Tolerance] = {
+    Precision.FP32: FP32,
+    Precision.FP16: FP16,
+    Precision.BF16: BF16,
+    Precision.INT8: INT8,
+}
 DEFAULT_GATES: dict[str, Gates] = {p.value: t.gates for p, t in TOLERANCES.items()}
 
 
@@ -70,8 +74,10 @@ def tolerance_for(precision: str) -> Tolerance:
 
 def markdown_table() -> str:
     """The table above, rendered from ``TOLERANCES`` (the README's copy is checked against it)."""
-    lines = ["| precision | logits atol | logits rtol | min argmax/pixel agreement | max abs mIoU drop (pt) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| precision | logits atol | logits rtol | min argmax/pixel agreement | max abs mIoU drop (pt) |",
+        "|---|---|---|---|---|",
+    ]
     for p, t in TOLERANCES.items():
         atol = "-" if t.atol is None else f"{t.atol:.0e}".replace("e-0", "e-")
         rtol = "-" if t.atol is None else f"{t.rtol:.0e}".replace("e-0", "e-")

@@ -12,16 +12,25 @@ from ...errors import IncompatibleArtifactError
 from ..base import BaseRunner, TensorSpec
 
 _ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
 }
 
 
 class OnnxRuntimeRunner(BaseRunner):
     name = "onnxruntime"
 
-    def __init__(self, model: str | Path | bytes | Callable[[], bytes], *,
-                 providers: Sequence[str] = ("CPUExecutionProvider",), threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | bytes | Callable[[], bytes],
+        *,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         self._model = model
         self._providers = list(providers)

@@ -23,8 +23,15 @@ HINTS = ("latency", "throughput")
 class OpenVINORunner(BaseRunner):
     name = "openvino"
 
-    def __init__(self, model: str | Path | Callable[[], Any], *, device: str = "CPU",
-                 inference_precision: str | None = "f32", hint: str = "latency", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | Callable[[], Any],
+        *,
+        device: str = "CPU",
+        inference_precision: str | None = "f32",
+        hint: str = "latency",
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         if inference_precision is not None and inference_precision not in PRECISIONS:
             raise UsageError(f"unsupported --inference-precision: {inference_precision}. Use f32, bf16 or f16")
@@ -44,8 +51,10 @@ class OpenVINORunner(BaseRunner):
         try:
             model = self._model() if callable(self._model) else core.read_model(str(self._model))
         except Exception as exc:
-            raise IncompatibleArtifactError(f"OpenVINO cannot read {self._model}: {str(exc).splitlines()[0][:200]}. "
-                                            "Check the .xml/.bin pair and the openvino version") from exc
+            raise IncompatibleArtifactError(
+                f"OpenVINO cannot read {self._model}: {str(exc).splitlines()[0][:200]}. "
+                "Check the .xml/.bin pair and the openvino version"
+            ) from exc
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.hint.upper()}
         if self.requested_precision:
             config["INFERENCE_PRECISION_HINT"] = self.requested_precision
@@ -54,8 +63,9 @@ class OpenVINORunner(BaseRunner):
         try:
             self.compiled = core.compile_model(model, self.ov_device, config)
         except Exception as exc:
-            raise IncompatibleArtifactError(f"OpenVINO cannot compile the model for {self.ov_device}: "
-                                            f"{str(exc).splitlines()[0][:200]}") from exc
+            raise IncompatibleArtifactError(
+                f"OpenVINO cannot compile the model for {self.ov_device}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin actually uses
         self.executed_precision = ran.to_string() if hasattr(ran, "to_string") else str(ran).lower()
         self.runtime_config = {}

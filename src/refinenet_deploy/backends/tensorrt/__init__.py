@@ -7,5 +7,11 @@ engine; ``runner`` runs engines with cuda-python buffers; ``cuda`` wraps the CUD
 from .library import LIBRARIES, TrtLibrary, available_libraries, load_library
 from .runner import TensorRTRunner, check_engine_compatibility
 
-__all__ = ["LIBRARIES", "TensorRTRunner", "TrtLibrary", "available_libraries", "check_engine_compatibility",
-           "load_library"]
+__all__ = [
+    "LIBRARIES",
+    "TensorRTRunner",
+    "TrtLibrary",
+    "available_libraries",
+    "check_engine_compatibility",
+    "load_library",
+]

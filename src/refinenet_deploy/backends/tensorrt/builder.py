@@ -68,8 +68,13 @@ def parse_shapes(text: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int
     return lo, opt, hi
 
 
-def input_profiles(proto: Any, input_format: str, meta: Mapping[str, Any], input_size: tuple[int, int] | None = None,
-                   shapes: str | None = None) -> list[Profile]:
+def input_profiles(
+    proto: Any,
+    input_format: str,
+    meta: Mapping[str, Any],
+    input_size: tuple[int, int] | None = None,
+    shapes: str | None = None,
+) -> list[Profile]:
     """One profile per graph input: static inputs as they are, dynamic ones from --shapes/--input-size, else
     min 32x32, opt = the export size, max = twice the export size."""
     profiles = []
@@ -89,8 +94,9 @@ def input_profiles(proto: Any, input_format: str, meta: Mapping[str, Any], input
         if static_hw:
             hw = (dims[hw_idx[0]], dims[hw_idx[1]])
             if shapes:
-                raise UsageError(f"{value.name} has a static size {hw[0]}x{hw[1]}; --shapes needs a dynamic ONNX "
-                                 "(export --dynamic)")
+                raise UsageError(
+                    f"{value.name} has a static size {hw[0]}x{hw[1]}; --shapes needs a dynamic ONNX (export --dynamic)"
+                )
             if input_size and tuple(input_size) != hw:
                 raise UsageError(f"{value.name} has a static size {hw[0]}x{hw[1]}; drop --input-size or pass it")
             lo = opt = hi = hw
@@ -164,23 +170,32 @@ def parse_errors(parser: Any) -> list[dict[str, Any]]:
     errors = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
-        errors.append({"node": int(e.node()), "name": e.node_name(), "op": e.node_operator(),
-                       "code": getattr(e.code(), "name", str(e.code())), "message": _first_line(e.desc())})
+        errors.append(
+            {
+                "node": int(e.node()),
+                "name": e.node_name(),
+                "op": e.node_operator(),
+                "code": getattr(e.code(), "name", str(e.code())),
+                "message": _first_line(e.desc()),
+            }
+        )
     return errors
 
 
 def _parse_failure(onnx_path: Path, errors: Sequence[dict[str, Any]], logger: Any) -> EngineBuildError:
     if not errors:
         logged = logger.messages("ERROR", "INTERNAL_ERROR")
-        return EngineBuildError(f"TensorRT could not parse {onnx_path.name}: "
-                                f"{_first_line(logged[0]) if logged else 'no error was reported'}")
+        return EngineBuildError(
+            f"TensorRT could not parse {onnx_path.name}: "
+            f"{_first_line(logged[0]) if logged else 'no error was reported'}"
+        )
     first = errors[0]
-    where = (f"node '{first['name']}' ({first['op']})" if first["node"] >= 0
-             else "the graph (not a single node)")
+    where = f"node '{first['name']}' ({first['op']})" if first["node"] >= 0 else "the graph (not a single node)"
     more = f"; {len(errors) - 1} more error(s)" if len(errors) > 1 else ""
-    return EngineBuildError(f"TensorRT could not parse {onnx_path.name}: {where}: {first['code']}: "
-                            f"{first['message']}{more}",
-                            hint="the layer report and --debug list every error; re-export or replace the op")
+    return EngineBuildError(
+        f"TensorRT could not parse {onnx_path.name}: {where}: {first['code']}: {first['message']}{more}",
+        hint="the layer report and --debug list every error; re-export or replace the op",
+    )
 
 
 def network_layers(trt: Any, network: Any) -> list[dict[str, Any]]:
@@ -203,14 +218,18 @@ def network_layers(trt: Any, network: Any) -> list[dict[str, Any]]:
     for index, layer in enumerate(layers):
         inputs = [layer.get_input(k) for k in range(layer.num_inputs)]
         outputs = [layer.get_output(k) for k in range(layer.num_outputs)]
-        row = {"index": index, "name": layer.name, "type": kind(layer),
-               "inputs": [getattr(t.dtype, "name", str(t.dtype)) for t in inputs if t is not None],
-               "outputs": [getattr(t.dtype, "name", str(t.dtype)) for t in outputs]}
+        row = {
+            "index": index,
+            "name": layer.name,
+            "type": kind(layer),
+            "inputs": [getattr(t.dtype, "name", str(t.dtype)) for t in inputs if t is not None],
+            "outputs": [getattr(t.dtype, "name", str(t.dtype)) for t in outputs],
+        }
         if row["type"] not in QDQ_TYPES and row["type"] != "CONSTANT":
             row["fed_by_dequantize"] = any(
-                t is not None and t.name in producers and kind(producers[t.name]) == "DEQUANTIZE" for t in inputs)
-            row["consumed_by_quantize"] = any(
-                kind(c) == "QUANTIZE" for t in outputs for c in consumers.get(t.name, []))
+                t is not None and t.name in producers and kind(producers[t.name]) == "DEQUANTIZE" for t in inputs
+            )
+            row["consumed_by_quantize"] = any(kind(c) == "QUANTIZE" for t in outputs for c in consumers.get(t.name, []))
         rows.append(row)
     return rows
 
@@ -227,8 +246,9 @@ def _flag_names(trt: Any, config: Any) -> list[str]:
     return sorted(set(names))
 
 
-def build_engine_plan(lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence[Profile],
-                      options: BuildOptions = BuildOptions()) -> BuildOutcome:
+def build_engine_plan(
+    lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence[Profile], options: BuildOptions = BuildOptions()
+) -> BuildOutcome:
     """Parse ``onnx_path`` and build a serialized engine. Parser and builder failures are ``EngineBuildError``
     (exit 6) naming the first failing node and TensorRT's message; nothing is written here."""
     trt = lib.module
@@ -237,7 +257,9 @@ def build_engine_plan(lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch; strongly typed on 11.x and RTX, weakly typed on 10.x
     if network is None:
-        raise EngineBuildError(f"TensorRT could not create a network: {_first_line(' '.join(logger.messages('ERROR')))}")
+        raise EngineBuildError(
+            f"TensorRT could not create a network: {_first_line(' '.join(logger.messages('ERROR')))}"
+        )
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         raise _parse_failure(onnx_path, parse_errors(parser), logger)
@@ -260,14 +282,17 @@ def build_engine_plan(lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence
         if options.calibrator is not None:
             config.int8_calibrator = options.calibrator
     elif options.calibrator is not None:
-        raise UsageError(f"{lib.describe()['generation']} has no implicit INT8 calibrator. Calibrate to a Q/DQ "
-                         "ONNX instead (the default)")
+        raise UsageError(
+            f"{lib.describe()['generation']} has no implicit INT8 calibrator. Calibrate to a Q/DQ "
+            "ONNX instead (the default)"
+        )
     if options.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if options.hardware_compatible:
         if lib.is_rtx:
-            raise UsageError("TensorRT-RTX engines are portable across its GPUs already; --hardware-compatible "
-                             "is for TensorRT 10/11")
+            raise UsageError(
+                "TensorRT-RTX engines are portable across its GPUs already; --hardware-compatible is for TensorRT 10/11"
+            )
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     timing_cache = None
     if options.timing_cache is not None and not lib.is_rtx:  # RTX: timing caches are deprecated no-ops
@@ -280,27 +305,36 @@ def build_engine_plan(lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence
         if not lib.has_dla:
             raise UsageError("TensorRT-RTX has no DLA. Build DLA engines with TensorRT on the Jetson itself")
         if any(not p.static for p in profiles):
-            raise UsageError("DLA needs static shapes (min = opt = max). Pass --input-size HxW, or export a static "
-                             "ONNX")
+            raise UsageError(
+                "DLA needs static shapes (min = opt = max). Pass --input-size HxW, or export a static ONNX"
+            )
         if options.precision not in ("fp16", "int8"):
             raise UsageError("DLA runs FP16 or INT8 only. Pass --fp16 or --int8")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(options.dla_core)
         if options.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        dla_fallback = [network.get_layer(i).name for i in range(network.num_layers)
-                        if not config.can_run_on_DLA(network.get_layer(i))]
+        dla_fallback = [
+            network.get_layer(i).name
+            for i in range(network.num_layers)
+            if not config.can_run_on_DLA(network.get_layer(i))
+        ]
         if dla_fallback and not options.gpu_fallback:
-            raise EngineBuildError(f"{len(dla_fallback)} layers cannot run on the DLA (e.g. {dla_fallback[0]}) and "
-                                   "--no-gpu-fallback is set", hint="allow --gpu-fallback, or change the model")
+            raise EngineBuildError(
+                f"{len(dla_fallback)} layers cannot run on the DLA (e.g. {dla_fallback[0]}) and "
+                "--no-gpu-fallback is set",
+                hint="allow --gpu-fallback, or change the model",
+            )
 
     if profiles:
         profile = builder.create_optimization_profile()
         for p in profiles:
             profile.set_shape(p.name, p.min, p.opt, p.max)
         if config.add_optimization_profile(profile) < 0:
-            raise UsageError(f"invalid optimisation profile {[p.to_dict() for p in profiles]}: min <= opt <= max "
-                             "must hold in every dimension")
+            raise UsageError(
+                f"invalid optimisation profile {[p.to_dict() for p in profiles]}: min <= opt <= max "
+                "must hold in every dimension"
+            )
         if options.calibrator is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
 
@@ -309,14 +343,21 @@ def build_engine_plan(lib: TrtLibrary, onnx_path: str | Path, profiles: Sequence
     seconds = time.perf_counter() - start
     if plan is None:
         logged = logger.messages("ERROR", "INTERNAL_ERROR")
-        raise EngineBuildError(f"TensorRT could not build an engine from {onnx_path.name}: "
-                               f"{_first_line(logged[-1]) if logged else 'no error was reported'}",
-                               hint="re-run with --debug; try --workspace, or another --opt-level")
+        raise EngineBuildError(
+            f"TensorRT could not build an engine from {onnx_path.name}: "
+            f"{_first_line(logged[-1]) if logged else 'no error was reported'}",
+            hint="re-run with --debug; try --workspace, or another --opt-level",
+        )
     if timing_cache is not None and options.timing_cache is not None:
         options.timing_cache.write_bytes(bytes(memoryview(timing_cache.serialize())))
-    return BuildOutcome(plan=bytes(memoryview(plan)), seconds=seconds, flags=_flag_names(trt, config),
-                        network_layers=layers, dla_gpu_fallback=dla_fallback,
-                        warnings=logger.messages("WARNING")[:20])
+    return BuildOutcome(
+        plan=bytes(memoryview(plan)),
+        seconds=seconds,
+        flags=_flag_names(trt, config),
+        network_layers=layers,
+        dla_gpu_fallback=dla_fallback,
+        warnings=logger.messages("WARNING")[:20],
+    )
 
 
 def engine_layers(lib: TrtLibrary, plan: bytes) -> list[dict[str, Any]] | None:
@@ -338,10 +379,18 @@ def engine_layers(lib: TrtLibrary, plan: bytes) -> list[dict[str, Any]] | None:
             continue
 
         def dtypes(tensors: Sequence[Mapping[str, Any]]) -> list[str]:
-            return [str(t.get("Format/Datatype") or t.get("Datatype") or t.get("DataType") or t.get("Format") or "")
-                    for t in tensors]
+            return [
+                str(t.get("Format/Datatype") or t.get("Datatype") or t.get("DataType") or t.get("Format") or "")
+                for t in tensors
+            ]
 
-        layers.append({"name": entry.get("Name"), "type": entry.get("LayerType"),
-                       "inputs": dtypes(entry.get("Inputs", [])), "outputs": dtypes(entry.get("Outputs", [])),
-                       "tactic": entry.get("TacticName") or entry.get("TacticValue")})
+        layers.append(
+            {
+                "name": entry.get("Name"),
+                "type": entry.get("LayerType"),
+                "inputs": dtypes(entry.get("Inputs", [])),
+                "outputs": dtypes(entry.get("Outputs", [])),
+                "tactic": entry.get("TacticName") or entry.get("TacticValue"),
+            }
+        )
     return layers

@@ -40,8 +40,9 @@ def write_cache(cache: Path, key: str, data: bytes) -> None:
     write_json_atomic(cache_key_path(cache), {"cache_key": key, "format": "TensorRT INT8 calibration cache"})
 
 
-def make_entropy_calibrator(lib: TrtLibrary, batches: Callable[[], Iterator[np.ndarray]], cache: Path, key: str,
-                            batch_size: int = 1) -> Any:
+def make_entropy_calibrator(
+    lib: TrtLibrary, batches: Callable[[], Iterator[np.ndarray]], cache: Path, key: str, batch_size: int = 1
+) -> Any:
     """An ``IInt8EntropyCalibrator2`` fed from ``batches()`` (device copies through cuda-python); the subclass is
     made here so that importing this module needs no TensorRT."""
     trt = lib.module

@@ -74,10 +74,13 @@ def gpu_info(device: int = 0) -> GpuInfo:
     props = check(rt.cudaGetDeviceProperties(device))
     raw = props.name
     name = raw.split(b"\0", 1)[0].decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-    return GpuInfo(name=name, compute_capability=f"{props.major}.{props.minor}",
-                   total_memory_mib=props.totalGlobalMem / 2**20,
-                   driver_version=_version(check(rt.cudaDriverGetVersion())),
-                   runtime_version=_version(check(rt.cudaRuntimeGetVersion())))
+    return GpuInfo(
+        name=name,
+        compute_capability=f"{props.major}.{props.minor}",
+        total_memory_mib=props.totalGlobalMem / 2**20,
+        driver_version=_version(check(rt.cudaDriverGetVersion())),
+        runtime_version=_version(check(rt.cudaRuntimeGetVersion())),
+    )
 
 
 class DeviceBuffer:
@@ -134,13 +137,15 @@ class Stream:
 
     def copy_to_device(self, dst: int, src: np.ndarray) -> None:
         rt = cudart()
-        check(rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
-                                 self.handle))
+        check(
+            rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.handle)
+        )
 
     def copy_to_host(self, dst: np.ndarray, src: int) -> None:
         rt = cudart()
-        check(rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
-                                 self.handle))
+        check(
+            rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.handle)
+        )
 
     def destroy(self) -> None:
         if self.handle is not None:

@@ -3,7 +3,7 @@
 
 | library | typing | precision from | weak-typing flags | implicit INT8 calibrator | DLA | CPU-only build |
 |---|---|---|---|---|---|---|
-| TensorRT 10.x | weak or strong | ONNX (+ FP16/INT8 flags) | yes (deprecated 10.12) | yes (deprecated 10.1) | yes | no |
+| TensorRT 10.x | weak or strong | ONNX (+ flags) | yes (deprecated 10.12) | yes (deprecated 10.1) | yes | no |
 | TensorRT 11.x | strong only | the ONNX | removed | removed | Jetson only | no |
 | TensorRT-RTX | strong only | the ONNX | absent | absent | no | yes (ahead of time) |
 
@@ -23,8 +23,10 @@ from ...errors import MissingDependencyError, UsageError
 LIBRARIES = ("auto", "tensorrt", "tensorrt-rtx")
 _MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 _EXTRAS = {"tensorrt": "trt", "tensorrt-rtx": "trt-rtx"}
-_DISTRIBUTIONS = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
-                  "tensorrt-rtx": ("tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt-rtx")}
+_DISTRIBUTIONS = {
+    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+    "tensorrt-rtx": ("tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt-rtx"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,14 @@ class TrtLibrary:
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"library": self.name, "module": self.module.__name__, "version": self.version,
-                "generation": "TensorRT-RTX" if self.is_rtx else f"TensorRT {self.major}.x",
-                "strongly_typed_only": not self.weakly_typed, "cuda": self.cuda_flavour}
+        return {
+            "library": self.name,
+            "module": self.module.__name__,
+            "version": self.version,
+            "generation": "TensorRT-RTX" if self.is_rtx else f"TensorRT {self.major}.x",
+            "strongly_typed_only": not self.weakly_typed,
+            "cuda": self.cuda_flavour,
+        }
 
 
 def _import(name: str) -> ModuleType:
@@ -93,9 +100,12 @@ def load_library(choice: str = "auto") -> TrtLibrary:
         raise MissingDependencyError(
             "no TensorRT library is installed (neither tensorrt nor tensorrt_rtx imports)",
             hint="on an NVIDIA GPU machine: pip install 'refinenet-deploy[trt]'; to build TensorRT-RTX engines "
-                 "without a GPU: pip install 'refinenet-deploy[trt-rtx]'; on a Jetson use the TensorRT JetPack ships")
-    raise MissingDependencyError(f"optional dependency '{_MODULES[choice]}' is not installed",
-                                 hint=f"install it with: pip install 'refinenet-deploy[{_EXTRAS[choice]}]'")
+            "without a GPU: pip install 'refinenet-deploy[trt-rtx]'; on a Jetson use the TensorRT JetPack ships",
+        )
+    raise MissingDependencyError(
+        f"optional dependency '{_MODULES[choice]}' is not installed",
+        hint=f"install it with: pip install 'refinenet-deploy[{_EXTRAS[choice]}]'",
+    )
 
 
 def available_libraries() -> dict[str, str | None]:

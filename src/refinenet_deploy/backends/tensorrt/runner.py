@@ -24,8 +24,16 @@ from .library import TrtLibrary, load_library
 
 # TensorRT-RTX runs on these compute capabilities (TENSORRT.md; an H100, 9.0, refused its engines).
 RTX_COMPUTE_CAPABILITIES = ("8.0", "8.6", "8.9", "12.0", "12.1")
-_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
-           "BOOL": np.bool_, "UINT8": np.uint8, "BF16": None}
+_DTYPES = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "BF16": None,
+}
 
 
 def _rebuild_hint(meta: Mapping[str, Any]) -> str:
@@ -33,8 +41,13 @@ def _rebuild_hint(meta: Mapping[str, Any]) -> str:
     return f"rebuild it on this device: {cmd}" if cmd else "rebuild it on this device with 'rfdeploy build trt'"
 
 
-def check_engine_compatibility(meta: Mapping[str, Any], trt_version: str, gpu_name: str | None,
-                               compute_capability: str | None, library: str | None = None) -> None:
+def check_engine_compatibility(
+    meta: Mapping[str, Any],
+    trt_version: str,
+    gpu_name: str | None,
+    compute_capability: str | None,
+    library: str | None = None,
+) -> None:
     """Raise IncompatibleArtifactError (exit 7) when an engine's sidecar names another library, TensorRT version
     or GPU than this machine has.
 
@@ -48,16 +61,20 @@ def check_engine_compatibility(meta: Mapping[str, Any], trt_version: str, gpu_na
     built_library = built_info.get("library")
     hint = _rebuild_hint(meta)
     if built_library and library and built_library != library:
-        raise IncompatibleArtifactError(f"engine built with {built_library} {built or ''}, this machine runs "
-                                        f"{library} {trt_version}: the two cannot load each other's engines",
-                                        hint=hint)
+        raise IncompatibleArtifactError(
+            f"engine built with {built_library} {built or ''}, this machine runs "
+            f"{library} {trt_version}: the two cannot load each other's engines",
+            hint=hint,
+        )
     if built:
         b_major, r_major = int(str(built).split(".")[0]), int(trt_version.split(".")[0])
         same = str(built).split(".")[:2] == trt_version.split(".")[:2]
         if not same and not (meta.get("version_compatible") and r_major >= b_major):
             raise IncompatibleArtifactError(
                 f"engine built with TensorRT {built}, this runtime is {trt_version}. Rebuild the engine on this "
-                "device with 'rfdeploy build trt'", hint=hint)
+                "device with 'rfdeploy build trt'",
+                hint=hint,
+            )
     target = meta.get("device") or {}
     if not compute_capability:
         return
@@ -67,8 +84,10 @@ def check_engine_compatibility(meta: Mapping[str, Any], trt_version: str, gpu_na
         if compute_capability not in allowed and not (major == "12" and any(a.startswith("12.") for a in allowed)):
             raise IncompatibleArtifactError(
                 f"this TensorRT-RTX engine runs on compute capability {', '.join(allowed)}; this GPU ({gpu_name}) is "
-                f"{compute_capability}", hint="TensorRT-RTX supports RTX/Ampere-class and Blackwell GPUs; on other "
-                "GPUs build with TensorRT (--library tensorrt) on the device")
+                f"{compute_capability}",
+                hint="TensorRT-RTX supports RTX/Ampere-class and Blackwell GPUs; on other "
+                "GPUs build with TensorRT (--library tensorrt) on the device",
+            )
         return
     want_cc = target.get("compute_capability")
     if want_cc and want_cc != compute_capability:
@@ -76,7 +95,9 @@ def check_engine_compatibility(meta: Mapping[str, Any], trt_version: str, gpu_na
             return
         raise IncompatibleArtifactError(
             f"engine built for compute capability {want_cc} ({target.get('name')}), this GPU "
-            f"is {compute_capability} ({gpu_name}). Rebuild the engine on this device", hint=hint)
+            f"is {compute_capability} ({gpu_name}). Rebuild the engine on this device",
+            hint=hint,
+        )
 
 
 def _np_dtype(trt: Any, dtype: Any) -> np.dtype:
@@ -95,8 +116,16 @@ def _np_dtype(trt: Any, dtype: Any) -> np.dtype:
 class TensorRTRunner(BaseRunner):
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, *, meta: Mapping[str, Any] | None = None, device: str = "gpu",
-                 library: str | None = None, cuda_graph: bool = False, dla_core: int | None = None) -> None:
+    def __init__(
+        self,
+        engine_path: str | Path,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        device: str = "gpu",
+        library: str | None = None,
+        cuda_graph: bool = False,
+        dla_core: int | None = None,
+    ) -> None:
         super().__init__()
         self.engine_path = Path(engine_path)
         self.meta = dict(meta or {})
@@ -131,7 +160,9 @@ class TensorRTRunner(BaseRunner):
             logged = self._logger.messages("ERROR", "INTERNAL_ERROR")
             raise IncompatibleArtifactError(
                 f"{lib.name} {lib.version} could not deserialize {self.engine_path.name}"
-                + (f": {logged[-1].splitlines()[0][:200]}" if logged else ""), hint=_rebuild_hint(self.meta))
+                + (f": {logged[-1].splitlines()[0][:200]}" if logged else ""),
+                hint=_rebuild_hint(self.meta),
+            )
         self.context = self.engine.create_execution_context()
         self.stream = cuda.Stream()
         self._timer = cuda.EventTimer()
@@ -151,10 +182,16 @@ class TensorRTRunner(BaseRunner):
         static = all(d is not None for s in specs for d in s.shape)
         if self.cuda_graph and not static:
             raise IncompatibleArtifactError("CUDA-graph replay needs a static-shape engine; drop --cuda-graph")
-        self.runtime_config = {"library": lib.name, "library_version": lib.version, "gpu": gpu.name,
-                               "compute_capability": gpu.compute_capability, "driver": gpu.driver_version,
-                               "cuda_runtime": gpu.runtime_version, "cuda_graph": self.cuda_graph,
-                               "dla_core": self.dla_core}
+        self.runtime_config = {
+            "library": lib.name,
+            "library_version": lib.version,
+            "gpu": gpu.name,
+            "compute_capability": gpu.compute_capability,
+            "driver": gpu.driver_version,
+            "cuda_runtime": gpu.runtime_version,
+            "cuda_graph": self.cuda_graph,
+            "dla_core": self.dla_core,
+        }
         self.executed_precision = self.meta.get("precision")
         return specs
 
@@ -164,8 +201,10 @@ class TensorRTRunner(BaseRunner):
         for name, _ in self._inputs:
             x = inputs[name]
             if not self.context.set_input_shape(name, tuple(x.shape)):
-                raise IncompatibleArtifactError(f"input '{name}' shape {tuple(x.shape)} is outside the engine's "
-                                                "optimisation profile. Rebuild with a wider --shapes")
+                raise IncompatibleArtifactError(
+                    f"input '{name}' shape {tuple(x.shape)} is outside the engine's "
+                    "optimisation profile. Rebuild with a wider --shapes"
+                )
             self.context.set_tensor_address(name, self._buffers[name].ensure(x.nbytes))
         outs = {}
         for name, dtype in self._outputs:

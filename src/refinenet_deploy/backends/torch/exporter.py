@@ -56,8 +56,12 @@ class ExportSpec:
     trt_check: bool = True  # also parse + build with TensorRT when a TensorRT library imports
 
     def validate(self) -> None:
-        choices = ((self.head, HEADS, "--head"), (self.input_format, INPUT_FORMATS, "--input-format"),
-                   (self.simplify, SIMPLIFIERS, "--simplify"), (self.exporter, EXPORTERS, "--exporter"))
+        choices = (
+            (self.head, HEADS, "--head"),
+            (self.input_format, INPUT_FORMATS, "--input-format"),
+            (self.simplify, SIMPLIFIERS, "--simplify"),
+            (self.exporter, EXPORTERS, "--exporter"),
+        )
         for value, allowed, what in choices:
             if value not in allowed:
                 raise UsageError(f"unsupported {what}: {value}. Use one of {', '.join(allowed)}")
@@ -65,8 +69,9 @@ class ExportSpec:
             first, last = SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1
             raise UsageError(f"unsupported opset: {self.opset}. Use {first}-{last}")
         if self.exporter == "dynamo" and self.opset < 18:
-            raise UsageError(f"the dynamo exporter needs opset >= 18, got {self.opset}. Use --opset 18 or the default "
-                             "exporter")
+            raise UsageError(
+                f"the dynamo exporter needs opset >= 18, got {self.opset}. Use --opset 18 or the default exporter"
+            )
         if min(self.input_size) < 16 or self.batch < 1:
             raise UsageError(f"input size must be at least 16x16 and batch >= 1, got {self.input_size}, {self.batch}")
         if self.dynamic_batch and not self.dynamic:
@@ -101,23 +106,44 @@ def torch_export(module: nn.Module, dummy: torch.Tensor, path: Path, spec: Expor
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             if spec.exporter == "torchscript":
-                torch.onnx.export(module, (dummy,), str(path), opset_version=spec.opset, input_names=[INPUT_NAME],
-                                  output_names=[spec.output_name], dynamic_axes=dynamic_axes(spec),
-                                  do_constant_folding=True, dynamo=False)
+                torch.onnx.export(
+                    module,
+                    (dummy,),
+                    str(path),
+                    opset_version=spec.opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[spec.output_name],
+                    dynamic_axes=dynamic_axes(spec),
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
             else:
                 shapes = None
                 axes = dynamic_axes(spec)
                 if axes:
-                    shapes = {"x": {i: torch.export.Dim(n, min=16 if n != "batch" else 1, max=8192)
-                                    for i, n in axes[INPUT_NAME].items()}}
-                torch.onnx.export(module, (dummy,), str(path), opset_version=spec.opset, input_names=[INPUT_NAME],
-                                  output_names=[spec.output_name], dynamic_shapes=shapes, dynamo=True,
-                                  external_data=False)
+                    shapes = {
+                        "x": {
+                            i: torch.export.Dim(n, min=16 if n != "batch" else 1, max=8192)
+                            for i, n in axes[INPUT_NAME].items()
+                        }
+                    }
+                torch.onnx.export(
+                    module,
+                    (dummy,),
+                    str(path),
+                    opset_version=spec.opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[spec.output_name],
+                    dynamic_shapes=shapes,
+                    dynamo=True,
+                    external_data=False,
+                )
     except RefineNetDeployError:
         raise
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed: {str(exc).splitlines()[0][:200]}. "
-                          "Try another --opset or --exporter") from exc
+        raise ExportError(
+            f"torch.onnx.export failed: {str(exc).splitlines()[0][:200]}. Try another --opset or --exporter"
+        ) from exc
 
 
 def simplify(model: Any, simplifier: str) -> Any:

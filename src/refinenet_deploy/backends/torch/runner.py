@@ -15,9 +15,15 @@ class TorchRunner(BaseRunner):
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module | Callable[[], torch.nn.Module], *, input_name: str = "input",
-                 output_names: tuple[str, ...] = ("logits",), input_dtype: np.dtype = np.dtype(np.float32),
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module | Callable[[], torch.nn.Module],
+        *,
+        input_name: str = "input",
+        output_names: tuple[str, ...] = ("logits",),
+        input_dtype: np.dtype = np.dtype(np.float32),
+        device: str = "cpu",
+    ) -> None:
         super().__init__()
         self._model = model
         self._input_name = input_name
