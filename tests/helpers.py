@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from refinenet_deploy.data.synth import write_synth_dataset
 from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
@@ -21,3 +23,12 @@ def tiny_fp32_export(root: Path, *, images: int, data_seed: int, model_seed: int
     fp32 = root / "m.onnx"
     export_onnx(ckpt, fp32, ExportSpec(input_size=(48, 48)))
     return {"root": root, "data": data, "ckpt": ckpt, "fp32": fp32}
+
+
+def default_init_model(name: str, *, num_classes: int, seed: int = 0) -> torch.nn.Module:
+    """``create_model`` with its default initialisation, drawn from a local seed instead of the global torch RNG
+    (whose state depends on which tests ran before, e.g. training seeds it): the same weights in any test order.
+    The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(name, num_classes=num_classes)

@@ -163,4 +163,4 @@ def test_the_import_reader_sees_relative_imports() -> None:
     """The checks above would pass vacuously if relative imports were not resolved: spot-check one."""
     path = SRC / "operations" / "parity.py"
     targets = {t for t, _ in _imports(f"{PACKAGE}.operations.parity", path)}
-    assert f"{PACKAGE}.validate.parity" in targets and f"{PACKAGE}.backends" in targets
+    assert f"{PACKAGE}.validate.parity_engine" in targets and f"{PACKAGE}.backends" in targets

@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 
 from refinenet_deploy.cli import app
 from refinenet_deploy.errors import UsageError
-from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.validate.timing import TimingPlan, time_loop
+
+from .helpers import default_init_model
 
 
 class FakeClock:
@@ -53,7 +54,7 @@ def test_timing_plan_validation() -> None:
 def onnx_model(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench")
     ckpt = save_safetensors(
-        create_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
+        default_init_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
     )
     out = root / "m.onnx"
     export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=()))

@@ -4,6 +4,7 @@ with a sidecar that never overwrites the ONNX model's."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,23 @@ def _build(*args: str) -> object:
     return CliRunner().invoke(app, ["build", "openvino", *args])
 
 
-def test_fp32_ir_matches_onnx_and_passes_parity(setup) -> None:
-    onnx_meta = sidecar_path(setup["fp32"]).read_text()
-    xml = setup["root"] / "m.xml"  # same stem as the ONNX model, as users name it
-    res = _build(str(setup["fp32"]), "-o", str(xml))
+def _fp32_ir(setup, folder: Path) -> Path:
+    """This test's own FP32 IR (never one another test left in the shared folder)."""
+    xml = folder / "fp32.xml"
+    assert _build(str(setup["fp32"]), "-o", str(xml)).exit_code == 0
+    return xml
+
+
+def test_fp32_ir_matches_onnx_and_passes_parity(setup, tmp_path) -> None:
+    onnx_path = tmp_path / setup["fp32"].name  # a private copy: the IR is built beside it, the shared one untouched
+    shutil.copy(setup["fp32"], onnx_path)
+    shutil.copy(sidecar_path(setup["fp32"]), sidecar_path(onnx_path))
+    onnx_meta = sidecar_path(onnx_path).read_text()
+    xml = tmp_path / "m.xml"  # same stem as the ONNX model, as users name it
+    res = _build(str(onnx_path), "-o", str(xml))
     assert res.exit_code == 0, res.output
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
-    assert sidecar_path(setup["fp32"]).read_text() == onnx_meta  # the ONNX metadata is untouched
+    assert sidecar_path(onnx_path).read_text() == onnx_meta  # the ONNX metadata is untouched
     meta = read_artifact_metadata(xml)
     assert meta["format"] == "refinenet-deploy/openvino" and meta["precision"] == "fp32"
     assert meta["arch"] == "rf_lw_mbv2_test" and meta["num_classes"] == 6
@@ -50,19 +61,17 @@ def test_fp32_ir_matches_onnx_and_passes_parity(setup) -> None:
     assert report.passed and report.precision == "fp32" and report.agreement.pixel == pytest.approx(1.0, abs=1e-3)
 
 
-def test_fp16_ir_has_half_weights(setup) -> None:
-    xml = setup["root"] / "m16.xml"
+def test_fp16_ir_has_half_weights(setup, tmp_path) -> None:
+    xml = tmp_path / "m16.xml"
     assert _build(str(setup["fp32"]), "--fp16", "-o", str(xml)).exit_code == 0
-    fp32_bin = setup["root"] / "m.bin"
-    if not fp32_bin.exists():
-        _build(str(setup["fp32"]), "-o", str(setup["root"] / "m.xml"))
+    fp32_bin = _fp32_ir(setup, tmp_path).with_suffix(".bin")
     assert xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_bin.stat().st_size
     meta = read_artifact_metadata(xml)
     assert meta["precision"] == "fp16" and meta["check"]["argmax_agreement"] > 0.9
 
 
-def test_int8_nncf_records_calibration(setup) -> None:
-    xml = setup["root"] / "m8.xml"
+def test_int8_nncf_records_calibration(setup, tmp_path) -> None:
+    xml = tmp_path / "m8.xml"
     res = _build(str(setup["fp32"]), "--int8", "--data", str(setup["data"]), "--num-images", "8", "-o", str(xml))
     assert res.exit_code == 0, res.output
     meta = read_artifact_metadata(xml)
@@ -75,8 +84,8 @@ def test_int8_nncf_records_calibration(setup) -> None:
     assert report.precision == "int8" and report.agreement.pixel > 0.5
 
 
-def test_int8_with_accuracy_control(setup) -> None:
-    xml = setup["root"] / "m8ac.xml"
+def test_int8_with_accuracy_control(setup, tmp_path) -> None:
+    xml = tmp_path / "m8ac.xml"
     res = _build(
         str(setup["fp32"]),
         "--int8",
@@ -97,17 +106,17 @@ def test_int8_with_accuracy_control(setup) -> None:
     assert q["final_drop_points"] <= 1.0 + 1e-6 and "NNCF accuracy control" in res.output
 
 
-def test_int8_from_qdq_onnx_needs_no_data(setup) -> None:
-    int8 = setup["root"] / "m.int8.onnx"
+def test_int8_from_qdq_onnx_needs_no_data(setup, tmp_path) -> None:
+    int8 = tmp_path / "m.int8.onnx"
     calibrate_onnx(setup["fp32"], setup["data"], int8, num_images=8)
-    xml = setup["root"] / "m.qdq.xml"
+    xml = tmp_path / "m.qdq.xml"
     res = _build(str(int8), "--int8", "-o", str(xml))
     assert res.exit_code == 0, res.output
     meta = read_artifact_metadata(xml)
     assert meta["precision"] == "int8" and "Q/DQ" in meta["quantization"]["source"]
     assert meta["calibration"]["digest"] == json.loads(sidecar_path(int8).read_text())["calibration"]["digest"]
     assert "FakeQuantize" in xml.read_text()
-    assert _build(str(int8), "--fp16", "-o", str(setup["root"] / "bad.xml")).exit_code == 2
+    assert _build(str(int8), "--fp16", "-o", str(tmp_path / "bad.xml")).exit_code == 2
 
 
 @pytest.mark.parametrize(
@@ -143,10 +152,8 @@ def test_fp16_onnx_is_not_built_as_fp32(setup, tmp_path) -> None:
     assert not list(tmp_path.glob("h.xml*")) and not list(tmp_path.glob("h.bin"))
 
 
-def test_parity_gates_follow_the_precision_that_runs(setup) -> None:
-    xml = setup["root"] / "m.xml"
-    if not xml.exists():
-        assert _build(str(setup["fp32"]), "-o", str(xml)).exit_code == 0
+def test_parity_gates_follow_the_precision_that_runs(setup, tmp_path) -> None:
+    xml = _fp32_ir(setup, tmp_path)
     report = validate_parity(setup["ckpt"], xml, setup["data"], inference_precision="bf16")
     assert report.precision == "bf16"
     assert report.context["runtime_precision"] in ("bf16", "f32")  # f32 on CPUs without bf16 units

@@ -77,6 +77,10 @@ def test_fp16_from_fp32_onnx_is_converted_checked_and_kept(setup, tmp_path: Path
     kept = intermediate_onnx_path(engine)
     assert kept.is_file() and meta["onnx"]["kept_as"] == kept.name
     assert any(t.data_type == TensorProto.FLOAT16 for t in onnx.load(str(kept)).graph.initializer)
+    assert not sidecar_path(kept).exists()  # its metadata is in its metadata_props, not the engine's sidecar
+    kept_meta = read_metadata(kept)
+    assert kept_meta["precision"] == "fp16" and kept_meta["arch"] == "rf_lw_mbv2_test"
+    assert meta["onnx"]["sha256"] == __import__("refinenet_deploy.artifacts").artifacts.sha256_file(kept)
     assert res.layer_report["summary"]["layers_with_half_outputs"] > 10
 
 
@@ -122,7 +126,7 @@ def test_int8_from_fp32_calibrates_first(setup, tmp_path: Path) -> None:
     assert meta["precision"] == "int8" and meta["calibration"]["count"] == 4
     assert meta["onnx"]["made_by"].startswith("rfdeploy calibrate")
     assert meta["layer_report"]["summary"]["convolutions_int8"] > 0
-    assert intermediate_onnx_path(engine).is_file()
+    assert read_metadata(intermediate_onnx_path(engine))["calibration"]["count"] == 4
     res = runner.invoke(app, ["build", "trt", str(setup["fp32"]), "--int8", "-o", str(tmp_path / "n.engine")])
     assert res.exit_code == 2 and "--data" in res.output
 

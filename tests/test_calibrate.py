@@ -147,8 +147,8 @@ def test_bad_inputs_leave_nothing(setup, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
 
 
-def test_modelopt_producer_writes_symmetric_qdq(setup) -> None:
-    out = setup["root"] / "m.mo.onnx"
+def test_modelopt_producer_writes_symmetric_qdq(setup, tmp_path: Path) -> None:
+    out = tmp_path / "m.mo.onnx"
     res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="modelopt")
     assert res.metadata["quantization"]["producer"] == "modelopt.onnx.quantization.quantize"
     model = onnx.load(str(out))
@@ -189,8 +189,8 @@ def test_onnxruntime_entropy_is_refused_with_the_reason(setup, tmp_path: Path) -
     assert not list(tmp_path.iterdir())
 
 
-def test_onnxruntime_producer_still_works(setup) -> None:
-    out = setup["root"] / "m.ort.onnx"
+def test_onnxruntime_producer_still_works(setup, tmp_path: Path) -> None:
+    out = tmp_path / "m.ort.onnx"
     res = calibrate_onnx(setup["fp32"], setup["data"], out, num_images=8, producer="onnxruntime")
     assert res.metadata["quantization"]["method"] == "max"
     assert res.metadata["quantization"]["producer"] == "onnxruntime.quantization.quantize_static"

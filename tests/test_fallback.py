@@ -112,13 +112,13 @@ def test_search_order_and_stop_with_a_fake_evaluator(qdq) -> None:
     assert untouched.parts == [] and untouched.model is q
 
 
-def test_cli_max_miou_drop_fits_and_is_recorded(qdq) -> None:
+def test_cli_max_miou_drop_fits_and_is_recorded(qdq, tmp_path: Path) -> None:
     """Label-free validation images: the budget is on agreement with FP32; 0 forces real fallbacks."""
-    images = qdq["root"] / "plain"
+    images = tmp_path / "plain"
     images.mkdir()
     for p in sorted((qdq["data"] / "JPEGImages").iterdir())[:4]:
         shutil.copy(p, images / p.name)
-    out = qdq["root"] / "m.fb.onnx"
+    out = tmp_path / "m.fb.onnx"
     res = CliRunner().invoke(
         app,
         [
@@ -137,7 +137,7 @@ def test_cli_max_miou_drop_fits_and_is_recorded(qdq) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
-    meta = json.loads((qdq["root"] / "m.fb.meta.json").read_text())
+    meta = json.loads((tmp_path / "m.fb.meta.json").read_text())
     fb = meta["fallback"]
     assert "agreement" in fb["metric"] and fb["validation"]["images"] == 4
     assert fb["initial_drop_points"] > 0 and fb["final_drop_points"] <= 0.0

@@ -20,7 +20,7 @@ from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.operations.parity import validate_parity
 from refinenet_deploy.operations.report import parity_markdown as report_markdown
-from refinenet_deploy.validate.parity import ParityEngine
+from refinenet_deploy.validate.parity_engine import ParityEngine
 from refinenet_deploy.validate.tolerances import FP32
 
 from .models.test_zoo import randomize
@@ -95,19 +95,19 @@ def test_static_artifact_uses_the_resize_policy(setup) -> None:
     assert r.policy["resize"].startswith("bilinear")
 
 
-def test_slightly_tampered_weights_fail_the_gate(setup) -> None:
-    bad = _tamper_onnx(setup["onnx"], setup["root"] / "tampered.onnx", amount=0.2)
+def test_slightly_tampered_weights_fail_the_gate(setup, tmp_path: Path) -> None:
+    bad = _tamper_onnx(setup["onnx"], tmp_path / "tampered.onnx", amount=0.2)
     r = validate_parity(setup["ckpt"], bad, setup["data"])
     assert not r.passed
     assert 0.5 < r.agreement.pixel < 0.999  # slightly: most pixels still agree
     assert any(g.startswith("pixel agreement") for g in r.failed_gates)
 
 
-def test_tampered_checkpoint_with_torch_runtime(setup) -> None:
+def test_tampered_checkpoint_with_torch_runtime(setup, tmp_path: Path) -> None:
     model = randomize(create_model("rf_lw_test", num_classes=6), seed=8)
     with torch.no_grad():
         model.clf_conv.bias[1] += 0.2
-    other = save_safetensors(model.state_dict(), setup["root"] / "other.safetensors", {"arch": "rf_lw_test"})
+    other = save_safetensors(model.state_dict(), tmp_path / "other.safetensors", {"arch": "rf_lw_test"})
     assert validate_parity(setup["ckpt"], setup["ckpt"], setup["data"], num_images=2).passed
     assert not validate_parity(setup["ckpt"], other, setup["data"]).passed
 

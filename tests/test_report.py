@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from refinenet_deploy.cli import app
 from refinenet_deploy.data.synth import write_synth_dataset
 from refinenet_deploy.errors import UsageError
-from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
@@ -20,12 +19,14 @@ from refinenet_deploy.operations.parity import validate_parity
 from refinenet_deploy.operations.report import make_report
 from refinenet_deploy.validate.tolerances import FP32
 
+from .helpers import default_init_model
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("report")
     ckpt = save_safetensors(
-        create_model("rf_lw_test", num_classes=6).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
+        default_init_model("rf_lw_test", num_classes=6).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
     )
     onnx_path = root / "m.onnx"
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(48, 48)))

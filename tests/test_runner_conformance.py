@@ -35,29 +35,34 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"ckpt": paths["ckpt"], "onnx": paths["fp32"], "root": root}
 
 
-def _artifact(kind: str, artifacts: dict[str, Path]) -> Path:
+@pytest.fixture(scope="module")
+def openvino_xml(artifacts: dict[str, Path]) -> Path:
+    """Built once by the fixture (not by whichever test runs first), only for the tests that run on OpenVINO."""
+    from refinenet_deploy.operations.build_openvino import convert_openvino
+
+    return convert_openvino(artifacts["onnx"], artifacts["root"] / "m.xml").path
+
+
+@pytest.fixture(scope="module")
+def tensorrt_engine(artifacts: dict[str, Path]) -> Path:
+    from refinenet_deploy.operations.build_trt import build_engine
+
+    return build_engine(artifacts["onnx"], artifacts["root"] / "m.engine").path
+
+
+@pytest.fixture
+def artifact(kind: str, artifacts: dict[str, Path], request: pytest.FixtureRequest) -> Path:
+    """The artifact ``kind`` runs: the fixture's checkpoint or ONNX model, or the module's IR or engine."""
     if kind == "torch":
         return artifacts["ckpt"]
     if kind == "onnxruntime":
         return artifacts["onnx"]
-    if kind == "openvino":
-        xml = artifacts["root"] / "m.xml"
-        if not xml.exists():
-            from refinenet_deploy.operations.build_openvino import convert_openvino
-
-            convert_openvino(artifacts["onnx"], xml)
-        return xml
-    engine = artifacts["root"] / "m.engine"
-    if not engine.exists():
-        from refinenet_deploy.operations.build_trt import build_engine
-
-        build_engine(artifacts["onnx"], engine)
-    return engine
+    return request.getfixturevalue({"openvino": "openvino_xml", "tensorrt": "tensorrt_engine"}[kind])
 
 
-def _runner(kind: str, artifacts: dict[str, Path]) -> BaseRunner:
+def _runner(artifact: Path, artifacts: dict[str, Path]) -> BaseRunner:
     policy = InputPolicy.from_metadata(read_metadata(artifacts["onnx"]))
-    return open_runner(_artifact(kind, artifacts), policy=policy)
+    return open_runner(artifact, policy=policy)
 
 
 def _input(seed: int = 0) -> np.ndarray:
@@ -66,15 +71,15 @@ def _input(seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference(artifacts: dict[str, Path]) -> np.ndarray:
-    with _runner("torch", artifacts) as ref:
+    with _runner(artifacts["ckpt"], artifacts) as ref:
         return next(iter(ref.infer({"input": _input()}).values()))
 
 
 @pytest.mark.parametrize("kind", RUNNERS)
 def test_same_input_same_output_within_fp32_tolerance(
-    kind: str, artifacts: dict[str, Path], reference: np.ndarray
+    kind: str, artifact: Path, artifacts: dict[str, Path], reference: np.ndarray
 ) -> None:
-    with _runner(kind, artifacts) as runner:
+    with _runner(artifact, artifacts) as runner:
         spec = runner.input_specs[0]
         out = runner.infer({spec.name: _input()})
         again = runner.infer({spec.name: _input()})
@@ -84,14 +89,14 @@ def test_same_input_same_output_within_fp32_tolerance(
     assert diff.within_tolerance, diff
     np.testing.assert_array_equal(again[name], logits)  # deterministic for one input
     # a different input gives a different output: the runner really computes
-    with _runner(kind, artifacts) as runner:
+    with _runner(artifact, artifacts) as runner:
         other = next(iter(runner.infer({spec.name: _input(seed=1)}).values()))
     assert np.abs(other - logits).max() > 1e-3
 
 
 @pytest.mark.parametrize("kind", RUNNERS)
-def test_input_validation(kind: str, artifacts: dict[str, Path]) -> None:
-    with _runner(kind, artifacts) as runner:
+def test_input_validation(kind: str, artifact: Path, artifacts: dict[str, Path]) -> None:
+    with _runner(artifact, artifacts) as runner:
         spec = runner.input_specs[0]
         assert spec.name == "input" and spec.dtype == np.float32 and len(spec.shape) == 4
         with pytest.raises(UsageError, match="do not match"):
@@ -106,8 +111,8 @@ def test_input_validation(kind: str, artifacts: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("kind", RUNNERS)
-def test_life_cycle(kind: str, artifacts: dict[str, Path]) -> None:
-    runner = _runner(kind, artifacts)
+def test_life_cycle(kind: str, artifact: Path, artifacts: dict[str, Path]) -> None:
+    runner = _runner(artifact, artifacts)
     assert not runner.is_active and runner.device in ("cpu", "gpu", "dla")
     with pytest.raises(RuntimeError, match="not active"):
         runner.infer({"input": _input()})

@@ -87,15 +87,16 @@ def test_fp32_engine_passes_parity_and_times_on_the_gpu(tmp_path) -> None:
     import tensorrt as trt
 
     from refinenet_deploy.data.synth import write_synth_dataset
-    from refinenet_deploy.models import create_model
     from refinenet_deploy.models.checkpoint import save_safetensors
     from refinenet_deploy.operations.bench import benchmark
     from refinenet_deploy.operations.export import ExportSpec, export_onnx
     from refinenet_deploy.operations.parity import validate_parity
 
+    from .helpers import default_init_model
+
     data = write_synth_dataset(tmp_path / "data", 4, 64, 64, seed=2)
     ckpt = save_safetensors(
-        create_model("rf_lw_test", num_classes=6).state_dict(), tmp_path / "m.safetensors", {"arch": "rf_lw_test"}
+        default_init_model("rf_lw_test", num_classes=6).state_dict(), tmp_path / "m.safetensors", {"arch": "rf_lw_test"}
     )
     onnx_path = tmp_path / "m.onnx"
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(64, 64), verify_sizes=()))

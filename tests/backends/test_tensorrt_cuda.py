@@ -170,7 +170,8 @@ def test_bench_of_an_engine_reports_gpu_device_time(tmp_path, monkeypatch) -> No
     monkeypatch.setitem(sys.modules, "tensorrt", _identity_tensorrt(static=True))
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"identity")
-    r = benchmark(engine, warmup=2, iterations=5, peak=False)
+    r = benchmark(engine, warmup=2, iterations=5, peak=False, cuda_graph=True)
     assert r["runtime"] == "tensorrt" and r["device"] == "gpu"  # never recorded as a CPU run
+    assert r["runtime_config"]["cuda_graph"] is True
     assert r["device_only"]["iterations"] == 5 and "CUDA events" in r["device_only"]["clock"]
     assert r["compute_only"]["iterations"] == 5 and r["device_memory_mib"] > 1.0

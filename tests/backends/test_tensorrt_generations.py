@@ -69,7 +69,7 @@ def test_fp16_flags_only_where_weak_typing_exists(onnx_files, tmp_path, monkeypa
     assert meta["tensorrt"]["generation"] == f"TensorRT {version.split('.')[0]}.x"
     assert meta["tensorrt"]["strongly_typed_only"] == (version.startswith("11"))
     assert meta["onnx"]["made_by"].startswith("refinenet-deploy FP16 conversion")  # precision from the ONNX
-    assert meta["trtexec_command"].startswith("trtexec --onnx=h.engine.onnx")
+    assert meta["trtexec_command"].startswith("trtexec --onnx=h.engine.src.onnx")
     assert (trtexec in meta["trtexec_command"]) if trtexec else ("--fp16" not in meta["trtexec_command"])
     assert meta["device"]["portable"] is False
 

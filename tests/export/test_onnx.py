@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_every_zoo_model_exports_dynamic_and_verifies(name: str, tmp_path: Path)
     res = export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=SMALL))
     assert res.metadata["verification"]["passed"]
     assert {tuple(c.size) for c in res.cases} == {(64, 64), *SMALL}
+    if importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx"):  # TensorRT parses + builds
+        check = res.metadata["verification"]["tensorrt"]
+        assert check["parsed"] and check["built"] and check["layers"] > 10
     # Judged with the documented tolerance only: max|onnx - torch| <= 1e-4 + 1e-5 * max|torch|. No extra
     # absolute cap: RF-152 / RF-101 2-scale reach 3.05e-4 / 3.41e-4 on AVX2-only CPUs, within that bound.
     for c in res.cases:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refinenet_deploy.errors import UsageError
-from refinenet_deploy.validate.parity import Gates, InputPolicy, ParityEngine
+from refinenet_deploy.validate.parity_engine import Gates, InputPolicy, ParityEngine
 
 
 class FixedRunner:

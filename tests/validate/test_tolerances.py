@@ -6,7 +6,7 @@ from pathlib import Path
 
 from refinenet_deploy.enums import Precision
 from refinenet_deploy.validate import tolerances
-from refinenet_deploy.validate.parity import DEFAULT_GATES
+from refinenet_deploy.validate.parity_engine import DEFAULT_GATES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

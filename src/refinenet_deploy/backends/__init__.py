@@ -73,15 +73,19 @@ def open_runner(
     inference_precision: str | None = "f32",
     meta: Mapping[str, Any] | None = None,
     policy: Any = None,
+    cuda_graph: bool = False,
 ) -> BaseRunner:
     """A (not yet activated) runner for an artifact or a checkpoint.
 
     ``device`` defaults to what the runtime runs on first (cpu; gpu for engines) and is recorded on the runner
     (``runner.device``). For a checkpoint, ``policy`` (an ``artifacts.InputPolicy``) sets the deploy wrapper's
     normalisation, input format and head, so that the PyTorch side computes what an artifact computes.
+    ``cuda_graph``: TensorRT engines with static shapes replay one captured CUDA graph per inference.
     """
     kind = resolve_runtime(artifact, runtime)
     dev = resolve_device(kind, device)
+    if cuda_graph and kind != Runtime.TENSORRT:
+        raise UsageError(f"--cuda-graph applies to TensorRT engines, not {kind}")
     if kind == Runtime.ONNXRUNTIME:
         from .onnxruntime import open_onnxruntime
 
@@ -100,7 +104,9 @@ def open_runner(
         from ..artifacts import read_metadata
         from .tensorrt import TensorRTRunner
 
-        runner = TensorRTRunner(Path(artifact), meta=read_metadata(artifact) if meta is None else meta, device=dev)
+        runner = TensorRTRunner(
+            Path(artifact), meta=read_metadata(artifact) if meta is None else meta, device=dev, cuda_graph=cuda_graph
+        )
     else:
         from .torch import open_checkpoint
 

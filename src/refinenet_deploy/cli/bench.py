@@ -45,6 +45,9 @@ def bench_cmd(
     ),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here ('-': stdout).")] = None,
     peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak for efficiency.")] = True,
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="TensorRT, static shapes: replay one captured CUDA graph per run.")
+    ] = False,
 ) -> None:
     """Latency of one artifact on this device, with the device fingerprint and the timing protocol.
 
@@ -69,6 +72,7 @@ def bench_cmd(
         end_to_end=end_to_end,
         data=data,
         peak=peak,
+        cuda_graph=cuda_graph,
     )
     if json_out is not None:
         text = json.dumps(result, indent=2)

@@ -17,7 +17,7 @@ from ..calibration.fallback import Score
 from ..data.datasets import open_dataset
 from ..data.preprocessing import resize_image
 from ..errors import CalibrationError
-from ..validate.parity import ParityEngine
+from ..validate.parity_engine import ParityEngine
 
 
 class MemoRunner:

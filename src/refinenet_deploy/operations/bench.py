@@ -30,7 +30,13 @@ DEFAULT_ITERATIONS = 100
 
 
 def _runner(
-    artifact: Path, runtime: Runtime, device: Device, threads: int | None, hint: str, inference_precision: str | None
+    artifact: Path,
+    runtime: Runtime,
+    device: Device,
+    threads: int | None,
+    hint: str,
+    inference_precision: str | None,
+    cuda_graph: bool = False,
 ) -> tuple[BaseRunner, dict[str, Any]]:
     if runtime == Runtime.TORCH:
         runner = open_runner(artifact, runtime.value, device=device.value)
@@ -53,6 +59,7 @@ def _runner(
         hint=hint,
         inference_precision=inference_precision,
         meta=meta,
+        cuda_graph=cuda_graph,
     ), meta
 
 
@@ -155,6 +162,7 @@ def benchmark(
     end_to_end: bool = False,
     data: str | Path | None = None,
     peak: bool = True,
+    cuda_graph: bool = False,
 ) -> dict[str, Any]:
     """Time ``artifact`` (on ``device``: default cpu, gpu for TensorRT engines); returns the versioned JSON-ready
     result. Without ``iterations`` or ``duration_s``, runs ``DEFAULT_ITERATIONS`` timed iterations."""
@@ -172,7 +180,7 @@ def benchmark(
         import torch
 
         torch.set_num_threads(threads)
-    runner, meta = _runner(artifact, kind, dev, threads, hint, inference_precision)
+    runner, meta = _runner(artifact, kind, dev, threads, hint, inference_precision, cuda_graph)
     policy = InputPolicy.from_metadata(meta)
     input_format = policy.input_format
     precision = artifact_precision(artifact, meta).value if kind != Runtime.TORCH else "fp32"

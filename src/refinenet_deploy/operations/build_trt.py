@@ -66,9 +66,10 @@ class EngineResult(ArtifactResult):
 
 
 def intermediate_onnx_path(output: str | Path) -> Path:
-    """Where the ONNX a build made (FP16 conversion, Q/DQ calibration) is kept: ``model.engine.onnx``."""
+    """Where the ONNX a build made (FP16 conversion, Q/DQ calibration) is kept: ``model.engine.src.onnx`` (its
+    metadata travels in its ``metadata_props``; ``model.engine.onnx`` would share the engine's sidecar name)."""
     output = Path(output)
-    return output.with_name(output.name + ".onnx")
+    return output.with_name(output.name + ".src.onnx")
 
 
 # --------------------------------------------------------------------------------------------- shapes
@@ -297,6 +298,7 @@ def build_engine(
             step("converting the ONNX to FP16")
             onnx_used = stage.dir / f"{model.stem}.fp16.onnx"
             onnx_record = {"file": onnx_used.name, **_fp16_onnx(model, onnx_used)}
+            _embed(onnx_used, sidecar("onnx", Precision.FP16, source=meta, command=command, conversion=onnx_record))
         elif needs_calibration and calibrator == "qdq":
             from .calibrate import calibrate_onnx
 
@@ -313,6 +315,7 @@ def build_engine(
                 command=command,
             )
             calibration = calibrated.metadata["calibration"]
+            _embed(onnx_used, calibrated.metadata)
             onnx_record = {
                 "file": onnx_used.name,
                 "made_by": f"rfdeploy calibrate ({producer})",
@@ -380,6 +383,18 @@ def build_engine(
         write_json_atomic(report_path, report)
     log.info("wrote %s (%s, %s)", output, lib.name, want)
     return EngineResult(result.path, result.metadata_path, result.metadata, report, report_path)
+
+
+def _embed(path: Path, meta: dict[str, Any]) -> None:
+    """Write ``meta`` into an intermediate ONNX's ``metadata_props``, so the copy kept beside the engine
+    (``MODEL.engine.src.onnx``) says what it is."""
+    import onnx
+
+    from ..artifacts import embed_onnx_metadata
+
+    model = onnx.load(str(path))
+    embed_onnx_metadata(model, meta)
+    onnx.save(model, str(path))
 
 
 def _layer_report(lib: TrtLibrary, outcome: BuildOutcome, precision: str) -> dict[str, Any]:

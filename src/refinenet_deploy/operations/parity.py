@@ -1,7 +1,7 @@
 """``validate_parity``: a checkpoint and a deployed artifact, one dataset, one report.
 
 Glue between ``models`` (the PyTorch reference), ``backends`` (the backend runner, chosen from the file
-and its metadata) and ``validate.parity`` (the engine, which sees only runners).
+and its metadata) and ``validate.parity_engine`` (the engine, which sees only runners).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..errors import ParityError, UsageError
 from ..models import load_model
 from ..models.deploy import checkpoint_normalization
 from ..validate.panels import save_panels
-from ..validate.parity import ParityEngine, ParityReport
+from ..validate.parity_engine import ParityEngine, ParityReport
 from ..validate.tolerances import Gates, tolerance_for
 
 log = logging.getLogger(__name__)
