@@ -103,6 +103,45 @@ def test_slightly_tampered_weights_fail_the_gate(setup, tmp_path: Path) -> None:
     assert any(g.startswith("pixel agreement") for g in r.failed_gates)
 
 
+def test_fp32_logits_gate_catches_tampered_weights_that_barely_move_the_class_map(setup, tmp_path: Path) -> None:
+    """One 1x1 conv scaled by (1 + 0.35 N(0,1)) noise: far beyond float32 rounding, yet almost every pixel keeps
+    its class. An FP32 artifact that differs that much computes something else: exit 3."""
+    tampered = tmp_path / "t.onnx"
+    model = onnx.load(str(setup["onnx"]))
+    convs = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        w = onnx.numpy_helper.to_array(init)
+        if init.name in convs and w.ndim == 4 and w.shape[2:] == (1, 1):
+            init.CopyFrom(
+                onnx.numpy_helper.from_array((w * (1 + 0.35 * rng.standard_normal(w.shape))).astype(w.dtype), init.name)
+            )
+            break
+    onnx.save(model, str(tampered))
+    r = validate_parity(setup["ckpt"], tampered, setup["data"], min_agreement=0.9, max_miou_drop=5.0)
+    d = r.to_dict()
+    assert not r.passed and d["logit_gate"]["passed"] is False
+    assert any(g.startswith("FP32 logits differ") for g in r.failed_gates)
+    assert d["logit_gate"]["worst_error"] > d["logit_gate"]["bound_there"] > 0
+    good = validate_parity(setup["ckpt"], setup["onnx"], setup["data"]).to_dict()
+    assert good["passed"] and good["logit_gate"]["passed"] and good["logit_gate"]["worst_error"] >= 0
+    res = CliRunner().invoke(
+        app,
+        [
+            "parity",
+            str(setup["ckpt"]),
+            str(tampered),
+            "--data",
+            str(setup["data"]),
+            "--min-agreement",
+            "0.9",
+            "--max-miou-drop",
+            "5",
+        ],
+    )
+    assert res.exit_code == 3 and "FP32 logits differ" in res.output
+
+
 def test_tampered_checkpoint_with_torch_runtime(setup, tmp_path: Path) -> None:
     model = randomize(create_model("rf_lw_test", num_classes=6), seed=8)
     with torch.no_grad():

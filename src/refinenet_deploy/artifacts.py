@@ -337,6 +337,20 @@ def artifact_precision(artifact: str | Path, meta: Mapping[str, Any] | None = No
 
 
 # --------------------------------------------------------------------------------------------- input policy
+def parse_size(text: str, what: str = "--input-size") -> tuple[int, int]:
+    """``'512x384'`` (H x W) or ``'512'`` (square) -> (512, 384); UsageError (exit 2) naming the option otherwise."""
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}") from None
+    if len(dims) == 1:
+        dims *= 2
+    if len(dims) != 2 or min(dims) < 1:
+        raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}")
+    return dims[0], dims[1]
+
+
 def spatial_size(shape: Sequence[int | None], input_format: str) -> tuple[int, int] | None:
     """(H, W) of an input shape when both are static, for NCHW float or NHWC uint8 layouts."""
     hw = shape[1:3] if input_format == "nhwc-uint8" else shape[2:4]

@@ -14,6 +14,7 @@ CPU_FLAGS = (
     "fma",
     "avx512f",
     "avx512_vnni",
+    "avx_vnni",
     "avx512_bf16",
     "amx_tile",
     "amx_bf16",
@@ -32,7 +33,6 @@ PACKAGES = (
     "openvino",
     "nncf",
     "tensorrt",
-    "tensorrt-rtx",
     "cuda-python",
     "nvidia-modelopt",
     "safetensors",
@@ -85,6 +85,13 @@ def gpu_info() -> dict[str, object]:
         p = torch.cuda.get_device_properties(i)
         gpus.append(f"{p.name} (sm_{p.major}{p.minor}, {p.total_memory / 2**30:.1f} GiB)")
     return {"cuda_gpus": len(gpus), "gpus": gpus, "torch_cuda": torch.version.cuda}
+
+
+def has_int8_dot_product() -> bool:
+    """Whether this CPU has native u8 x s8 dot-product instructions (VNNI or AMX). Without them (AVX2 only),
+    runtimes emulate INT8 products with saturating 16-bit sums, which overflow unless weights are prepared for it."""
+    isa = set(cpu_info()["isa"])
+    return bool(isa & {"avx512_vnni", "avx_vnni", "amx_int8"}) or not isa & {"avx2", "avx512f"}
 
 
 def nvidia_gpus() -> list[dict[str, str]]:

@@ -27,6 +27,9 @@ def _logits(classes: np.ndarray, num_classes: int = 3) -> np.ndarray:
 
 
 def _engine(ref_cls: np.ndarray, back_cls: np.ndarray, **kw) -> ParityEngine:
+    """Engines over class-map-like logits that differ on purpose: judged as INT8 unless a test says otherwise (an
+    FP32 run would also fail the FP32 logits gate, tested on its own below)."""
+    kw.setdefault("precision", "int8")
     return ParityEngine(
         FixedRunner(_logits(ref_cls)),
         FixedRunner(_logits(back_cls)),
@@ -55,6 +58,39 @@ def test_agreement_and_drop_by_hand() -> None:
     assert r.agreement.boundary < 1.0  # the flipped pixel sits on the 0|1 boundary
     assert r.logit_max_abs_error == pytest.approx(5.0)
     assert r.passed
+
+
+def test_fp32_logits_gate_uses_the_export_tolerance_per_image() -> None:
+    ref = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    image = np.zeros((4, 4, 3), np.uint8)
+    for delta, passed in ((1e-4, True), (2e-3, False)):  # bound: 1e-4 + 1e-5 x 5.0 = 1.5e-4
+        logits = _logits(ref)
+        noisy = logits.copy()
+        noisy[0, 0, 0, 0] += delta
+        engine = ParityEngine(
+            FixedRunner(logits),
+            FixedRunner(noisy),
+            num_classes=3,
+            class_names=("a", "b", "c"),
+            preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
+            policy=InputPolicy(),
+            precision="fp32",
+        )
+        engine.add("img", image, ref.astype(np.uint8))
+        r = engine.report()
+        assert r.agreement.pixel == 1.0 and r.passed is passed, (delta, r.failed_gates)
+        assert r.logit_gate["bound_there"] == pytest.approx(1.5e-4) and r.logit_gate["passed"] is passed
+    int8 = ParityEngine(
+        FixedRunner(logits),
+        FixedRunner(noisy),
+        num_classes=3,
+        class_names=("a", "b", "c"),
+        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
+        policy=InputPolicy(),
+        precision="int8",
+    )
+    int8.add("img", image, ref.astype(np.uint8))
+    assert int8.report().passed and int8.report().logit_gate is None  # lower precisions: segmentation gates only
 
 
 def test_gates_fail_with_the_amount() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar
-from .options import Seed, Split
+from .options import Seed, Split, parse_size
 
 
 # --------------------------------------------------------------------------------------------- build openvino
@@ -172,10 +172,10 @@ def build_trt_cmd(
     from contextlib import nullcontext
 
     from ..operations.build_openvino import precision_from_flags
-    from ..operations.build_trt import build_engine, parse_hw
+    from ..operations.build_trt import build_engine
 
     precision = precision_from_flags(fp16, int8)
-    size = parse_hw(input_size, "--input-size") if input_size else None
+    size = parse_size(input_size) if input_size else None
     status = err.status("building", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext()
     with status as st:
         res = build_engine(

@@ -29,7 +29,7 @@ def data_synth_cmd(
     """
     from ..data.synth import SYNTH_CLASSES, write_synth_dataset
 
-    h, w = parse_size(size)
+    h, w = parse_size(size, "--size")
     with progress_bar() as bar:
         task = bar.add_task("synthesising", total=num, info="")
         write_synth_dataset(out_dir, num, h, w, seed, split=split, progress=lambda i, n: bar.update(task, completed=i))

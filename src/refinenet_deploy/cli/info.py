@@ -29,7 +29,7 @@ def models_cmd(
     """
     from ..models.complexity import describe_models
 
-    h, w = parse_size(size)
+    h, w = parse_size(size, "--size")
     rows = describe_models(pattern, height=h, width=w, num_classes=num_classes, include_test=all_)
     if as_json:
         out.print_json(json.dumps([r.__dict__ for r in rows]))

@@ -18,15 +18,8 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threa
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 
-def parse_size(value: str) -> tuple[int, int]:
-    """'512x512' or '512' -> (height, width)."""
-    parts = value.lower().replace("*", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        raise typer.BadParameter(f"expected HxW such as 512x512, got {value!r}") from None
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) < 1:
-        raise typer.BadParameter(f"expected HxW such as 512x512, got {value!r}")
-    return dims[0], dims[1]
+def parse_size(value: str, what: str = "--input-size") -> tuple[int, int]:
+    """'512x512' or '512' -> (height, width); a usage error (exit 2) naming the option otherwise."""
+    from ..artifacts import parse_size as parse
+
+    return parse(value, what)

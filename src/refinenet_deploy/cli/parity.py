@@ -119,8 +119,10 @@ def _print_parity(r: dict[str, Any]) -> None:
     out.print(classes)
     gates = r["gates"]
     verdict = "PASSED" if r["passed"] else "FAILED"
+    logits = r.get("logit_gate")
     out.print(
         f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
-        f">= {gates['min_agreement'] * 100:.2f} %",
+        f">= {gates['min_agreement'] * 100:.2f} %"
+        + (", FP32 logits within 1e-4 + 1e-5 x max|logit|" if logits else ""),
         highlight=False,
     )

@@ -37,7 +37,7 @@ from ..backends.openvino import OpenVINORunner, compile_cpu, convert_onnx, ensur
 from ..enums import Precision
 from ..errors import CalibrationError, ExportError, UsageError
 from ..validate.compare import argmax_agreement
-from ..validate.tolerances import FP32
+from ..validate.tolerances import FP32, INT8
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -202,6 +202,35 @@ def _quantize(
     return quantized, info
 
 
+def _check_int8(check: dict[str, Any], *, qdq_source: bool) -> None:
+    """Exit 6 when an INT8 IR disagrees with its source beyond the INT8 agreement gate, naming the likely cause."""
+    from ..environment import has_int8_dot_product
+
+    agreement = check["argmax_agreement"]
+    check["min_agreement"] = INT8.min_agreement
+    if agreement >= INT8.min_agreement:
+        return
+    what = (
+        f"the INT8 IR agrees with {check['against']} on {agreement:.2%} of pixels ({check['inputs']}), below "
+        f"the INT8 gate of {INT8.min_agreement:.0%}; nothing was written"
+    )
+    if not has_int8_dot_product():
+        cause = (
+            "this CPU has no VNNI/AMX (AVX2 only): OpenVINO's emulated u8 x s8 products overflow on INT8 weights "
+            "not prepared for it"
+        )
+        fix = (
+            "build the IR from the FP32 ONNX with --int8 --data DIR (NNCF applies its overflow fix), or run the "
+            "Q/DQ ONNX in ONNX Runtime"
+            if qdq_source
+            else "re-run on a VNNI/AMX CPU, or keep the FP32/FP16 IR"
+        )
+    else:
+        cause = "the quantization is too coarse for this model"
+        fix = "use more calibration images, or --max-miou-drop to leave the most sensitive parts in float"
+    raise ExportError(f"{what}. Likely cause: {cause}", hint=fix)
+
+
 def _check(
     xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads: int | None, precision: str
 ) -> dict[str, Any]:
@@ -235,6 +264,8 @@ def _check(
         "max_abs_error": max(errors),
         "argmax_agreement": float(np.mean(agree)),
     }
+    if precision == "int8":  # every INT8 build checks itself: below the INT8 agreement gate it is not kept
+        _check_int8(check, qdq_source=source == "seeded random inputs")
     if precision == "fp32":  # the IR must compute what the ONNX computes; lower precisions go to parity
         bound = FP32.logits_bound(scale)
         check["tolerance"] = f"max abs error <= {FP32.atol:g} + {FP32.rtol:g} x max|onnx| = {bound:.3g}"

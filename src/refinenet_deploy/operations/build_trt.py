@@ -44,7 +44,6 @@ from ..backends.tensorrt.builder import (
     build_engine_plan,
     engine_layers,
     input_profiles,
-    parse_hw,
     parse_shapes,
 )
 from ..backends.tensorrt.library import TrtLibrary, load_library
@@ -481,7 +480,6 @@ __all__ = [
     "ENGINE_SUFFIXES",
     "EngineResult",
     "build_engine",
-    "parse_hw",
     "parse_shapes",
     "summarize_layers",
     "trtexec_command",

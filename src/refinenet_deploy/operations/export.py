@@ -274,8 +274,9 @@ def _export_in_tempdir(
 
 
 def tensorrt_check(path: Path, model: Any, spec: ExportSpec, step: Callable[[str], None]) -> dict[str, Any] | None:
-    """Parse and build the exported ONNX with the installed TensorRT library (TensorRT-RTX builds on a CPU); None
-    when no TensorRT library imports. A parse or build failure is an ExportError (exit 6) naming the node."""
+    """Parse and build the exported ONNX with the installed TensorRT library (TensorRT-RTX builds on a CPU), at
+    builder optimisation level 0 (the quickest build: this checks that it builds, not how fast it runs); None when
+    no TensorRT library imports. A parse or build failure is an ExportError (exit 6) naming the node."""
     from ..backends.tensorrt.builder import BuildOptions, build_engine_plan, input_profiles
     from ..backends.tensorrt.library import load_library
     from ..errors import EngineBuildError, MissingDependencyError
@@ -289,7 +290,7 @@ def tensorrt_check(path: Path, model: Any, spec: ExportSpec, step: Callable[[str
     profiles = input_profiles(model, spec.input_format, meta)
     try:
         outcome = build_engine_plan(
-            lib, path, profiles, BuildOptions(precision=spec.precision, detailed_profiling=False)
+            lib, path, profiles, BuildOptions(precision=spec.precision, opt_level=0, detailed_profiling=False)
         )
     except EngineBuildError as exc:
         raise ExportError(

@@ -24,7 +24,7 @@ from ..artifacts import InputPolicy
 from ..data.preprocessing import resize_image
 from ..errors import UsageError
 from .metrics import AgreementScores, boundary_mask, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
-from .tolerances import DEFAULT_GATES, Gates
+from .tolerances import DEFAULT_GATES, Gates, tolerance_for
 
 PARITY_SCHEMA = "refinenet-deploy/parity"
 PARITY_SCHEMA_VERSION = 1
@@ -64,6 +64,7 @@ class ParityReport:
     agreement: AgreementScores
     logit_max_abs_error: float | None
     logit_mean_abs_error: float | None
+    logit_gate: dict[str, Any] | None
     tta: dict[str, Any]
     policy: dict[str, Any]
     failed_gates: list[str] = field(default_factory=list)
@@ -118,6 +119,7 @@ class ParityReport:
                 "pixel_agreement": self.agreement.pixel,
                 "boundary_agreement": self.agreement.boundary,
                 "logit_max_abs_error": self.logit_max_abs_error,
+                "logit_gate": self.logit_gate,
                 "logit_mean_abs_error": self.logit_mean_abs_error,
                 "per_class": per_class,
                 "tta": self.tta,
@@ -186,6 +188,8 @@ class ParityEngine:
         self.conf_agree = np.zeros((k, k), np.int64)
         self.pixels = self.pixels_same = self.boundary = self.boundary_same = 0
         self.logit_max, self.logit_sum, self.logit_count = 0.0, 0.0, 0
+        self.tolerance = tolerance_for(precision)  # fp32 has an element-wise logits bound; others do not
+        self.logit_ratio, self.logit_worst = 0.0, (0.0, 0.0)
         self.has_labels, self.count = True, 0
         self._worst: list[tuple[float, int, ImageRecord]] = []
 
@@ -228,16 +232,26 @@ class ParityEngine:
             for flipped in (False, True) if self.flip else (False,):
                 ref, back = self._run_both(img[:, ::-1].copy() if flipped else img)
                 if scale == 1.0 and not flipped:
-                    diff = np.abs(ref.astype(np.float64) - back.astype(np.float64))
-                    self.logit_max = max(self.logit_max, float(diff.max()))
-                    self.logit_sum += float(diff.sum())
-                    self.logit_count += diff.size
+                    self._add_logit_error(ref, back)
                 ref_up, back_up = _upsample(ref, label_size)[0], _upsample(back, label_size)[0]
                 if flipped:
                     ref_up, back_up = ref_up[:, :, ::-1], back_up[:, :, ::-1]
                 acc_ref = ref_up if acc_ref is None else acc_ref + ref_up
                 acc_back = back_up if acc_back is None else acc_back + back_up
         return acc_ref.argmax(0), acc_back.argmax(0)
+
+    def _add_logit_error(self, ref: np.ndarray, back: np.ndarray) -> None:
+        """Element-wise logits error of one image; for the FP32 logits gate, its ratio to the FP32 bound
+        (atol + rtol * max|ref| of that image, the tolerance export verification uses)."""
+        r = ref.astype(np.float64)
+        diff = np.abs(r - back.astype(np.float64))
+        worst = float(diff.max()) if np.all(np.isfinite(diff)) else float("inf")
+        self.logit_max = max(self.logit_max, worst)
+        self.logit_sum += float(diff.sum())
+        self.logit_count += diff.size
+        bound = self.tolerance.logits_bound(float(np.abs(r).max()))
+        if bound is not None and worst / bound > self.logit_ratio:
+            self.logit_ratio, self.logit_worst = worst / bound, (worst, bound)
 
     def add(self, name: str, image: np.ndarray, label: np.ndarray | None) -> float:
         """Score one image; returns its pixel agreement."""
@@ -311,6 +325,21 @@ class ParityEngine:
                 f"pixel agreement {agree.pixel:.4%} < min {self.gates.min_agreement:.4%} "
                 f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)"
             )
+        logit_gate = None
+        if self.tolerance.atol is not None and self.logit_count:
+            error, bound = self.logit_worst
+            logit_gate = {
+                "tolerance": f"max|backend - PyTorch| <= {self.tolerance.atol:g} + {self.tolerance.rtol:g} x "
+                "max|PyTorch logit| per image (as export verification)",
+                "worst_error": error,
+                "bound_there": bound,
+                "passed": self.logit_ratio <= 1.0,
+            }
+            if self.logit_ratio > 1.0:
+                failed.append(
+                    f"FP32 logits differ by {error:.3g} > {bound:.3g} (the FP32 tolerance): more than float32 "
+                    "rounding, so the artifact computes something else"
+                )
         return ParityReport(
             num_images=self.count,
             num_classes=self.num_classes,
@@ -326,6 +355,7 @@ class ParityEngine:
             reference_pixel_accuracy=pixel_accuracy(self.conf_ref) if labelled else None,
             backend_pixel_accuracy=pixel_accuracy(self.conf_back) if labelled else None,
             agreement=agree,
+            logit_gate=logit_gate,
             logit_max_abs_error=self.logit_max if self.logit_count else None,
             logit_mean_abs_error=self.logit_sum / self.logit_count if self.logit_count else None,
             tta={"scales": list(self.scales), "flip": self.flip},

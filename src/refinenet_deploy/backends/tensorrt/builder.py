@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...artifacts import parse_size
 from ...errors import EngineBuildError, UsageError
 from .library import TrtLibrary
 
@@ -44,25 +45,12 @@ class Profile:
         return {"name": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
 
-def parse_hw(text: str, what: str) -> tuple[int, int]:
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}") from None
-    if len(dims) == 1:
-        dims *= 2
-    if len(dims) != 2 or min(dims) < 1:
-        raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}")
-    return dims[0], dims[1]
-
-
 def parse_shapes(text: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """``MINxMIN:OPTxOPT:MAXxMAX`` (H x W each) -> three (H, W); each dimension min <= opt <= max."""
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(f"--shapes expects MINxMIN:OPTxOPT:MAXxMAX such as 256x256:512x512:1024x1024, got {text!r}")
-    lo, opt, hi = (parse_hw(p, "--shapes") for p in parts)
+    lo, opt, hi = (parse_size(p, "--shapes") for p in parts)
     if not all(lo[i] <= opt[i] <= hi[i] for i in range(2)):
         raise UsageError(f"--shapes {text}: each of H and W must satisfy min <= opt <= max")
     return lo, opt, hi
