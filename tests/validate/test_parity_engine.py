@@ -62,8 +62,9 @@ def test_agreement_and_drop_by_hand() -> None:
 
 def test_fp32_logits_gate_uses_the_export_tolerance_per_image() -> None:
     ref = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
-    image = np.zeros((4, 4, 3), np.uint8)
-    for delta, passed in ((1e-4, True), (2e-3, False)):  # bound: 1e-4 + 1e-5 x 5.0 = 1.5e-4
+    image, label = np.zeros((4, 4, 3), np.uint8), ref.astype(np.uint8)
+
+    def run(delta: float, precision: str):  # noqa: ANN202
         logits = _logits(ref)
         noisy = logits.copy()
         noisy[0, 0, 0, 0] += delta
@@ -74,23 +75,17 @@ def test_fp32_logits_gate_uses_the_export_tolerance_per_image() -> None:
             class_names=("a", "b", "c"),
             preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
             policy=InputPolicy(),
-            precision="fp32",
+            precision=precision,
         )
-        engine.add("img", image, ref.astype(np.uint8))
-        r = engine.report()
+        engine.add("img", image, label)
+        return engine.report()
+
+    for delta, passed in ((1e-4, True), (2e-3, False)):  # bound: 1e-4 + 1e-5 x 5.0 = 1.5e-4
+        r = run(delta, "fp32")
         assert r.agreement.pixel == 1.0 and r.passed is passed, (delta, r.failed_gates)
         assert r.logit_gate["bound_there"] == pytest.approx(1.5e-4) and r.logit_gate["passed"] is passed
-    int8 = ParityEngine(
-        FixedRunner(logits),
-        FixedRunner(noisy),
-        num_classes=3,
-        class_names=("a", "b", "c"),
-        preprocess=lambda im: im.transpose(2, 0, 1).astype(np.float32),
-        policy=InputPolicy(),
-        precision="int8",
-    )
-    int8.add("img", image, ref.astype(np.uint8))
-    assert int8.report().passed and int8.report().logit_gate is None  # lower precisions: segmentation gates only
+    r = run(2e-3, "int8")
+    assert r.passed and r.logit_gate is None  # lower precisions: segmentation gates only
 
 
 def test_gates_fail_with_the_amount() -> None:
