@@ -104,5 +104,12 @@ def progress_bar():  # noqa: ANN202  (rich.progress.Progress, imported lazily)
     )
 
 
+def status_spinner(text: str):  # noqa: ANN201  (rich Status, or a null context)
+    """A one-line spinner on stderr for steps reported as messages; off under --quiet or when not a terminal."""
+    from contextlib import nullcontext
+
+    return err.status(text, spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext()
+
+
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["rfdeploy", *sys.argv[1:]])

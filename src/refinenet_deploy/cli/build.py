@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar
+from .app import build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
 from .options import Seed, Split, parse_size
 
 
@@ -169,15 +169,12 @@ def build_trt_cmd(
       rfdeploy build trt model.onnx --int8 --data calib/ --dla-core 0 --input-size 512x512 -o model.dla.engine
       rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o model.engine
     """
-    from contextlib import nullcontext
-
     from ..operations.build_openvino import precision_from_flags
     from ..operations.build_trt import build_engine
 
     precision = precision_from_flags(fp16, int8)
     size = parse_size(input_size) if input_size else None
-    status = err.status("building", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext()
-    with status as st:
+    with status_spinner("building") as st:
         res = build_engine(
             model,
             output,

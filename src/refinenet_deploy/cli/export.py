@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from .app import _state, command_line, err, export_app, handle_errors, out
+from .app import command_line, export_app, handle_errors, out, status_spinner
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -75,7 +74,7 @@ def export_onnx_cmd(
         data=str(data) if data else None,
         trt_check=trt_check,
     )
-    with err.status("exporting", spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext() as st:
+    with status_spinner("exporting") as st:
         result = export_onnx(
             checkpoint,
             output,

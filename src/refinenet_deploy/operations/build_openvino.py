@@ -25,8 +25,8 @@ import numpy as np
 
 from ..artifacts import (
     ArtifactResult,
-    artifact_precision,
     check_output_path,
+    onnx_precision,
     read_metadata,
     sha256_file,
     sidecar,
@@ -36,7 +36,7 @@ from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..backends.openvino import OpenVINORunner, compile_cpu, convert_onnx, ensure_available, save_ir
 from ..enums import Precision
 from ..errors import CalibrationError, ExportError, UsageError
-from ..validate.compare import argmax_agreement
+from ..validate.compare import argmax_agreement, seeded_inputs
 from ..validate.tolerances import FP32, INT8
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def convert_openvino(
         raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
     meta = read_metadata(model)
     proto = onnx.load(str(model), load_external_data=False)
-    source_precision = artifact_precision(model, meta)
+    source_precision = onnx_precision(proto)  # from the graph, not the sidecar
     qdq = source_precision == Precision.INT8
     if qdq and precision != "int8":
         raise UsageError(f"{model.name} is a Q/DQ INT8 model; build it with --int8 (or pass the FP32 export)")
@@ -239,12 +239,7 @@ def _check(
     with OnnxRuntimeRunner(onnx_path, threads=threads) as ref, OpenVINORunner(xml, threads=threads) as ir:
         spec = ref.input_specs[0]
         if inputs is None:
-            shape = tuple(d if isinstance(d, int) else 64 for d in spec.shape)
-            rng = np.random.default_rng(0)
-            if spec.dtype == np.uint8:
-                inputs = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2)]
-            else:
-                inputs = [rng.standard_normal(shape).astype(spec.dtype) for _ in range(2)]
+            inputs = seeded_inputs(spec)
             source = "seeded random inputs"
         else:
             source = f"{len(inputs)} calibration images"
@@ -254,7 +249,7 @@ def _check(
             if a.shape != b.shape:
                 raise ExportError(f"the IR's output shape {b.shape} differs from the ONNX model's {a.shape}")
             errors.append(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()))
-            agree.append(argmax_agreement(a, b) if a.ndim == 4 else float(np.mean(a == b)))
+            agree.append(argmax_agreement(a, b))  # logits: argmax over classes; class maps: equal pixels
             scale = max(scale, float(np.abs(a).max()))
         executed = ir.executed_precision
     check = {

@@ -28,8 +28,8 @@ import numpy as np
 from ..artifacts import (
     ArtifactResult,
     InputPolicy,
-    artifact_precision,
     check_output_path,
+    onnx_precision,
     read_metadata,
     sha256_file,
     sidecar,
@@ -50,7 +50,7 @@ from ..backends.tensorrt.library import TrtLibrary, load_library
 from ..backends.tensorrt.runner import RTX_COMPUTE_CAPABILITIES
 from ..enums import Precision
 from ..errors import EngineBuildError, UsageError
-from ..validate.compare import argmax_agreement
+from ..validate.compare import argmax_agreement, seeded_inputs
 from ..validate.tolerances import FP16
 
 log = logging.getLogger(__name__)
@@ -83,17 +83,10 @@ def _fp16_onnx(model: Path, out: Path) -> dict[str, Any]:
     agreements = []
     with OnnxRuntimeRunner(model) as ref, OnnxRuntimeRunner(out) as half:
         spec = ref.input_specs[0]
-        shape = tuple(d if isinstance(d, int) else 64 for d in spec.shape)
-        rng = np.random.default_rng(0)
-        for _ in range(2):
-            x = (
-                rng.integers(0, 256, shape, dtype=np.uint8)
-                if spec.dtype == np.uint8
-                else rng.standard_normal(shape).astype(spec.dtype)
-            )
+        for x in seeded_inputs(spec):
             a = next(iter(ref.infer({spec.name: x}).values()))
             b = next(iter(half.infer({spec.name: x}).values()))
-            agreements.append(argmax_agreement(a, b) if a.ndim == 4 else float(np.mean(a == b)))
+            agreements.append(argmax_agreement(a, b))
     agreement = float(np.mean(agreements))
     if agreement < FP16.min_agreement:
         raise EngineBuildError(
@@ -254,8 +247,11 @@ def build_engine(
         raise UsageError(
             "--input-size and --shapes exclude each other: --input-size fixes one size, --shapes gives a range"
         )
+    import onnx
+
     meta = read_metadata(model)
-    source = artifact_precision(model, meta)
+    proto = onnx.load(str(model), load_external_data=False)
+    source = onnx_precision(proto)  # from the graph, not the sidecar
     want = Precision(precision) if precision else source
     if source == Precision.INT8 and want != Precision.INT8:
         raise UsageError(f"{model.name} is a Q/DQ INT8 model; build it with --int8 (or pass the FP32 export)")
@@ -273,9 +269,6 @@ def build_engine(
             "--calibrator implicit is TensorRT 10.x's entropy calibrator for --int8 from an FP32 ONNX "
             f"(with --data); {lib.describe()['generation']} takes a Q/DQ ONNX"
         )
-    import onnx
-
-    proto = onnx.load(str(model), load_external_data=False)
     policy = InputPolicy.from_metadata(meta)
     profiles = input_profiles(proto, policy.input_format, meta, input_size, shapes)
     del proto

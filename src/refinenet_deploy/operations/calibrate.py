@@ -18,8 +18,8 @@ import numpy as np
 from .._optional import require
 from ..artifacts import (
     ArtifactResult,
-    artifact_precision,
     check_output_path,
+    onnx_precision,
     read_metadata,
     sha256_file,
     sidecar,
@@ -76,13 +76,13 @@ def calibrate_onnx(
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
     check_output_path(output, ".onnx")
-    meta = read_metadata(model)
-    precision = artifact_precision(model, meta)
-    if precision != Precision.FP32:
-        raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
     import onnx
 
+    meta = read_metadata(model)
     proto = onnx.load(str(model), load_external_data=False)
+    precision = onnx_precision(proto)  # from the graph, not the sidecar
+    if precision != Precision.FP32:
+        raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
     input_name = proto.graph.input[0].name
     cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
     del proto

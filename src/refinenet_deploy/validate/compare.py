@@ -82,3 +82,14 @@ def compare_outputs(ref: np.ndarray, test: np.ndarray, tol: Tolerance, *, class_
     return OutputDiff(
         max_abs, float(diff.mean()) if diff.size else 0.0, max_abs / scale if scale else max_abs, agree, ok, int(r.size)
     )
+
+
+def seeded_inputs(spec: object, count: int = 2, seed: int = 0, dynamic_size: int = 64) -> list[np.ndarray]:
+    """``count`` reproducible inputs for a runner's input spec (``name``, ``dtype``, ``shape``; dynamic dimensions
+    become ``dynamic_size``): uniform bytes for uint8 frames, standard normal values for float tensors."""
+    shape = tuple(d if isinstance(d, int) else dynamic_size for d in spec.shape)  # type: ignore[attr-defined]
+    dtype = np.dtype(spec.dtype)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(count)]
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(count)]
