@@ -104,38 +104,113 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def check_output_path(output: str | Path, suffix: str | Sequence[str]) -> Path:
-    """Fail early (UsageError, exit 2) on an output path that cannot be written, before any work is done."""
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _existing_ancestor(path: Path) -> Path:
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def probe_output(
+    output: str | Path,
+    *,
+    inputs: Sequence[str | Path | None] = (),
+    what: str = "-o",
+    kind: str = "file",
+    companions: Sequence[Path] = (),
+) -> Path:
+    """Refuse (UsageError, exit 2) an output path that cannot be written, before any work is done.
+
+    ``kind`` is ``"file"`` or ``"dir"``. Missing parent folders are fine: writers create them when they write
+    (``write_atomic``, ``staged_artifact``, ``ensure_parent``), so a refused or failed run leaves no empty folder.
+    Refused: an output equal to any of ``inputs`` (or their companions: an IR's ``.bin``, a sidecar), a file path
+    that is a folder, a folder path that is a file, a parent that is a file, and a place that cannot be written.
+    """
+    output = Path(output)
+    targets = [output, *companions]
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(inp)
+        guarded = [inp, sidecar_path(inp), *companion_paths(inp)] if inp.is_file() else [inp]
+        for target in targets:
+            for g in guarded:
+                if _same_file(target, g):
+                    raise UsageError(f"{what} {target} would overwrite the input {g}. Choose another output path")
+    for target in targets:
+        if kind == "file" and target.is_dir():
+            raise UsageError(f"{what} {target} is a folder. Pass a file name")
+    if kind == "dir" and output.exists() and not output.is_dir():
+        raise UsageError(f"{what} {output} is a file, not a folder. Pass a folder path")
+    ancestor = _existing_ancestor(output if kind == "file" else output / "x")
+    if not ancestor.is_dir():
+        raise UsageError(f"{what} {output}: {ancestor} is a file, not a folder. Choose another output path")
+    try:  # a real write probe: os.access says yes to root even on read-only mounts
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".rfdeploy.probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{what} {output}: cannot write in {ancestor} ({exc.strerror}). Choose a writable path"
+        ) from exc
+    return output
+
+
+def ensure_parent(path: str | Path) -> list[Path]:
+    """Create the missing parent folders of ``path``; returns those it created (outermost first), so a failed
+    step can remove them again with ``remove_created``."""
+    parent = Path(path).absolute().parent
+    missing: list[Path] = []
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+    return list(reversed(missing))
+
+
+def remove_created(folders: Sequence[Path]) -> None:
+    """Remove folders made by ``ensure_parent`` if they are still empty (innermost first)."""
+    for folder in reversed(list(folders)):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def check_output_path(
+    output: str | Path, suffix: str | Sequence[str], *, inputs: Sequence[str | Path | None] = (), what: str = "-o"
+) -> Path:
+    """Fail early (UsageError, exit 2) on an artifact output path that cannot be written, before any work is done:
+    wrong suffix, equal to an input, a folder, or an unwritable place (see ``probe_output``)."""
     output = Path(output)
     suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
     if output.suffix not in suffixes:
         raise UsageError(f"output must end in {' or '.join(suffixes)}: {output}. Pass -o model{suffixes[0]}")
-    parent = output.parent
-    if not parent.is_dir():
-        raise UsageError(f"output folder does not exist: {parent}. Create it first")
-    for path in (output, sidecar_path(output), *companion_paths(output)):
-        if path.is_dir():
-            raise UsageError(f"output path is a folder: {path}. Pass a file name such as model{suffixes[0]}")
-    try:  # a real write probe: os.access says yes to root even on read-only mounts
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.stem}.probe-"):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write to the output folder: {parent} ({exc.strerror}). Choose a writable -o path"
-        ) from exc
-    return output
+    return probe_output(output, inputs=inputs, what=what, companions=[sidecar_path(output), *companion_paths(output)])
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to a hidden temporary file beside ``path``, then rename it over ``path``: readers see the
     old file or the new one, never a partial one. The temporary file is removed if ``write`` fails."""
     path = Path(path)
+    created = ensure_parent(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    ok = False
     try:
         write(tmp)
         os.replace(tmp, path)
+        ok = True
     finally:
         tmp.unlink(missing_ok=True)
+        if not ok:
+            remove_created(created)
     return path
 
 
@@ -207,11 +282,15 @@ class Staging:
 def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
     """A staging folder ``.<name>.<step>-XXXX`` beside ``output``, removed on exit whatever happens."""
     output = Path(output)
+    created = ensure_parent(output)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.stem}.{step}-"))
+    stage = Staging(output, tmp)
     try:
-        yield Staging(output, tmp)
+        yield stage
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not stage.committed:
+            remove_created(created)
 
 
 # --------------------------------------------------------------------------------------------- sidecar schema
