@@ -1,4 +1,5 @@
-"""report: merges bench and parity JSON into one table with charts; the HTML is self-contained."""
+"""report on real results: bench (PyTorch, ONNX Runtime) and parity JSON of a tiny model, measured here, merged into
+one table with charts; the HTML is self-contained. Synthetic-document cases are in tests/report/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from refinenet_deploy.cli import app
 from refinenet_deploy.data.synth import write_synth_dataset
-from refinenet_deploy.errors import UsageError
+from refinenet_deploy.errors import DataError, UsageError
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
@@ -44,16 +45,20 @@ def runs(tmp_path_factory) -> list[Path]:
 
 
 def test_html_report_is_self_contained_with_charts(runs: list[Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     out, rows, charts = make_report(runs, tmp_path / "report.html")
-    assert len(rows) == 2  # one per bench file; parity joined onto the ONNX row
+    assert len(rows) == 2  # one per bench file (compute-only); parity joined onto the ONNX row
     ort = next(r for r in rows if r.runtime == "onnxruntime")
     torch_row = next(r for r in rows if r.runtime == "torch")
-    assert torch_row.speedup == pytest.approx(1.0) and ort.speedup is not None and ort.speedup > 0
+    assert torch_row.is_baseline and torch_row.speedup == pytest.approx(1.0)
+    assert ort.speedup is not None and ort.speedup > 0 and ort.baseline == "PyTorch fp32"
+    assert (ort.arch, ort.input_size, ort.batch, ort.device) == ("rf_lw_test", (48, 48), 1, torch_row.device)
     assert abs(ort.miou_drop_points) <= FP32.max_miou_drop and ort.agreement >= FP32.min_agreement  # FP32 gates
+    assert ort.parity == "pass" and torch_row.parity is None
     html = out.read_text()
-    assert html.count("data:image/png;base64,") == 2 == len(charts)
+    assert html.count("data:image/png;base64,") == 2 and charts == []  # embedded, no PNG beside
     assert not re.search(r"""(src|href)=["']https?://""", html)  # nothing fetched: opens offline
-    assert "speed-up vs PyTorch" in html
+    assert "speed-up vs PyTorch" in html and "m.safetensors (sha256 " in html  # header names the checkpoint
 
 
 def test_markdown_report_and_cli(runs: list[Path], tmp_path: Path) -> None:
@@ -61,12 +66,18 @@ def test_markdown_report_and_cli(runs: list[Path], tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     md = (tmp_path / "r.md").read_text()
     assert md.startswith("# refinenet-deploy report") and "| onnxruntime |" in md
-    assert (tmp_path / "r_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| compute-only |" in md and "| 48x48 |" in md and "| pass |" in md
+    assert f"wrote {tmp_path / 'r.md'}" in res.stdout
+    if (tmp_path / "r_latency.png").exists():
+        assert (tmp_path / "r_latency.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"wrote {tmp_path / 'r_latency.png'}" in res.stdout
+    else:
+        assert "Charts skipped" in md
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"schema": "something-else"}')
-    with pytest.raises(UsageError, match="not a bench or parity JSON"):
+    with pytest.raises(DataError, match="not a bench or parity result"):
         make_report([tmp_path / "x.json"], tmp_path / "r.html")
     with pytest.raises(UsageError, match=".md or .html"):
         make_report([tmp_path / "x.json"], tmp_path / "r.pdf")

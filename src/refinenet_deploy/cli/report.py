@@ -1,4 +1,4 @@
-"""``rfdeploy report."""
+"""``rfdeploy report``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app, handle_errors, out
+from .app import app, err, handle_errors, out
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -15,16 +15,30 @@ from .app import app, handle_errors, out
 @handle_errors
 def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="bench and parity JSON files, from any devices.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="report.md or report.html (+ PNG charts beside).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="report.md (+ PNG charts beside it) or report.html (self-contained).")
+    ],
 ) -> None:
-    """One table across devices (p50/p99, FPS, speed-up vs PyTorch, mIoU drop, agreement) and charts.
+    """One table across devices: p50/p99 (ms), throughput (img/s), speed-up against the PyTorch row of the same
+    model, input size, batch and device, mIoU drop, pixel agreement and parity gates; plus charts.
+
+    Sidecars (*.meta.json) among the inputs are skipped with a note; any other file that is not a bench or
+    parity JSON is refused (exit 5). Charts need matplotlib (pip install 'refinenet-deploy[report]').
 
     Example: rfdeploy report cpu-*.json jetson-*.json parity-*.json -o report.html
     """
-    from ..operations.report import make_report
+    from ..operations.report import write_report
 
-    path, rows, charts = make_report(inputs, output)
+    result = write_report(inputs, output)
+    for note in result.skipped:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if result.charts_skipped:
+        err.print(f"note: charts skipped: {result.charts_skipped}", markup=False, highlight=False, soft_wrap=True)
+    timed = sum(r.timing is not None for r in result.rows)
     out.print(
-        f"{path}: {len(rows)} rows" + (f", charts {', '.join(str(c) for c in charts)}" if charts else ""),
+        f"{len(result.rows)} rows ({timed} timed, {len(result.rows) - timed} accuracy only)",
         highlight=False,
+        soft_wrap=True,
     )
+    for path in result.written:
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

@@ -1,229 +1,967 @@
 """Reporting, in one place: bench and parity JSON from any number of devices -> one table with charts
 (Markdown, or self-contained HTML), and the Markdown rendering of one parity result.
 
-Rows are device x runtime x precision (one per bench file); parity results join on the artifact's file
-name. Speed-up is against the PyTorch (torch runtime) row of the same device. The HTML is self-contained
-(charts embedded as base64 PNG), so it opens offline.
+Like is compared with like. A row is one timing (compute-only, device-only or end-to-end) of one bench file.
+Rows are grouped by model (architecture and classes), input size and batch; inside a group, the speed-up of a
+row is against that group's PyTorch row **on the same device** (host/GPU fingerprint + device kind) and the
+same timing kind. The baseline is the strict PyTorch fp32 row (TF32 off) when there is one; otherwise the
+row used is named in a footnote, and a row with no PyTorch row beside it says so instead of borrowing one.
+
+Parity results join on the artifact (same path, else the same file name when that is unambiguous), the
+runtime and the device kind, and only when the model and the precision that ran agree. Inputs are checked
+before any work: sidecars (``*.meta.json``) are skipped with a note, anything else that is not a bench or
+parity JSON this version reads is refused (exit 5) naming the file and the field. The HTML is
+self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs written beside
+it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._optional import require
-from ..errors import UsageError
+from ..artifacts import check_output_path, ensure_parent, probe_output, remove_created, write_atomic
+from ..errors import DataError, MissingDependencyError, UsageError
+
+BENCH_SCHEMA = "refinenet-deploy/bench"
+PARITY_SCHEMA = "refinenet-deploy/parity"
+TIMINGS = {"compute_only": "compute-only", "device_only": "device-only", "end_to_end": "end-to-end"}
+# requests kept in flight (OpenVINO throughput hint): p50 is one request's latency under load, not comparable
+# with a synchronous call, so it is a timing kind of its own
+ASYNC_TIMING = "async throughput"
+REPORT_SUFFIXES = (".md", ".html")
+MIN_MS, MAX_MS = 1e-6, 1e9  # a p50 outside is not a timing (and would break ratios and chart scales)
+CHART_NAMES = ("latency", "accuracy_vs_latency")
+
+# every spelling met in bench/parity JSON (old and new, OpenVINO's element types) -> the one we print
+PRECISION_ALIASES = {
+    "fp32": "fp32",
+    "f32": "fp32",
+    "float32": "fp32",
+    "float": "fp32",
+    "tf32": "tf32",
+    "fp16": "fp16",
+    "f16": "fp16",
+    "float16": "fp16",
+    "half": "fp16",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "int8": "int8",
+    "i8": "int8",
+    "u8": "int8",
+    "qint8": "int8",
+}
 
 
+def known_schema_versions() -> dict[str, tuple[int, ...]]:
+    """The bench and parity JSON versions this rfdeploy reads: 1 up to the version its own writers produce."""
+    from ..validate.parity_engine import PARITY_SCHEMA_VERSION
+    from . import bench
+
+    bench_version = int(getattr(bench, "BENCH_SCHEMA_VERSION", 1))
+    return {
+        BENCH_SCHEMA: tuple(range(1, bench_version + 1)),
+        PARITY_SCHEMA: tuple(range(1, int(PARITY_SCHEMA_VERSION) + 1)),
+    }
+
+
+def normalize_precision(value: Any) -> str | None:
+    """``f32``/``float32``/``FP32`` -> ``fp32`` (likewise fp16, bf16, int8); None stays None."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    return PRECISION_ALIASES.get(text, text)
+
+
+# --------------------------------------------------------------------------------------------- reading inputs
+@dataclass(frozen=True)
+class Document:
+    """One bench or parity result read from ``path``."""
+
+    path: Path
+    kind: str  # "bench" | "parity"
+    data: dict[str, Any]
+
+
+def _is_sidecar(path: Path, doc: Any) -> bool:
+    if path.name.endswith(".meta.json"):
+        return True
+    if not isinstance(doc, dict):
+        return False
+    fmt = doc.get("format")
+    if isinstance(fmt, str) and fmt.startswith("refinenet-deploy/"):
+        return True
+    return "schema_version" in doc and isinstance(doc.get("artifact"), dict) and "schema" not in doc
+
+
+def _bad(path: Path, what: str) -> DataError:
+    return DataError(f"{path}: {what}", hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _require(path: Path, doc: Mapping[str, Any], key: str, kind: str, where: str = "") -> Any:
+    """``doc[key]``, or DataError naming the file and the field when it is missing or of the wrong kind."""
+    name = f"{where}.{key}" if where else key
+    if doc.get(key) is None:
+        raise _bad(path, f"missing required field '{name}'")
+    value = doc[key]
+    checks = {
+        "a number": _number,
+        "a string": lambda v: isinstance(v, str),
+        "an object": lambda v: isinstance(v, dict),
+        "true or false": lambda v: isinstance(v, bool),
+    }
+    if not checks[kind](value):
+        raise _bad(path, f"field '{name}' must be {kind}, found {json.dumps(value)[:60]}")
+    return value
+
+
+def _optional(path: Path, doc: Mapping[str, Any], key: str, check: Any, expected: str, where: str = "") -> None:
+    value = doc.get(key)
+    if value is not None and not check(value):
+        name = f"{where}.{key}" if where else key
+        raise _bad(path, f"field '{name}' must be {expected}, found {json.dumps(value)[:60]}")
+
+
+def _validate_bench(path: Path, doc: dict[str, Any]) -> None:
+    for key in ("artifact", "runtime", "device"):
+        _require(path, doc, key, "a string")
+    _require(path, doc, "compute_only", "an object")
+    for section in TIMINGS:
+        stats = doc.get(section)
+        if stats is None:
+            continue
+        if not isinstance(stats, dict):
+            raise _bad(path, f"field '{section}' must be an object, found {json.dumps(stats)[:60]}")
+        p50 = _require(path, stats, "p50_ms", "a number", section)
+        if not math.isfinite(p50) or not MIN_MS <= p50 <= MAX_MS:
+            raise _bad(path, f"field '{section}.p50_ms' must be within [{MIN_MS:g}, {MAX_MS:g}] ms, found {p50!r}")
+        for key in ("p99_ms", "throughput_ips"):
+            _optional(path, stats, key, _number, "a number", section)
+    _optional(
+        path,
+        doc,
+        "input_size",
+        lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(d, int) and d > 0 for d in v),
+        "[height, width]",
+    )
+    _optional(path, doc, "batch", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "an integer")
+    _optional(path, doc, "num_classes", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+    _optional(path, doc, "arch", lambda v: isinstance(v, str), "a string")
+    _optional(path, doc, "fingerprint", lambda v: isinstance(v, dict), "an object")
+    for key in ("precision", "artifact_precision", "inference_precision", "runtime_precision", "created"):
+        _optional(path, doc, key, lambda v: isinstance(v, str), "a string")
+
+
+def _validate_parity(path: Path, doc: dict[str, Any]) -> None:
+    _require(path, doc, "artifact", "a string")
+    _require(path, doc, "passed", "true or false")
+    _optional(path, doc, "runtime", lambda v: isinstance(v, str), "a string")
+    _optional(path, doc, "failed_gates", lambda v: isinstance(v, list), "a list")
+    for key in ("miou_drop_points", "pixel_agreement"):
+        _optional(path, doc, key, _number, "a number")
+    _optional(path, doc, "policy", lambda v: isinstance(v, dict), "an object")
+    for key in ("arch", "checkpoint", "checkpoint_sha256", "data", "device", "runtime_precision", "precision"):
+        _optional(path, doc, key, lambda v: isinstance(v, str), "a string")
+    _optional(path, doc, "num_classes", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+
+
+def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[str]]:
+    """Read and check every input. Returns the bench/parity documents and one note per skipped sidecar.
+
+    Raises ``DataError`` (exit 5) naming the file (and the field) for anything that is not a readable result:
+    a missing file, a folder, invalid JSON, not an object, an unknown schema or schema version, a missing or
+    mistyped required field."""
+    known = known_schema_versions()
+    docs: list[Document] = []
+    notes: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            raise DataError(f"{path}: a folder, not a bench or parity JSON file. Pass the files in it ({path}/*.json)")
+        if not path.is_file():
+            raise DataError(f"{path}: input not found. Check the path")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise _bad(path, "not a text (UTF-8) file, so not a bench or parity JSON") from None
+        except json.JSONDecodeError as exc:
+            raise _bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        if _is_sidecar(path, doc):
+            notes.append(f"skipped {path}: an artifact sidecar (.meta.json), not a bench or parity result")
+            continue
+        if not isinstance(doc, dict):
+            raise _bad(path, f"expected a JSON object, found {type(doc).__name__} ({json.dumps(doc)[:40]})")
+        schema = doc.get("schema")
+        if schema not in known:
+            found = "no 'schema' field" if schema is None else f"schema {schema!r}"
+            raise _bad(path, f"not a bench or parity result ({found}; expected {' or '.join(known)})")
+        version = doc.get("schema_version")
+        versions = known[schema]
+        if version is None:
+            raise _bad(path, "missing required field 'schema_version'")
+        if not isinstance(version, int) or isinstance(version, bool) or version not in versions:
+            raise _bad(
+                path,
+                f"{schema} schema_version {version!r} is not one this rfdeploy reads "
+                f"(it knows {', '.join(map(str, versions))}). Upgrade refinenet-deploy or re-run the step",
+            )
+        kind = "bench" if schema == BENCH_SCHEMA else "parity"
+        (_validate_bench if kind == "bench" else _validate_parity)(path, doc)
+        docs.append(Document(path, kind, doc))
+    return docs, notes
+
+
+# --------------------------------------------------------------------------------------------- devices
+def _gpu_names(fp: Mapping[str, Any]) -> tuple[str, ...]:
+    names = []
+    gpus = fp.get("gpus")
+    for gpu in gpus if isinstance(gpus, list) else []:
+        if isinstance(gpu, dict):
+            names.append(str(gpu.get("name", "GPU")))
+        else:
+            names.append(str(gpu).split(" (sm_")[0])
+    return tuple(names)
+
+
+def _device_kind(device: Any) -> str:
+    text = str(device or "cpu").lower()
+    return "gpu" if text.startswith("cuda") else text.split(":")[0]
+
+
+def device_identity(fp: Mapping[str, Any] | None, device: str) -> tuple[tuple[Any, ...], str]:
+    """(identity, label) of the device a result was measured on: the device kind plus the host/GPU fingerprint.
+
+    Two results compare only when their identities are equal. The label is never shortened: a CPU name keeps
+    every word (``Intel(R) Xeon(R) Processor (Icelake), 2 cores``)."""
+    fp = fp or {}
+    kind = _device_kind(device)
+    jetson = fp.get("jetson") if isinstance(fp.get("jetson"), dict) else {}
+    release = jetson.get("release") if isinstance(jetson.get("release"), dict) else {}
+    jetpack = release.get("jetpack")
+    cpu = str(fp.get("cpu") or "CPU")
+    cores = fp.get("cpu_affinity") or fp.get("cpu_count")
+    gpus = _gpu_names(fp)
+    host = fp.get("hostname")
+    parts = (host, jetson.get("model"), jetpack, cpu, fp.get("cpu_count"), fp.get("cpu_affinity"), fp.get("isa"))
+    identity = (
+        kind,
+        *(json.dumps(v, sort_keys=True, default=str) for v in parts),  # hashable whatever the JSON held
+        gpus if kind in ("gpu", "dla") else (),
+    )
+    if jetson.get("model"):
+        label = f"{jetson['model']}" + (f" (JetPack {jetpack})" if jetpack else "") + f" {kind.upper()}"
+    elif kind in ("gpu", "dla"):
+        label = (gpus[0] + (f" x{len(gpus)}" if len(gpus) > 1 else "")) if gpus else f"GPU (not recorded) on {cpu}"
+        if kind == "dla":
+            label += " DLA"
+    else:
+        label = cpu + (f", {cores} cores" if cores else "")
+        if kind not in ("cpu",):
+            label = f"{kind.upper()} on {label}"
+    return identity, label
+
+
+# --------------------------------------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class ReportRow:
-    device: str
-    artifact: str
+    """One line of the table: one timing kind of one bench result (or a parity result with no timing)."""
+
+    arch: str | None
+    num_classes: int | None
+    input_size: tuple[int, int] | None
+    batch: int | None
+    device: str  # the whole label, e.g. "Intel(R) Xeon(R) Processor (Icelake), 2 cores"
+    device_id: tuple[Any, ...] | None
+    device_kind: str
     runtime: str
-    precision: str
+    artifact: str
+    artifact_precision: str | None
+    inference_precision: str | None  # what ran (an INT8 model: its float parts)
+    variant: tuple[str, ...]  # PyTorch: channels-last, compiled
+    tf32: bool | None  # PyTorch on a GPU: whether TF32 was allowed (None: not recorded)
+    precision: str  # as printed: "fp32", "int8 (float parts fp32)", "bf16 (fp32 artifact)", "tf32"
+    timing: str | None  # compute-only | device-only | end-to-end | None (accuracy only)
     p50_ms: float | None
     p99_ms: float | None
-    fps: float | None
-    speedup: float | None
-    miou_drop_points: float | None
-    agreement: float | None
+    throughput_ips: float | None
+    speedup: float | None = None
+    baseline: str | None = None  # the PyTorch row the speed-up is against ("PyTorch fp32")
+    is_baseline: bool = False
+    miou_drop_points: float | None = None
+    agreement: float | None = None
+    parity: str | None = None  # "pass" | "fail" | None (no parity result)
+    failed_gates: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def model(self) -> str:
+        return (self.arch or "model not recorded") + (f", {self.num_classes} classes" if self.num_classes else "")
+
+    @property
+    def size(self) -> str:
+        return f"{self.input_size[0]}x{self.input_size[1]}" if self.input_size else "n/a"
+
+    @property
+    def group(self) -> tuple[Any, ...] | None:
+        """What must agree for a comparison: model, classes, input size, batch (None: not recorded)."""
+        if not self.arch or self.input_size is None:
+            return None
+        return (self.arch, self.num_classes, self.input_size, self.batch or 1)
 
 
-def device_label(fp: dict[str, Any], device: str) -> str:
-    jetson = fp.get("jetson") or {}
-    if jetson.get("model"):
-        release = (jetson.get("release") or {}).get("jetpack")
-        return f"{jetson['model']}" + (f" (JetPack {release})" if release else "")
-    if device == "gpu" and fp.get("gpus"):
-        return str(fp["gpus"][0])
-    cores = fp.get("cpu_affinity") or fp.get("cpu_count")
-    return f"{fp.get('cpu', 'CPU')} ({cores} cores)" if cores else str(fp.get("cpu", "CPU"))
+def _flag(doc: Mapping[str, Any], *keys: str) -> Any:
+    """A PyTorch setting recorded at the top level, in runtime_config or in a 'torch' block."""
+    places = [doc, doc.get("runtime_config") or {}, doc.get("torch") or {}]
+    for place in places:
+        if not isinstance(place, dict):
+            continue
+        for key in keys:
+            if key in place and place[key] is not None:
+                return place[key]
+    return None
 
 
-def build_rows(documents: Iterable[dict[str, Any]]) -> list[ReportRow]:
-    benches, parities = [], {}
-    for doc in documents:
-        schema = doc.get("schema")
-        if schema == "refinenet-deploy/bench":
-            benches.append(doc)
-        elif schema == "refinenet-deploy/parity":
-            parities[Path(doc["artifact"]).name] = doc
-        else:
-            raise UsageError(f"not a bench or parity JSON (schema {schema!r}). Pass files written by --json")
-    baseline: dict[str, float] = {}
+def _precision_of(
+    doc: Mapping[str, Any], runtime: str
+) -> tuple[str | None, str | None, tuple[str, ...], bool | None, str]:
+    """(artifact precision, what ran, variant tags, TF32 flag, printed label) of a bench or parity document."""
+    artifact = normalize_precision(doc.get("artifact_precision") or doc.get("precision"))
+    ran = normalize_precision(
+        doc.get("inference_precision") or doc.get("runtime_precision") or doc.get("executed_precision")
+    )
+    variant: list[str] = []
+    tf32 = None
+    if runtime == "torch":
+        ran = normalize_precision(_flag(doc, "torch_precision")) or ran or artifact
+        tf32 = _flag(doc, "tf32", "allow_tf32")
+        tf32 = tf32 if isinstance(tf32, bool) else None
+        if ran == "fp32" and tf32 is True:
+            ran = "tf32"
+        if _flag(doc, "channels_last"):
+            variant.append("channels-last")
+        if _flag(doc, "compiled", "compile", "torch_compile"):
+            variant.append("compiled")
+        label = ran or "fp32"
+    elif artifact == "int8":
+        label = "int8" + (f" (float parts {ran})" if ran and ran != "int8" else "")
+    elif ran and artifact and ran != artifact:
+        label = f"{ran} ({artifact} artifact)"
+    else:
+        label = artifact or ran or "not recorded"
+    if variant:
+        label += ", " + ", ".join(variant)
+    return artifact, ran, tuple(variant), tf32, label
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(d, int) for d in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def _parity_for(bench: Document, ran: str | None, parities: list[Document]) -> tuple[Document | None, str | None]:
+    """The parity result that belongs to this bench result, or (None, why) when none or several could."""
+    b = bench.data
+    path, name = b["artifact"], Path(b["artifact"]).name
+    kind = _device_kind(b.get("device"))
+    candidates = []
+    for p in parities:
+        d = p.data
+        if Path(d["artifact"]).name != name or d.get("runtime", b["runtime"]) != b["runtime"]:
+            continue
+        if _device_kind(d.get("device") or "cpu") != kind:
+            continue
+        if b.get("arch") and d.get("arch") and b["arch"] != d["arch"]:
+            continue
+        if b.get("num_classes") and d.get("num_classes") and b["num_classes"] != d["num_classes"]:
+            continue
+        static = _size((d.get("policy") or {}).get("static_size"))
+        if static and _size(b.get("input_size")) and static != _size(b.get("input_size")):
+            continue
+        parity_ran = normalize_precision(d.get("runtime_precision"))
+        if ran and parity_ran and ran != parity_ran:
+            continue
+        candidates.append(p)
+    exact = [p for p in candidates if p.data["artifact"] == path]
+    if len(exact) == 1 or len(candidates) == 1:
+        return (exact or candidates)[0], None
+    if candidates:
+        paths = sorted({p.data["artifact"] for p in candidates})
+        return None, f"several parity results match {name} ({', '.join(paths)}): none joined"
+    return None, None
+
+
+def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[ReportRow], list[str]]:
+    """Table rows, sorted by model group, device and timing kind, with speed-ups inside each group; and the
+    notes (footnote texts) the rows refer to."""
+    docs = [d if isinstance(d, Document) else _as_document(d) for d in documents]
+    benches = [d for d in docs if d.kind == "bench"]
+    parities = [d for d in docs if d.kind == "parity"]
+    labels: dict[tuple[Any, ...], str] = {}
+    raw: list[ReportRow] = []
+    joined: set[int] = set()
     for b in benches:
-        if b["runtime"] == "torch":
-            baseline[device_label(b["fingerprint"], b["device"])] = b["compute_only"]["p50_ms"]
-    rows, used = [], set()
-    for b in benches:
-        dev = device_label(b["fingerprint"], b["device"])
-        name = Path(b["artifact"]).name
-        par = parities.get(name)
-        used.add(name)
-        p50 = b["compute_only"]["p50_ms"]
-        precision = b.get("runtime_precision") or b.get("precision") or "fp32"
-        rows.append(
-            ReportRow(
-                dev,
-                name,
-                b["runtime"],
-                precision,
-                p50,
-                b["compute_only"]["p99_ms"],
-                b["compute_only"]["throughput_ips"],
-                baseline[dev] / p50 if dev in baseline and p50 else None,
-                par.get("miou_drop_points") if par else None,
-                par.get("pixel_agreement") if par else None,
-            )
-        )
-    for name, par in parities.items():
-        if name not in used:
-            rows.append(
+        d = b.data
+        ident, label = device_identity(d.get("fingerprint"), d["device"])
+        labels.setdefault(ident, label)
+        artifact, ran, variant, tf32, shown = _precision_of(d, d["runtime"])
+        parity, why = _parity_for(b, ran, parities)
+        if parity is not None:
+            joined.add(id(parity))
+        pd = parity.data if parity else {}
+        for key, timing in TIMINGS.items():
+            stats = d.get(key)
+            if not isinstance(stats, dict):
+                continue
+            if str(stats.get("mode", "")).startswith("asynchronous"):  # OpenVINO --hint throughput
+                timing = ASYNC_TIMING
+            raw.append(
                 ReportRow(
-                    "(accuracy only)",
-                    name,
-                    par.get("runtime", "?"),
-                    par.get("precision", "?"),
-                    None,
-                    None,
-                    None,
-                    None,
-                    par.get("miou_drop_points"),
-                    par.get("pixel_agreement"),
+                    arch=d.get("arch"),
+                    num_classes=d.get("num_classes"),
+                    input_size=_size(d.get("input_size")),
+                    batch=d.get("batch"),
+                    device=label,
+                    device_id=ident,
+                    device_kind=_device_kind(d["device"]),
+                    runtime=d["runtime"],
+                    artifact=Path(d["artifact"]).name,
+                    artifact_precision=artifact,
+                    inference_precision=ran,
+                    variant=variant,
+                    tf32=tf32,
+                    precision=shown,
+                    timing=timing,
+                    p50_ms=float(stats["p50_ms"]),
+                    p99_ms=stats.get("p99_ms"),
+                    throughput_ips=stats.get("throughput_ips"),
+                    miou_drop_points=pd.get("miou_drop_points"),
+                    agreement=pd.get("pixel_agreement"),
+                    parity=None if parity is None else ("pass" if pd["passed"] else "fail"),
+                    failed_gates=tuple(map(str, pd.get("failed_gates") or ())),
+                    notes=(why,) if why else (),
+                    source=str(b.path),
                 )
             )
-    return sorted(rows, key=lambda r: (r.device, r.p50_ms if r.p50_ms is not None else float("inf")))
+    _disambiguate(labels)
+    raw = [_relabel(r, labels) for r in raw]
+    rows = _with_speedups(raw)
+    for p in parities:
+        if id(p) in joined:
+            continue
+        d = p.data
+        runtime = d.get("runtime") or "?"
+        artifact, ran, variant, tf32, shown = _precision_of(d, runtime)
+        kind = _device_kind(d.get("device") or "cpu")
+        rows.append(
+            ReportRow(
+                arch=d.get("arch"),
+                num_classes=d.get("num_classes"),
+                input_size=_size((d.get("policy") or {}).get("static_size")),
+                batch=None,
+                device=f"{kind} (accuracy only: no bench result for this artifact)",
+                device_id=None,
+                device_kind=kind,
+                runtime=runtime,
+                artifact=Path(d["artifact"]).name,
+                artifact_precision=artifact,
+                inference_precision=ran,
+                variant=variant,
+                tf32=tf32,
+                precision=shown,
+                timing=None,
+                p50_ms=None,
+                p99_ms=None,
+                throughput_ips=None,
+                miou_drop_points=d.get("miou_drop_points"),
+                agreement=d.get("pixel_agreement"),
+                parity="pass" if d["passed"] else "fail",
+                failed_gates=tuple(map(str, d.get("failed_gates") or ())),
+                source=str(p.path),
+            )
+        )
+    return rows, _collect_notes(rows)
+
+
+def _as_document(doc: dict[str, Any]) -> Document:
+    schema = doc.get("schema")
+    if schema not in (BENCH_SCHEMA, PARITY_SCHEMA):
+        raise DataError(f"not a bench or parity result (schema {schema!r})")
+    return Document(Path(str(doc.get("artifact", "?"))), "bench" if schema == BENCH_SCHEMA else "parity", doc)
+
+
+def _disambiguate(labels: dict[tuple[Any, ...], str]) -> None:
+    """Two different devices with the same label (same CPU model, other ISA or host) get a short tag each."""
+    by_label: dict[str, list[tuple[Any, ...]]] = {}
+    for ident, label in labels.items():
+        by_label.setdefault(label, []).append(ident)
+    for label, idents in by_label.items():
+        if len(idents) > 1:
+            for ident in idents:
+                tag = hashlib.sha256(repr(ident).encode()).hexdigest()[:6]
+                labels[ident] = f"{label} [host {tag}]"
+
+
+def _relabel(row: ReportRow, labels: Mapping[tuple[Any, ...], str]) -> ReportRow:
+    from dataclasses import replace
+
+    return replace(row, device=labels.get(row.device_id, row.device)) if row.device_id in labels else row
+
+
+def _baseline_rank(row: ReportRow) -> tuple[int, int]:
+    """Lower is a better baseline: strict fp32 (TF32 off, or a CPU), then fp32 with TF32 not recorded,
+    tf32, bf16, fp16; plain eager before channels-last/compiled."""
+    ran = row.inference_precision or "fp32"
+    if ran == "fp32":
+        strict = row.device_kind not in ("gpu", "dla") or row.tf32 is False
+        rank = 0 if strict else 1
+    else:
+        rank = {"tf32": 2, "bf16": 3, "fp16": 4}.get(ran, 5)
+    return rank, len(row.variant)
+
+
+def _with_speedups(rows: list[ReportRow]) -> list[ReportRow]:
+    from dataclasses import replace
+
+    groups: dict[tuple[Any, ...], list[ReportRow]] = {}
+    for r in rows:
+        if r.group is not None:
+            groups.setdefault((r.group, r.device_id, r.timing), []).append(r)
+    out = []
+    for r in rows:
+        notes = r.notes
+        if r.group is None:
+            missing = "model (arch)" if not r.arch else "input size"
+            out.append(replace(r, notes=(*notes, f"no PyTorch baseline: the bench JSON does not record the {missing}")))
+            continue
+        torch_rows = [t for t in groups[(r.group, r.device_id, r.timing)] if t.runtime == "torch"]
+        if not torch_rows:
+            why = (
+                "no PyTorch baseline: an asynchronous throughput run (requests in flight) has no synchronous "
+                "PyTorch counterpart; compare its img/s"
+                if r.timing == ASYNC_TIMING
+                else "no PyTorch baseline: no PyTorch result with the same model, input size, batch and timing "
+                "kind on this device"
+            )
+            out.append(replace(r, notes=(*notes, why)))
+            continue
+        base = min(torch_rows, key=_baseline_rank)
+        rank = _baseline_rank(base)
+        name = f"PyTorch {base.precision}"
+        if rank != (0, 0):
+            why = "TF32 not recorded" if rank[0] == 1 else "no strict fp32 (TF32 off) PyTorch row"
+            notes = (*notes, f"speed-up against {name} ({why} on this device)")
+        out.append(
+            replace(
+                r,
+                speedup=base.p50_ms / r.p50_ms if base.p50_ms and r.p50_ms else None,
+                baseline=name,
+                is_baseline=r is base,
+                notes=notes,
+            )
+        )
+    timing_order = [*TIMINGS.values(), ASYNC_TIMING]
+    return sorted(
+        out,
+        key=lambda r: (
+            r.group is None,
+            (r.group[0], r.group[1] or 0, r.group[2], r.group[3]) if r.group else ("", 0, (0, 0), 0),
+            r.device,
+            timing_order.index(r.timing) if r.timing in timing_order else 9,
+            r.runtime != "torch",
+            r.p50_ms if r.p50_ms is not None else float("inf"),
+        ),
+    )
+
+
+def _collect_notes(rows: Sequence[ReportRow]) -> list[str]:
+    notes: list[str] = []
+    for r in rows:
+        for n in r.notes:
+            if n not in notes:
+                notes.append(n)
+    return notes
+
+
+# --------------------------------------------------------------------------------------------- the report
+@dataclass
+class Report:
+    """The table, its footnotes and the header facts found in the inputs."""
+
+    rows: list[ReportRow]
+    notes: list[str]
+    header: dict[str, list[str]] = field(default_factory=dict)
+    charts_skipped: str | None = None
+
+
+def summarize_inputs(docs: Sequence[Document]) -> dict[str, list[str]]:
+    """Checkpoints, data, dates, input sizes and tool versions found in the inputs (for the report header)."""
+    checkpoints, data, dates, sizes, tools = [], [], [], [], []
+
+    def add(items: list[str], value: str | None) -> None:
+        if value and value not in items:
+            items.append(value)
+
+    for doc in sorted(docs, key=lambda x: x.kind != "parity"):  # parity first: it names the checkpoint fully
+        d = doc.data
+        if doc.kind == "parity":
+            sha = d.get("checkpoint_sha256")
+            if d.get("checkpoint"):
+                add(checkpoints, f"{Path(str(d['checkpoint'])).name}" + (f" (sha256 {sha[:12]})" if sha else ""))
+            if d.get("data"):
+                split = f", split {d['split']}" if d.get("split") else ""
+                add(data, f"{d['data']}{split} ({d.get('num_images', '?')} images)")
+            static = _size((d.get("policy") or {}).get("static_size"))
+            if static:
+                add(sizes, f"{static[0]}x{static[1]}")
+        else:
+            name = Path(d["artifact"]).name
+            if d.get("runtime") == "torch" and not any(c.split(" (")[0] == name for c in checkpoints):
+                add(checkpoints, name + " (PyTorch bench)")
+            size = _size(d.get("input_size"))
+            if size:
+                add(sizes, f"{size[0]}x{size[1]}")
+        if isinstance(d.get("created"), str):
+            add(dates, d["created"])
+        if d.get("tool_version"):
+            add(tools, str(d["tool_version"]))
+    dates.sort()
+    return {
+        "checkpoint": checkpoints,
+        "data": data,
+        "date": [dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"] if dates else [],
+        "input sizes (HxW)": sorted(sizes, key=lambda s: tuple(int(x) for x in s.split("x"))),
+        "rfdeploy": tools,
+    }
 
 
 HEADER = (
+    "model",
+    "input (HxW)",
+    "batch",
     "device",
-    "artifact",
     "runtime",
     "precision",
-    "p50 ms",
-    "p99 ms",
-    "FPS",
-    "speed-up vs PyTorch",
+    "timing",
+    "p50 (ms)",
+    "p99 (ms)",
+    "throughput (img/s)",
+    "speed-up vs PyTorch (same model, size, batch, device)",
     "mIoU drop (pt)",
-    "pixel agreement",
+    "pixel agreement (%)",
+    "parity gates",
+    "artifact",
 )
 
 
-def _cells(r: ReportRow) -> list[str]:
+def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
     def f(v: float | None, spec: str) -> str:
         return "n/a" if v is None else format(v, spec)
 
+    def marks() -> str:
+        return "".join(f"[{notes.index(n) + 1}]" for n in r.notes if n in notes)
+
+    if r.timing is None:
+        speed = "n/a"
+    elif r.is_baseline:
+        speed = "1.00x (baseline)"
+    elif r.speedup is not None:
+        speed = f"{r.speedup:.2f}x"
+    else:
+        speed = "—"
+    speed += marks()
+    if r.parity is None:
+        gates = "—"
+    elif r.parity == "pass":
+        gates = "pass"
+    else:
+        gates = "FAIL" + (f": {'; '.join(r.failed_gates)}" if r.failed_gates else "")
     return [
+        r.model,
+        r.size,
+        "n/a" if r.batch is None else str(r.batch),
         r.device,
-        r.artifact,
         r.runtime,
         r.precision,
+        r.timing or "n/a (accuracy only)",
         f(r.p50_ms, ".2f"),
         f(r.p99_ms, ".2f"),
-        f(r.fps, ".1f"),
-        "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
+        f(r.throughput_ips, ".1f"),
+        speed,
         f(r.miou_drop_points, ".3f"),
-        "n/a" if r.agreement is None else f"{r.agreement:.4%}",
+        "n/a" if r.agreement is None else f"{r.agreement * 100:.3f}",
+        gates,
+        r.artifact,
     ]
 
 
-def to_markdown(rows: list[ReportRow], charts: dict[str, str] | None = None) -> str:
-    lines = ["# refinenet-deploy report", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+def _header_lines(report: Report) -> list[str]:
+    lines = []
+    for key, values in report.header.items():
+        if values:
+            lines.append(f"- **{key}**: {', '.join(values)}")
+    return lines
+
+
+def _md(cell: str) -> str:
+    return cell.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report, charts: Mapping[str, str] | None = None) -> str:
+    lines = ["# refinenet-deploy report", "", *_header_lines(report), ""]
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(_md(c) for c in _cells(r, report.notes)) + " |" for r in report.rows]
+    lines += ["", _EXPLAIN]
+    if report.notes:
+        lines += [""] + [f"[{i}] {n}" + "  " for i, n in enumerate(report.notes, 1)]
     for title, path in (charts or {}).items():
         lines += ["", f"![{title}]({path})"]
+    if report.charts_skipped:
+        lines += ["", f"_Charts skipped: {report.charts_skipped}._"]
     return "\n".join(lines) + "\n"
 
 
-def render_charts(rows: list[ReportRow]) -> dict[str, bytes]:
-    """PNG bytes: latency by precision per device, and accuracy (mIoU drop) vs latency."""
-    matplotlib = require("matplotlib", extra="report")
-    matplotlib.use("Agg")
+_EXPLAIN = (
+    "Speed-up is p50 of the PyTorch row / p50 of this row, computed only between rows of the same model, "
+    "classes, input size, batch and timing kind on the same device (host/GPU fingerprint and device kind); "
+    "'—' means no such PyTorch row. Timings: compute-only = the runtime call on a pre-processed input (host "
+    "clock); device-only = CUDA events around the model on the GPU; end-to-end = JPEG decode + preprocess + "
+    "infer + argmax; async throughput = requests kept in flight (img/s over wall time, p50/p99 per request). "
+    "mIoU drop and pixel agreement are against PyTorch on the same checkpoint (parity JSON)."
+)
+
+
+def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r, report.notes)) + "</tr>" for r in report.rows
+    )
+    facts = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(', '.join(v))}</li>" for k, v in report.header.items() if v
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
+        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
+        for k, v in charts.items()
+    )
+    skipped = f"<p><i>Charts skipped: {html.escape(report.charts_skipped)}.</i></p>" if report.charts_skipped else ""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}td:nth-child(-n+7),td:last-child{text-align:left}img{max-width:100%}"
+        "</style></head><body><h1>refinenet-deploy report</h1>"
+        f"<ul>{facts}</ul><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<p>{html.escape(_EXPLAIN)}</p><ol>{notes}</ol>{imgs}{skipped}</body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------- charts
+RUNTIME_COLORS = {"torch": "#8c8c8c", "onnxruntime": "#4c72b0", "openvino": "#55a868", "tensorrt": "#c44e52"}
+
+
+def chart_label(r: ReportRow) -> str:
+    """The y label of a bar: device (whole), runtime, precision and timing kind."""
+    return f"{r.device} | {r.runtime} {r.precision} | {r.timing}"
+
+
+def _model_title(group: tuple[Any, ...]) -> str:
+    arch, classes, (h, w), batch = group
+    return f"{arch}" + (f", {classes} classes" if classes else "") + f", {h}x{w}, batch {batch}"
+
+
+def render_charts(rows: Sequence[ReportRow]) -> dict[str, bytes]:
+    """PNG bytes: p50 latency as horizontal bars, one panel per model/input size/batch (each panel its own
+    scale, the figure sized by the number of rows); and mIoU drop against latency."""
+    matplotlib = _matplotlib()
     import matplotlib.pyplot as plt
 
-    charts = {}
+    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):  # a "$" in a name is just a "$"
+        return _render_charts(rows, matplotlib, plt)
+
+
+def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict[str, bytes]:
+    charts: dict[str, bytes] = {}
     timed = [r for r in rows if r.p50_ms is not None]
+    groups: dict[Any, list[ReportRow]] = {}
+    for r in timed:
+        groups.setdefault(r.group, []).append(r)
     if timed:
-        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.4 * len(timed)))
-        labels = [f"{r.device[:28]} | {r.runtime} {r.precision}" for r in timed]
-        ax.barh(range(len(timed)), [r.p50_ms for r in timed], color="#4c72b0")
-        ax.set_yticks(range(len(timed)), labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("p50 latency (ms), compute-only")
-        ax.set_title("Latency by precision per device")
-        fig.tight_layout()
+        longest = max(len(chart_label(r)) for r in timed)
+        width = min(22.0, 7.0 + 0.065 * longest)
+        height = 0.9 + 0.3 * len(timed) + 0.75 * len(groups)
+        fig, axes = plt.subplots(
+            len(groups),
+            1,
+            figsize=(width, height),
+            squeeze=False,
+            gridspec_kw={"height_ratios": [len(g) + 1.2 for g in groups.values()]},
+        )
+        for ax, (group, members) in zip(axes[:, 0], groups.items()):
+            y = range(len(members))
+            values = [m.p50_ms for m in members]
+            ax.barh(y, values, color=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in members])
+            ax.set_yticks(list(y), [chart_label(m) for m in members], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlim(0, max(values) * 1.35)
+            for i, m in enumerate(members):
+                if i and m.device != members[i - 1].device:  # a rule between devices
+                    ax.axhline(i - 0.5, color="#bbb", lw=0.6)
+                speed = "  baseline" if m.is_baseline else f"  {m.speedup:.2f}x" if m.speedup is not None else ""
+                text = f"{m.p50_ms:.2f} ms{speed}"
+                ax.annotate(text, (m.p50_ms, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+            ax.set_title(_model_title(group) if group else "model or input size not recorded", fontsize=9)
+            ax.set_xlabel("p50 latency (ms); label: speed-up vs PyTorch on the same device", fontsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+        used = {r.runtime for r in timed}
+        handles = [matplotlib.patches.Patch(color=c, label=k) for k, c in RUNTIME_COLORS.items() if k in used]
+        fig.legend(handles=handles, loc="upper right", fontsize=7, ncols=len(handles) or 1)
+        fig.suptitle("Latency per model, input size and batch (lower is better)", fontsize=10, x=0.02, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height))
         charts["latency"] = _png(fig)
         plt.close(fig)
     both = [r for r in timed if r.miou_drop_points is not None]
     if both:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.scatter([r.p50_ms for r in both], [r.miou_drop_points for r in both], color="#dd8452")
-        for r in both:
-            ax.annotate(f"{r.runtime} {r.precision}", (r.p50_ms, r.miou_drop_points), fontsize=7)
+        fig, ax = plt.subplots(figsize=(8, 5 + 0.05 * len(both)))
+        markers = "os^Dvp*hX"
+        for k, (group, members) in enumerate(groups.items()):
+            pts = [m for m in members if m.miou_drop_points is not None]
+            if not pts:
+                continue
+            ax.scatter(
+                [m.p50_ms for m in pts],
+                [m.miou_drop_points for m in pts],
+                marker=markers[k % len(markers)],
+                c=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in pts],
+                label=_model_title(group) if group else "model not recorded",
+            )
+            for m in pts:
+                ax.annotate(
+                    f"{m.runtime} {m.precision} ({m.device_kind}, {m.timing})",
+                    (m.p50_ms, m.miou_drop_points),
+                    fontsize=6,
+                    alpha=0.8,
+                )
+        ax.axhline(0, color="#999", lw=0.8)
         ax.set_xlabel("p50 latency (ms)")
         ax.set_ylabel("mIoU drop vs PyTorch (points)")
-        ax.set_title("Accuracy vs latency")
+        ax.set_title("Accuracy vs latency (marker: model; colour: runtime)")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         charts["accuracy_vs_latency"] = _png(fig)
         plt.close(fig)
     return charts
 
 
+def _matplotlib() -> Any:
+    from .._optional import require
+
+    matplotlib = require("matplotlib", extra="report")
+    matplotlib.use("Agg")
+    import matplotlib.patches  # noqa: F401  (legend patches)
+
+    return matplotlib
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # long device names are never cut
     return buf.getvalue()
 
 
-def to_html(rows: list[ReportRow], charts: dict[str, bytes]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
-    imgs = "".join(
-        f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
-        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
-        for k, v in charts.items()
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}"
-        "</style></head><body><h1>refinenet-deploy report</h1>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{imgs}</body></html>\n"
-    )
+# --------------------------------------------------------------------------------------------- writing
+@dataclass
+class ReportResult:
+    """What ``write_report`` did: the report, the chart files beside it, every file written, and the notes
+    (skipped sidecars, skipped charts) the CLI shows."""
+
+    output: Path
+    rows: list[ReportRow]
+    charts: list[Path]
+    written: list[Path]
+    skipped: list[str]
+    charts_skipped: str | None
+
+
+def chart_paths(output: Path) -> list[Path]:
+    """Where the PNG charts of a Markdown report go (an HTML report embeds them and writes none)."""
+    return [output.with_name(f"{output.stem}_{name}.png") for name in CHART_NAMES] if output.suffix == ".md" else []
+
+
+def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResult:
+    """Check ``output`` (before any work), read and check ``inputs``, build the table and the charts, and write
+    the report (and, for Markdown, its PNG charts) atomically. Raises UsageError (exit 2) for a bad output or
+    no inputs, DataError (exit 5) for an input that is not a bench/parity result this version reads (or only
+    sidecars)."""
+    output = Path(output)
+    if not inputs:
+        raise UsageError("no input JSON files. Pass bench/parity files written with --json")
+    if output.suffix not in REPORT_SUFFIXES:
+        raise UsageError(f"report must end in .md or .html: {output}. Pass -o report.html")
+    check_output_path(output, REPORT_SUFFIXES, inputs=list(inputs), what="-o")
+    pngs = chart_paths(output)
+    if pngs:
+        probe_output(pngs[0], inputs=list(inputs), what="-o (chart)", companions=pngs[1:])
+    docs, skipped = read_documents(inputs)
+    if not docs:
+        names = ", ".join(str(Path(i)) for i in inputs)
+        raise DataError(
+            f"no bench or parity result among the inputs: {names} (artifact sidecars only)",
+            hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'",
+        )
+    rows, notes = build_rows(docs)
+    report = Report(rows, notes, summarize_inputs(docs))
+    try:
+        charts = render_charts(rows)
+    except MissingDependencyError:
+        charts = {}
+        report.charts_skipped = "matplotlib is not installed (pip install 'refinenet-deploy[report]')"
+    written: list[Path] = []
+    chart_files: list[Path] = []
+    created = ensure_parent(output)
+    try:
+        for name, png in charts.items() if output.suffix == ".md" else ():  # HTML: embedded, no files
+            path = output.with_name(f"{output.stem}_{name}.png")
+            write_atomic(path, lambda tmp, png=png: tmp.write_bytes(png))
+            written.append(path)
+            chart_files.append(path)
+        text = (
+            to_html(report, charts)
+            if output.suffix == ".html"
+            else to_markdown(report, {p.stem: p.name for p in chart_files})
+        )
+        write_atomic(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        written.append(output)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        remove_created(created)
+        raise
+    return ReportResult(output, rows, chart_files, written, skipped, report.charts_skipped)
 
 
 def make_report(inputs: Sequence[str | Path], output: str | Path) -> tuple[Path, list[ReportRow], list[Path]]:
-    output = Path(output)
-    if output.suffix not in (".md", ".html"):
-        raise UsageError(f"report must end in .md or .html: {output}. Pass -o report.html")
-    if not inputs:
-        raise UsageError("no input JSON files. Pass bench/parity files written with --json")
-    docs = []
-    for path in inputs:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UsageError(f"cannot read {path}: {exc}. Pass JSON files written by bench/parity --json") from exc
-    rows = build_rows(docs)
-    charts = render_charts(rows)
-    chart_paths = []
-    for name, png in charts.items():
-        p = output.with_name(f"{output.stem}_{name}.png")
-        p.write_bytes(png)
-        chart_paths.append(p)
-    if output.suffix == ".html":
-        output.write_text(to_html(rows, charts))
-    else:
-        output.write_text(to_markdown(rows, {p.stem: p.name for p in chart_paths}))
-    return output, rows, chart_paths
+    """``write_report`` returning (report path, rows, chart files)."""
+    result = write_report(inputs, output)
+    return result.output, result.rows, result.charts
 
 
+# --------------------------------------------------------------------------------------------- one parity result
 def parity_markdown(report: dict[str, Any]) -> str:
     """A Markdown rendering of the parity JSON."""
 
@@ -231,14 +969,15 @@ def parity_markdown(report: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{v * 100:.{digits}f}"
 
     status = "PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failed_gates"])
+    ran = normalize_precision(report.get("runtime_precision"))
     lines = [
         f"# Parity: `{Path(report['artifact']).name}` vs PyTorch `{Path(report['checkpoint']).name}`",
         "",
-        f"**{status}** ({report['precision']} gates: |mIoU drop| <= {report['gates']['max_miou_drop']} pt, "
-        f"pixel agreement >= {report['gates']['min_agreement'] * 100:.2f} %)",
+        f"**{status}** ({normalize_precision(report['precision'])} gates: |mIoU drop| <= "
+        f"{report['gates']['max_miou_drop']} pt, pixel agreement >= {report['gates']['min_agreement'] * 100:.2f} %)",
         "",
         f"{report['num_images']} images from `{report['data']}`, runtime `{report['runtime']}`"
-        + (f" (ran in {report['runtime_precision']})" if report.get("runtime_precision") else "")
+        + (f" (ran in {ran})" if ran else "")
         + f", TTA scales {report['tta']['scales']}, flip {report['tta']['flip']}.",
         "",
         "| metric | value |",
@@ -277,12 +1016,12 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 def write_parity_report(
     result: dict[str, Any], *, json_out: str | Path | None = None, markdown_out: str | Path | None = None
 ) -> list[Path]:
-    """Write a parity result as JSON and/or Markdown; returns the files written."""
+    """Write a parity result as JSON and/or Markdown (each atomically); returns the files written."""
     written = []
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
-        written.append(Path(json_out))
+        text = json.dumps(result, indent=2) + "\n"
+        written.append(write_atomic(json_out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
     if markdown_out is not None:
-        Path(markdown_out).write_text(parity_markdown(result))
-        written.append(Path(markdown_out))
+        text = parity_markdown(result)
+        written.append(write_atomic(markdown_out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
     return written
