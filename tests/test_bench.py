@@ -64,6 +64,10 @@ def onnx_model(tmp_path_factory) -> Path:
 def test_benchmark_result_structure(onnx_model: Path) -> None:
     r = benchmark(onnx_model, input_size=(48, 64), warmup=1, iterations=3, threads=1, end_to_end=True)
     assert r["peak_gmacs"] > 0 and r["fraction_of_peak"] > 0  # values vary; structure is what is tested
+    probe = r["peak_probe"]  # the probe ran where and as the model ran
+    assert probe["runtime"] == "onnxruntime" and probe["device"] == "cpu" and probe["precision"] == "fp32"
+    assert r["artifact_precision"] == r["inference_precision"] == "fp32" and r["label"] == "fp32"
+    assert r["runtime_config"]["providers"] == ["CPUExecutionProvider"]
     assert r["schema"] == "refinenet-deploy/bench" and r["runtime"] == "onnxruntime" and r["input_size"] == [48, 64]
     for key in ("compute_only", "end_to_end"):
         assert r[key]["iterations"] == 3
@@ -82,12 +86,16 @@ def test_benchmark_result_structure(onnx_model: Path) -> None:
     assert r["gmac_per_image"] > 0 and r["achieved_gmacs"] > 0 and r["peak_rss_mib"] > 0
     assert {"python", "cpu", "isa", "onnxruntime"} <= set(r["fingerprint"])
     assert "warm-up" in r["protocol"]["timing"]
+    assert "device synchronised" not in r["protocol"]["timing"] and r["protocol"]["device_synchronised"] is False
 
 
 def test_benchmark_checkpoint_and_errors(onnx_model: Path) -> None:
     r = benchmark(onnx_model.with_suffix(".safetensors"), input_size=(32, 32), warmup=0, iterations=2, peak=False)
-    assert r["peak_gmacs"] is None and r["fraction_of_peak"] is None
+    assert r["peak_gmacs"] is None and r["fraction_of_peak"] is None and "--no-peak" in r["peak_probe"]["reason"]
     assert r["runtime"] == "torch" and r["arch"] == "rf_lw_test"
+    cfg = r["runtime_config"]  # what ran, recorded
+    assert cfg["torch_precision"] == "fp32" and cfg["tf32"] is None and cfg["channels_last"] is False
+    assert cfg["compiled"] is False and cfg["torch"] and r["inference_precision"] == "fp32"
     with pytest.raises(UsageError, match="unknown --device"):
         benchmark(onnx_model, device="tpu")
     with pytest.raises(UsageError, match="exclude each other"):
@@ -112,7 +120,8 @@ def test_cli_bench_json(onnx_model: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     assert json.loads((tmp_path / "b.json").read_text())["compute_only"]["iterations"] == 2
-    assert "compute-only" in res.stdout
+    assert "compute-only" in res.stdout and "p50 ms" in res.stdout and "img/s" in res.stdout
+    assert f"wrote {tmp_path / 'b.json'}" in res.stderr
 
 
 @pytest.mark.openvino
@@ -121,8 +130,9 @@ def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp
 
     xml = convert_openvino(onnx_model, tmp_path / "m.xml").path
     r = benchmark(xml, warmup=1, iterations=2, peak=False)
-    assert r["runtime"] == "openvino" and r["runtime_precision"] == "f32"
+    assert r["runtime"] == "openvino" and r["runtime_precision"] == r["inference_precision"] == "fp32"
     assert int(r["runtime_config"]["NUM_STREAMS"]) >= 1 and int(r["runtime_config"]["INFERENCE_NUM_THREADS"]) >= 1
+    assert r["runtime_config"]["PERFORMANCE_HINT"] == "LATENCY" and "requests" not in r["compute_only"]
 
 
 def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> None:
@@ -133,7 +143,8 @@ def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> N
     int8 = calibrate_onnx(onnx_model, data, tmp_path / "m.int8.onnx", num_images=4, producer="onnxruntime").path
     r = benchmark(int8, warmup=1, iterations=2)
     assert r["precision"] == "int8" and r["peak_gmacs"] is None and r["fraction_of_peak"] is None
-    assert "no INT8 probe" in r["peak_probe"]
+    assert "no INT8 probe" in r["peak_probe"]["reason"]
+    assert r["label"] == "int8 artifact, float parts fp32"  # what the file is, and what its float parts ran in
 
 
 def test_device_stats_use_the_timed_iterations_only() -> None:
@@ -159,6 +170,14 @@ def test_gpu_without_cuda_is_exit_7(onnx_model: Path) -> None:
     assert res.exit_code == 7 and "no CUDA GPU" in res.output
 
 
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(), reason="checks the missing EP"
+)
+def test_onnxruntime_gpu_without_cuda_provider_is_exit_4(onnx_model: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", str(onnx_model), "--device", "gpu", "--iterations", "1"])
+    assert res.exit_code == 4 and "onnxruntime-gpu" in res.output
+
+
 @pytest.mark.gpu
 def test_torch_on_gpu_times_with_cuda_events(onnx_model: Path) -> None:
     r = benchmark(
@@ -167,3 +186,4 @@ def test_torch_on_gpu_times_with_cuda_events(onnx_model: Path) -> None:
     assert r["device_only"]["iterations"] == 5 and r["device_only"]["p50_ms"] > 0
     assert r["device_only"]["p50_ms"] <= r["compute_only"]["max_ms"]  # GPU time is part of the host-side time
     assert r["device_memory_mib"] > 0 and r["fingerprint"]["cuda_gpus"]
+    assert "device synchronised" in r["protocol"]["timing"]

@@ -70,10 +70,13 @@ def open_runner(
     device: str | None = None,
     threads: int | None = None,
     hint: str = "latency",
-    inference_precision: str | None = "f32",
+    inference_precision: str | None = "fp32",
     meta: Mapping[str, Any] | None = None,
     policy: Any = None,
     cuda_graph: bool = False,
+    torch_precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,  # noqa: A002  (named as the CLI option --compile)
 ) -> BaseRunner:
     """A (not yet activated) runner for an artifact or a checkpoint.
 
@@ -81,11 +84,19 @@ def open_runner(
     (``runner.device``). For a checkpoint, ``policy`` (an ``artifacts.InputPolicy``) sets the deploy wrapper's
     normalisation, input format and head, so that the PyTorch side computes what an artifact computes.
     ``cuda_graph``: TensorRT engines with static shapes replay one captured CUDA graph per inference.
+    ``inference_precision`` (OpenVINO: fp32 | fp16 | bf16, f32/f16 accepted) sets the float parts' precision hint.
+    ``torch_precision`` (fp32 | tf32 | fp16 | bf16), ``channels_last`` and ``compile`` (torch.compile) set how a
+    checkpoint runs in PyTorch (see ``backends.torch.runner``); a precision the device cannot run is a UsageError.
     """
     kind = resolve_runtime(artifact, runtime)
     dev = resolve_device(kind, device)
     if cuda_graph and kind != Runtime.TENSORRT:
         raise UsageError(f"--cuda-graph applies to TensorRT engines, not {kind}")
+    if kind != Runtime.TORCH and (torch_precision != "fp32" or channels_last or compile):
+        raise UsageError(
+            f"--precision/--channels-last/--compile set how a checkpoint runs in PyTorch, not {kind}. "
+            "Drop them (an artifact's precision is fixed when it is built)"
+        )
     if kind == Runtime.ONNXRUNTIME:
         from .onnxruntime import open_onnxruntime
 
@@ -111,6 +122,7 @@ def open_runner(
         from .torch import open_checkpoint
 
         runner = open_checkpoint(artifact, device=dev, policy=policy)
+        runner.configure(precision=torch_precision, channels_last=channels_last, compile=compile)
     runner.device = dev
     return runner
 

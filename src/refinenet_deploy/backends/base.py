@@ -45,6 +45,10 @@ class BaseRunner(ABC):
     def __init__(self) -> None:
         self.is_active = False
         self._input_specs: tuple[TensorSpec, ...] = ()
+        # what ran, filled in by ``_activate``: the precision the float parts compute in (fp32, fp16, bf16; None when
+        # the runtime does not say), and the runtime's own settings (providers, streams, flags) for the record
+        self.executed_precision: str | None = None
+        self.runtime_config: dict[str, Any] = {}
 
     def __enter__(self) -> BaseRunner:
         self.activate()

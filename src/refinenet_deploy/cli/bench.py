@@ -1,50 +1,99 @@
-"""``rfdeploy bench."""
+"""``rfdeploy bench``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..operations.bench import DEFAULT_ITERATIONS, benchmark
-from .app import app, handle_errors, out
+from .app import app, err, handle_errors, out
 from .options import Threads, parse_size
+
+_COLUMNS = (
+    ("mean ms", "mean_ms"),
+    ("p50 ms", "p50_ms"),
+    ("p90 ms", "p90_ms"),
+    ("p99 ms", "p99_ms"),
+    ("max ms", "max_ms"),
+)
 
 
 # --------------------------------------------------------------------------------------------- bench
 @app.command("bench")
 @handle_errors
 def bench_cmd(
-    model: Annotated[Path, typer.Argument(help="Artifact: .onnx, OpenVINO .xml, or a checkpoint (PyTorch eager).")],
+    model: Annotated[Path, typer.Argument(help="Artifact: .onnx, OpenVINO .xml, .engine, or a checkpoint (PyTorch).")],
     runtime: Annotated[str, typer.Option("--runtime", help="auto | onnxruntime | openvino | tensorrt | torch.")] = (
         "auto"
     ),
     device: Annotated[
         str | None, typer.Option("--device", help="cpu | gpu | npu | dla (default: cpu; gpu for TensorRT engines).")
     ] = None,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Batch (dynamic-batch artifacts).")] = None,
-    input_size: Annotated[str | None, typer.Option("--input-size", help="HxW for dynamic artifacts.")] = None,
-    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 10,
-    iterations: Annotated[
-        int | None, typer.Option("--iterations", min=1, help=f"Timed iterations (default {DEFAULT_ITERATIONS}).")
+    batch: Annotated[int | None, typer.Option("--batch", help="Batch (dynamic-batch artifacts), 1..256.")] = None,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            "--input-size", help="HxW; required unless the artifact or checkpoint records its size (static shape)."
+        ),
     ] = None,
-    duration: Annotated[float | None, typer.Option("--duration", min=0.1, help="Or: seconds of timing.")] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first, 0..10000.")] = 10,
+    iterations: Annotated[
+        int | None,
+        typer.Option("--iterations", help=f"Timed iterations, 1..1000000 (default {DEFAULT_ITERATIONS})."),
+    ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Or: seconds of timing, 0.1..3600.")] = None,
     threads: Threads = None,
-    hint: Annotated[str, typer.Option("--hint", help="OpenVINO performance hint: latency | throughput.")] = "latency",
+    hint: Annotated[
+        str,
+        typer.Option(
+            "--hint",
+            help="OpenVINO performance hint: latency (one synchronous request) | throughput (asynchronous "
+            "requests, the compiled model's optimal number; reports img/s).",
+        ),
+    ] = "latency",
     inference_precision: Annotated[
-        str, typer.Option("--inference-precision", help="OpenVINO: f32 | bf16 | f16 (recorded as run).")
-    ] = "f32",
+        str | None,
+        typer.Option(
+            "--inference-precision",
+            help="OpenVINO: fp32 | bf16 | fp16 (f32/f16 accepted; default fp32). Refused when the plugin would run "
+            "another precision, unless --allow-fallback.",
+        ),
+    ] = None,
+    allow_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-fallback", help="OpenVINO: time what the plugin runs when it cannot honour the precision."
+        ),
+    ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="PyTorch (checkpoints): fp32 (TF32 off) | tf32 | fp16 | bf16 (GPU; on CPU fp32, or bf16 "
+            "with native bf16).",
+        ),
+    ] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="PyTorch: channels-last memory format.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="PyTorch: torch.compile the model (first call timed apart).")
+    ] = False,
     end_to_end: Annotated[bool, typer.Option("--end-to-end", help="Also time decode+preprocess+infer+argmax.")] = (
         False
     ),
-    data: Annotated[Path | None, typer.Option("--data", help="Images for --end-to-end (default: synthetic JPEGs).")] = (
-        None
-    ),
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Images for --end-to-end (default: synthetic JPEGs); unreadable ones skipped."),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here ('-': stdout).")] = None,
-    peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak for efficiency.")] = True,
+    peak: Annotated[
+        bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak on the same device and precision.")
+    ] = True,
     cuda_graph: Annotated[
         bool, typer.Option("--cuda-graph", help="TensorRT, static shapes: replay one captured CUDA graph per run.")
     ] = False,
@@ -54,6 +103,7 @@ def bench_cmd(
     Examples:
       rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json cpu-ort.json
       rfdeploy bench model.xml --inference-precision bf16 --hint throughput --duration 20
+      rfdeploy bench model.safetensors --device gpu --precision fp16 --channels-last --input-size 512x512
     """
 
     size = parse_size(input_size) if input_size else None
@@ -69,42 +119,73 @@ def bench_cmd(
         threads=threads,
         hint=hint,
         inference_precision=inference_precision,
+        allow_fallback=allow_fallback,
         end_to_end=end_to_end,
         data=data,
         peak=peak,
         cuda_graph=cuda_graph,
+        torch_precision=precision,
+        channels_last=channels_last,
+        compile=compile_model,
+        json_out=json_out,
     )
     if json_out is not None:
-        text = json.dumps(result, indent=2)
         if str(json_out) == "-":
-            out.print_json(text)
+            out.print_json(json.dumps(result))
             return
-        json_out.write_text(text + "\n")
+        err.print(f"wrote {json_out}", markup=False, highlight=False, soft_wrap=True)
+    render(result, model.name)
+
+
+def render(result: dict[str, Any], name: str) -> None:
+    """The timing table (units in every column) and the efficiency line."""
+    h, w = result["input_size"]
     table = Table(
-        title=f"bench: {model.name} ({result['runtime']}, {result['device']}, {result['precision']}"
-        + (f", ran {result['runtime_precision']}" if result.get("runtime_precision") else "")
-        + f") {result['input_size'][0]}x{result['input_size'][1]} batch {result['batch']}"
+        title=f"bench: {name} ({result['runtime']}, {result['device']}, {result['label']}) "
+        f"{h}x{w} batch {result['batch']}"
     )
-    table.add_column("timing")
-    for col in ("mean", "p50", "p90", "p99", "min", "max", "img/s"):
-        table.add_column(col, justify="right")
+    table.add_column("timing", no_wrap=True)
+    for title, _ in _COLUMNS:
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("img/s", justify="right", no_wrap=True)
     for label in ("compute_only", "device_only", "end_to_end"):
         s = result.get(label)
         if s:
-            table.add_row(
-                label.replace("_", "-"),
-                *(f"{s[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms")),
-                f"{s['throughput_ips']:.1f}",
-            )
+            shown = label.replace("_", "-")
+            if s.get("requests"):
+                shown += f" x{s['requests']}"
+                table.caption = (
+                    f"{shown}: {s['requests']} asynchronous requests in flight; ms per request, img/s over wall time"
+                )
+            table.add_row(shown, *(f"{s[k]:.2f}" for _, k in _COLUMNS), f"{s['throughput_ips']:.1f}")
     out.print(table)
-    extra = (
-        f"{result['gmac_per_image']:.2f} GMAC/image, {result['achieved_gmacs']:.1f} GMAC/s achieved"
-        if (result.get("gmac_per_image"))
-        else ""
-    )
+    parts = []
+    if result.get("gmac_per_image"):
+        achieved = result.get("achieved_gmacs")
+        parts.append(
+            f"{result['gmac_per_image']:.3g} GMAC/image"
+            + (f", {achieved:.3g} GMAC/s achieved ({result['achieved_at']})" if achieved else "")
+        )
     if result.get("fraction_of_peak"):
-        extra += f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.0f} GMAC/s dense-conv peak"
-    extra += "; " if extra else ""
+        probe = result["peak_probe"]
+        parts[-1] += (
+            f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.3g} GMAC/s dense-conv peak "
+            f"({probe['runtime']}, {probe['device']}, {probe['precision']})"
+        )
+    elif result.get("peak_probe", {}).get("reason") and "--no-peak" not in result["peak_probe"]["reason"]:
+        parts.append(f"peak {result['peak_probe']['reason']}")
+    if result.get("first_call_ms") is not None:
+        parts.append(f"first call (torch.compile) {result['first_call_ms']:.0f} ms")
     if result.get("device_memory_mib"):
-        extra += f"device memory {result['device_memory_mib']:.0f} MiB; "
-    out.print(f"{extra}peak RSS {result['peak_rss_mib']:.0f} MiB; {result['protocol']['timing']}", highlight=False)
+        parts.append(f"device memory {result['device_memory_mib']:.0f} MiB")
+    parts.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+    parts.append(result["protocol"]["timing"])
+    out.print("; ".join(parts), highlight=False, markup=False)
+    if result.get("end_to_end_skipped"):
+        err.print(
+            f"end-to-end: skipped {len(result['end_to_end_skipped'])} unreadable image(s): "
+            + ", ".join(Path(p).name for p in result["end_to_end_skipped"]),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

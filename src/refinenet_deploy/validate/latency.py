@@ -55,6 +55,62 @@ def latency_stats(samples_ns: Sequence[int] | np.ndarray, batch: int = 1) -> Lat
     )
 
 
-def achieved_gmacs(gmac_per_image: float, stats: LatencyStats) -> float:
-    """GMAC/s achieved at the mean latency."""
-    return gmac_per_image * stats.batch / (stats.mean_ms / 1000.0)
+def achieved_gmacs(gmac_per_image: float, stats: LatencyStats | ThroughputStats, at: str = "mean") -> float:
+    """GMAC/s achieved: at the ``mean`` or ``p50`` latency of one request; for ``ThroughputStats``, at the
+    measured throughput (images per second of wall time), whatever ``at`` says."""
+    if isinstance(stats, ThroughputStats):
+        return gmac_per_image * stats.throughput_ips
+    if at not in ("mean", "p50"):
+        raise ValueError("at must be 'mean' or 'p50'")
+    ms = stats.mean_ms if at == "mean" else stats.p50_ms
+    return gmac_per_image * stats.batch / (ms / 1000.0)
+
+
+@dataclass(frozen=True)
+class ThroughputStats:
+    """Asynchronous requests in flight: ``throughput_ips`` is images (completed requests x batch) per second of
+    wall time; the ``*_ms`` fields are percentiles of each request's own latency (longer than one request alone:
+    the requests share the device)."""
+
+    iterations: int  # completed requests
+    batch: int
+    requests: int  # kept in flight
+    wall_s: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    throughput_ips: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def throughput_stats(
+    latencies_ns: Sequence[int] | np.ndarray, wall_ns: int, requests: int, batch: int = 1
+) -> ThroughputStats:
+    """Per-request latency percentiles plus images per second over ``wall_ns`` (pure function)."""
+    if wall_ns <= 0:
+        raise ValueError("wall time must be positive")
+    if requests < 1:
+        raise ValueError("requests must be >= 1")
+    lat = latency_stats(latencies_ns, batch=batch)
+    return ThroughputStats(
+        iterations=lat.iterations,
+        batch=batch,
+        requests=requests,
+        wall_s=wall_ns / 1e9,
+        mean_ms=lat.mean_ms,
+        std_ms=lat.std_ms,
+        min_ms=lat.min_ms,
+        p50_ms=lat.p50_ms,
+        p90_ms=lat.p90_ms,
+        p95_ms=lat.p95_ms,
+        p99_ms=lat.p99_ms,
+        max_ms=lat.max_ms,
+        throughput_ips=lat.iterations * batch / (wall_ns / 1e9),
+    )

@@ -3,7 +3,8 @@
 ``sync`` is called after each inference before the clock is read (for GPU runners: a CUDA stream
 synchronisation), so every sample covers finished work. Compute-only timing feeds the same pre-built input
 each iteration (runtime call + host<->device copies the runner does); end-to-end timing adds image decode,
-preprocessing and the argmax on the host, and is labelled as such.
+preprocessing and the argmax on the host, and is labelled as such. ``throughput_loop`` keeps several
+asynchronous requests in flight (OpenVINO's throughput hint) and measures images per second of wall time.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ class TimingPlan:
         if self.warmup < 0 or (self.iterations is not None and self.iterations < 1):
             raise ValueError("warmup must be >= 0 and iterations >= 1")
 
-    def describe(self) -> str:
+    def describe(self, *, device_sync: bool = False) -> str:
+        """The protocol in words; ``device_sync`` (GPU runs only) says the device was synchronised per sample."""
         stop = f"{self.iterations} timed iterations" if self.iterations else f"timed iterations for {self.duration_s} s"
-        return f"{self.warmup} warm-up iterations, then {stop}; perf_counter_ns around each, device synchronised"
+        return f"{self.warmup} warm-up iterations, then {stop}; perf_counter_ns around each" + (
+            ", device synchronised" if device_sync else ""
+        )
 
 
 def time_loop(
@@ -85,3 +89,47 @@ def end_to_end_step(
         return out if np.issubdtype(out.dtype, np.integer) else out.argmax(1)
 
     return step
+
+
+@dataclass(frozen=True)
+class ThroughputSamples:
+    """What ``throughput_loop`` saw: each request's own latency, and the wall time of the timed phase."""
+
+    latencies_ns: list[int]
+    wall_ns: int
+    requests: int  # infer requests kept in flight
+
+
+def throughput_loop(
+    pool: object,
+    inputs: Mapping[str, np.ndarray],
+    plan: TimingPlan,
+    *,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> ThroughputSamples:
+    """Keep ``pool.jobs`` asynchronous requests busy, as benchmark_app does for the throughput hint.
+
+    ``pool`` has ``jobs``, ``submit(inputs)`` (blocks while every request is busy), ``wait_all()`` and
+    ``latencies_ms`` (appended by each completion). Warm-up: ``max(plan.warmup, jobs)`` submissions, then a wait.
+    Timed: submissions until ``plan.iterations`` were started or ``plan.duration_s`` passed, then a wait for the
+    last ones; the wall time runs from the first timed submission to the last completion."""
+    jobs = int(pool.jobs)  # type: ignore[attr-defined]
+    submit, wait_all = pool.submit, pool.wait_all  # type: ignore[attr-defined]
+    latencies: list[float] = pool.latencies_ms  # type: ignore[attr-defined]
+    for _ in range(max(plan.warmup, jobs) if plan.warmup else 0):
+        submit(inputs)
+    wait_all()
+    del latencies[:]
+    started = 0
+    t0 = clock()
+    deadline = None if plan.duration_s is None else t0 + int(plan.duration_s * 1e9)
+    while True:
+        submit(inputs)
+        started += 1
+        if plan.iterations is not None and started >= plan.iterations:
+            break
+        if deadline is not None and clock() >= deadline and started >= max(plan.min_iterations, jobs):
+            break
+    wait_all()
+    wall = clock() - t0
+    return ThroughputSamples([int(ms * 1e6) for ms in latencies], wall, jobs)

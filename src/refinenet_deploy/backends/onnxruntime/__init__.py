@@ -5,24 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...enums import Device
-from ...errors import IncompatibleArtifactError
+from ...errors import MissingDependencyError
 from .runner import OnnxRuntimeRunner
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def open_onnxruntime(
     model: str | Path, device: Device = Device.CPU, *, threads: int | None = None
 ) -> OnnxRuntimeRunner:
-    """An ONNX Runtime runner on ``device`` (gpu needs onnxruntime-gpu's CUDA execution provider)."""
+    """An ONNX Runtime runner on ``device`` (gpu needs onnxruntime-gpu's CUDA execution provider: without it,
+    MissingDependencyError, exit 4). ``runner.runtime_config["providers"]`` records the providers that ran."""
     if device == Device.GPU:
         import onnxruntime as ort
 
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise IncompatibleArtifactError(
-                "ONNX Runtime has no CUDA provider here. Install onnxruntime-gpu "
-                "(instead of onnxruntime) on a machine with an NVIDIA GPU"
+        if CUDA_PROVIDER not in ort.get_available_providers():
+            raise MissingDependencyError(
+                f"--device gpu: ONNX Runtime has no CUDA execution provider here (available: "
+                f"{', '.join(ort.get_available_providers())}). Install onnxruntime-gpu instead of onnxruntime "
+                "on a machine with an NVIDIA GPU",
+                hint="pip uninstall onnxruntime && pip install onnxruntime-gpu",
             )
-        return OnnxRuntimeRunner(Path(model), providers=["CUDAExecutionProvider"], threads=threads)
+        return OnnxRuntimeRunner(Path(model), providers=[CUDA_PROVIDER], threads=threads, require=CUDA_PROVIDER)
     return OnnxRuntimeRunner(Path(model), threads=threads)
 
 
-__all__ = ["OnnxRuntimeRunner", "open_onnxruntime"]
+__all__ = ["CUDA_PROVIDER", "OnnxRuntimeRunner", "open_onnxruntime"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import IncompatibleArtifactError
+from ...errors import IncompatibleArtifactError, MissingDependencyError
 from ..base import BaseRunner, TensorSpec
 
 _ORT_TYPES = {
@@ -30,11 +30,13 @@ class OnnxRuntimeRunner(BaseRunner):
         *,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int | None = None,
+        require: str | None = None,
     ) -> None:
         super().__init__()
         self._model = model
         self._providers = list(providers)
         self._threads = threads
+        self._require = require  # a provider that must really run (ORT falls back to the CPU silently otherwise)
         self.session = None
 
     def _activate(self) -> list[TensorSpec]:
@@ -53,6 +55,16 @@ class OnnxRuntimeRunner(BaseRunner):
                 f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:200]}. "
                 "Check the file and the onnxruntime version"
             ) from exc
+        ran = list(self.session.get_providers())
+        if self._require and self._require not in ran:
+            self.session = None
+            raise MissingDependencyError(
+                f"ONNX Runtime could not start {self._require} (it fell back to {', '.join(ran)}). Check that the "
+                "CUDA and cuDNN libraries onnxruntime-gpu needs are installed and match its version",
+                hint="requirements: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html",
+            )
+        self.runtime_config = {"providers": ran, "intra_op_num_threads": self._threads}
+        self.executed_precision = None  # what the graph computes in: read by the caller from the graph itself
         specs = []
         for i in self.session.get_inputs():
             dims = tuple(d if isinstance(d, int) else None for d in i.shape)

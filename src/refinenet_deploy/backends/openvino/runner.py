@@ -1,7 +1,13 @@
 """OpenVINO runner (CPU by default; GPU/NPU plugins when present).
 
 The CPU plugin on CPUs with AVX512_BF16/AMX silently runs an FP32 IR in bf16 unless the inference
-precision hint is set, so the runner sets it explicitly (``f32`` by default) and records what ran.
+precision hint is set, so the runner sets it explicitly (``fp32`` by default) and records what the compiled
+model says it uses (``INFERENCE_PRECISION_HINT`` read back), spelled fp32 | fp16 | bf16 (OpenVINO's f32/f16 are
+accepted as input aliases). On a CPU without bf16 units a ``bf16`` request compiles to fp32: the runner records
+fp32 and ``precision_fallback``; refusing or warning is the caller's choice.
+
+``async_pool()`` gives the throughput mode: an ``AsyncInferQueue`` with the compiled model's optimal number of
+infer requests, as ``benchmark_app`` runs the throughput hint.
 """
 
 from __future__ import annotations
@@ -16,8 +22,54 @@ from ..._optional import require
 from ...errors import IncompatibleArtifactError, UsageError
 from ..base import BaseRunner, TensorSpec
 
-PRECISIONS = ("f32", "bf16", "f16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_ALIASES = {"fp32": "fp32", "f32": "fp32", "fp16": "fp16", "f16": "fp16", "bf16": "bf16"}
+_OV_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}  # our spelling -> OpenVINO's element type
 HINTS = ("latency", "throughput")
+CONFIG_KEYS = (
+    "PERFORMANCE_HINT",
+    "NUM_STREAMS",
+    "INFERENCE_NUM_THREADS",
+    "ENABLE_CPU_PINNING",
+    "ENABLE_HYPER_THREADING",
+    "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+)
+
+
+def normalize_precision(value: str | None) -> str | None:
+    """``f32``/``fp32`` -> ``fp32``, ``f16``/``fp16`` -> ``fp16``, ``bf16``; UsageError (exit 2) otherwise."""
+    if value is None:
+        return None
+    canonical = PRECISION_ALIASES.get(str(value).strip().lower())
+    if canonical is None:
+        raise UsageError(f"unsupported --inference-precision: {value}. Use fp32, bf16 or fp16")
+    return canonical
+
+
+def ov_precision_name(element_type: Any) -> str | None:
+    """An OpenVINO element type (or its string) as fp32 | fp16 | bf16; None when the plugin leaves it open."""
+    text = (element_type.to_string() if hasattr(element_type, "to_string") else str(element_type)).lower()
+    return {"f32": "fp32", "float32": "fp32", "f16": "fp16", "float16": "fp16", "bf16": "bf16"}.get(text)
+
+
+class AsyncPool:
+    """``n`` infer requests in an ``ov.AsyncInferQueue``; each completion appends the request's own latency
+    (``InferRequest.latency``, ms, as benchmark_app reports it) to ``latencies_ms``."""
+
+    def __init__(self, compiled: Any, jobs: int) -> None:
+        import openvino as ov
+
+        self.jobs = int(jobs)
+        self.latencies_ms: list[float] = []
+        self._queue = ov.AsyncInferQueue(compiled, self.jobs)
+        self._queue.set_callback(lambda request, _userdata: self.latencies_ms.append(float(request.latency)))
+
+    def submit(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Start one inference on the next idle request (blocks while all are busy)."""
+        self._queue.start_async(dict(inputs))
+
+    def wait_all(self) -> None:
+        self._queue.wait_all()
 
 
 class OpenVINORunner(BaseRunner):
@@ -28,20 +80,18 @@ class OpenVINORunner(BaseRunner):
         model: str | Path | Callable[[], Any],
         *,
         device: str = "CPU",
-        inference_precision: str | None = "f32",
+        inference_precision: str | None = "fp32",
         hint: str = "latency",
         threads: int | None = None,
     ) -> None:
         super().__init__()
-        if inference_precision is not None and inference_precision not in PRECISIONS:
-            raise UsageError(f"unsupported --inference-precision: {inference_precision}. Use f32, bf16 or f16")
+        inference_precision = normalize_precision(inference_precision)
         if hint not in HINTS:
             raise UsageError(f"unsupported --hint: {hint}. Use latency or throughput")
         self._model, self.ov_device, self.hint = model, device.upper(), hint
         self.device = device.lower()
         self.requested_precision, self.threads = inference_precision, threads
-        self.executed_precision: str | None = None
-        self.runtime_config: dict[str, str] = {}
+        self.precision_fallback = False  # True when the compiled model runs another precision than requested
         self.compiled = None
         self._request = None
 
@@ -57,7 +107,7 @@ class OpenVINORunner(BaseRunner):
             ) from exc
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.hint.upper()}
         if self.requested_precision:
-            config["INFERENCE_PRECISION_HINT"] = self.requested_precision
+            config["INFERENCE_PRECISION_HINT"] = _OV_PRECISION[self.requested_precision]
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         try:
@@ -66,14 +116,21 @@ class OpenVINORunner(BaseRunner):
             raise IncompatibleArtifactError(
                 f"OpenVINO cannot compile the model for {self.ov_device}: {str(exc).splitlines()[0][:200]}"
             ) from exc
-        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin actually uses
-        self.executed_precision = ran.to_string() if hasattr(ran, "to_string") else str(ran).lower()
+        try:  # what the plugin actually uses for the float parts
+            self.executed_precision = ov_precision_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except Exception:  # noqa: BLE001  (a plugin without the property: unknown, recorded as None)
+            self.executed_precision = None
         self.runtime_config = {}
-        for key in ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING"):
+        for key in CONFIG_KEYS:
             try:  # what the plugin chose for the hint (recorded so timings can be compared with benchmark_app)
                 self.runtime_config[key] = str(self.compiled.get_property(key))
             except Exception:  # noqa: BLE001,S112  (not every device plugin has every property)
                 continue
+        self.runtime_config["requested_inference_precision"] = self.requested_precision
+        self.runtime_config["INFERENCE_PRECISION_HINT"] = self.executed_precision
+        self.precision_fallback = bool(
+            self.requested_precision and self.executed_precision and self.executed_precision != self.requested_precision
+        )
         self._request = self.compiled.create_infer_request()
         specs = []
         for port in self.compiled.inputs:
@@ -85,6 +142,22 @@ class OpenVINORunner(BaseRunner):
     def _infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self._request.infer(dict(inputs))
         return {port.get_any_name(): np.asarray(value) for port, value in results.items()}
+
+    def optimal_requests(self) -> int:
+        """The compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` (1 when the plugin does not say)."""
+        self._require_active()
+        try:
+            return max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        except Exception:  # noqa: BLE001
+            return 1
+
+    def async_pool(self, jobs: int | None = None) -> AsyncPool:
+        """An ``AsyncPool`` of ``jobs`` requests (default: the compiled model's optimal number); recorded in
+        ``runtime_config["infer_requests"]``."""
+        self._require_active()
+        pool = AsyncPool(self.compiled, jobs or self.optimal_requests())
+        self.runtime_config["infer_requests"] = pool.jobs
+        return pool
 
     def _deactivate(self) -> None:
         self._request = None

@@ -1,13 +1,83 @@
-"""PyTorch runner: the FP32 reference every backend is compared with (named torch_runner, not torch)."""
+"""PyTorch runner: the FP32 reference every backend is compared with (named torch_runner, not torch), and PyTorch
+as deployed on a GPU (``precision`` fp32 | tf32 | fp16 | bf16, ``channels_last``, ``compile``).
+
+Precisions:
+
+- ``fp32``: IEEE FP32. On CUDA, TF32 is switched off for matmuls and cuDNN convolutions
+  (``torch.backends.cuda.matmul.allow_tf32 = False``, ``torch.backends.cudnn.allow_tf32 = False``) while the runner
+  is active, and the previous flags are restored by ``deactivate()``.
+- ``tf32``: FP32 tensors with both TF32 flags on (CUDA, compute capability 8.0 or newer).
+- ``fp16`` / ``bf16``: the network's weights are cast (``module.to(dtype)``) and its input is cast before it runs,
+  as a user shipping a half-precision PyTorch model does (no autocast: autocast re-casts the weights on every
+  forward, which a deployment does not pay). A ``models.DeployModule``'s in-graph normalisation of uint8 frames
+  stays in FP32; its network runs in ``dtype``. Outputs come back as FP32 (argmax heads as their integer type).
+  fp16 needs CUDA; bf16 runs on CUDA GPUs with bf16 support, and on CPUs with native bf16 (AVX512-BF16 or AMX).
+
+``runtime_config`` records what ran: precision, the TF32 flag in effect, channels-last, compiled, the torch and
+cuDNN versions.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
+from ...errors import UsageError
 from ..base import BaseRunner, TensorSpec
+
+TORCH_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cpu_supports_bf16() -> bool:
+    """Native bf16 on this CPU (AVX512-BF16 or AMX-BF16), as oneDNN's bf16 kernels need."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # older or newer torch without the probe: read the CPU flags
+        from ...environment import cpu_info
+
+        return bool({"avx512_bf16", "amx_bf16"} & set(cpu_info()["isa"]))
+
+
+def check_torch_precision(
+    precision: str,
+    device: str,
+    *,
+    bf16_supported: bool | None = None,
+    compute_capability: tuple[int, int] | None = None,
+) -> None:
+    """UsageError (exit 2) when ``precision`` cannot run on ``device`` ("cpu" or "cuda"), with the reason.
+
+    ``bf16_supported`` / ``compute_capability`` default to asking this machine (passed explicitly in tests)."""
+    if precision not in TORCH_PRECISIONS:
+        raise UsageError(f"unknown --precision: {precision}. Use one of {', '.join(TORCH_PRECISIONS)}")
+    cuda = device.startswith("cuda")
+    if not cuda:
+        if precision in ("tf32", "fp16"):
+            raise UsageError(
+                f"--precision {precision} runs PyTorch on a CUDA GPU only. Pass --device gpu, "
+                "or --precision fp32 (or bf16 on a CPU with AVX512-BF16/AMX) on the CPU"
+            )
+        if precision == "bf16":
+            if bf16_supported is None:
+                bf16_supported = cpu_supports_bf16()
+            if not bf16_supported:
+                raise UsageError(
+                    "--precision bf16: this CPU has no native bf16 (no avx512_bf16/amx_bf16); PyTorch would emulate "
+                    "it, which times an emulation, not a deployment. Use --precision fp32"
+                )
+        return
+    if precision in ("tf32", "bf16"):
+        cc = compute_capability if compute_capability is not None else torch.cuda.get_device_capability()
+        if tuple(cc) < (8, 0):
+            raise UsageError(
+                f"--precision {precision} needs an Ampere or newer GPU (compute capability 8.0+); this one is "
+                f"{cc[0]}.{cc[1]}. Use --precision fp32 or fp16"
+            )
 
 
 class TorchRunner(BaseRunner):
@@ -23,27 +93,110 @@ class TorchRunner(BaseRunner):
         output_names: tuple[str, ...] = ("logits",),
         input_dtype: np.dtype = np.dtype(np.float32),
         device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,  # noqa: A002  (the torch.compile switch, named as the CLI option)
     ) -> None:
         super().__init__()
+        if precision != "fp32":
+            check_torch_precision(precision, device)
         self._model = model
         self._input_name = input_name
         self._output_names = output_names
         self._input_dtype = np.dtype(input_dtype)
         self._device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
         self.module: torch.nn.Module | None = None
         self.device_times_ms: list[float] = []  # CUDA runs only: GPU time of each forward (CUDA events)
+        self._saved_tf32: tuple[bool, bool] | None = None
+        self._hooks: list[Any] = []
+
+    def configure(self, *, precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> None:  # noqa: A002
+        """Set how the next ``activate()`` runs the model (checked here: UsageError when it cannot run)."""
+        if precision != "fp32":
+            check_torch_precision(precision, self._device)
+        self.precision, self.channels_last, self.compile = precision, channels_last, compile
+
+    @property
+    def cuda(self) -> bool:
+        return self._device.startswith("cuda")
+
+    def _set_tf32(self) -> bool | None:
+        """Apply the precision's TF32 flags (CUDA only); remember the old ones. Returns the flag in effect."""
+        if not self.cuda:
+            return None
+        self._saved_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        on = self.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+        return on
+
+    def _restore_tf32(self) -> None:
+        if self._saved_tf32 is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._saved_tf32
+            self._saved_tf32 = None
+
+    def _network(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The part that runs in the reduced precision: a DeployModule's network (its uint8 normalisation stays
+        FP32), else the whole module."""
+        from ...models.deploy import DeployModule
+
+        return module.model if isinstance(module, DeployModule) else module
 
     def _activate(self) -> list[TensorSpec]:
         model = self._model if isinstance(self._model, torch.nn.Module) else self._model()
-        self.module = model.eval().to(self._device)
-        if self._device.startswith("cuda"):
+        dtype = _DTYPES.get(self.precision)
+        if (dtype is not None or self.channels_last) and isinstance(self._model, torch.nn.Module):
+            model = copy.deepcopy(model)  # cast a copy: the caller's module (a parity reference) stays fp32
+        module = model.eval().to(self._device)
+        net = self._network(module)
+        if dtype is not None:
+            net.to(dtype)
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if dtype is not None or self.channels_last:
+
+            def cast(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+                return tuple(self._prepare(a) for a in args)
+
+            self._hooks.append(net.register_forward_pre_hook(cast))
+        tf32 = self._set_tf32()
+        self.module = torch.compile(module) if self.compile else module
+        if self.cuda:
             self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
             torch.cuda.reset_peak_memory_stats()
+        self.executed_precision = self.precision
+        self.runtime_config = {
+            "torch_precision": self.precision,
+            "tf32": tf32,
+            "channels_last": self.channels_last,
+            "compiled": self.compile,
+            "cast": "weights and input cast (module.to(dtype)), outputs returned as fp32"
+            if dtype is not None
+            else None,
+            "torch": torch.__version__,
+            "cudnn": torch.backends.cudnn.version() if self.cuda else None,
+            "gpu": torch.cuda.get_device_name() if self.cuda else None,
+        }
         return [TensorSpec(self._input_name, self._input_dtype, (None, None, None, None))]
 
+    def _prepare(self, x: Any) -> Any:
+        """A float tensor in the run's dtype and memory format (other tensors as they are)."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return x
+        dtype = _DTYPES.get(self.precision)
+        if dtype is not None and x.dtype != dtype:
+            x = x.to(dtype)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(inputs[self._input_name])).to(self._device)
-        cuda = self._device.startswith("cuda")
+        # the copy to the device and the cast happen before the first event: device time is the model's
+        x = self._prepare(torch.from_numpy(np.ascontiguousarray(inputs[self._input_name])).to(self._device))
+        cuda = self.cuda
         with torch.inference_mode():
             if cuda:
                 self._events[0].record()
@@ -51,7 +204,10 @@ class TorchRunner(BaseRunner):
             if cuda:
                 self._events[1].record()
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        result = {name: t.cpu().numpy() for name, t in zip(self._output_names, outs)}  # .cpu() synchronises
+        result = {  # .cpu() synchronises
+            name: (t.float() if t.is_floating_point() and t.dtype != torch.float32 else t).cpu().numpy()
+            for name, t in zip(self._output_names, outs)
+        }
         if cuda:
             torch.cuda.synchronize()
             self.device_times_ms.append(self._events[0].elapsed_time(self._events[1]))  # model only, on the GPU
@@ -59,7 +215,11 @@ class TorchRunner(BaseRunner):
 
     def device_memory_mib(self) -> float | None:
         """Peak CUDA memory allocated by PyTorch since activation (None on the CPU)."""
-        return torch.cuda.max_memory_allocated() / 2**20 if self._device.startswith("cuda") else None
+        return torch.cuda.max_memory_allocated() / 2**20 if self.cuda else None
 
     def _deactivate(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        self._restore_tf32()
         self.module = None
