@@ -21,8 +21,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,7 +38,9 @@ import numpy as np
 from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .enums import Precision
-from .errors import IncompatibleArtifactError, UsageError
+from .errors import IncompatibleArtifactError, InvalidModelError, UsageError
+
+log = logging.getLogger(__name__)
 
 ONNX_METADATA_KEY = "refinenet_deploy"
 SCHEMA_VERSION = 2
@@ -62,6 +67,11 @@ MODEL_KEYS = (
     "checkpoint",
 )
 INPUT_FORMATS = ("nchw-float", "nhwc-uint8")
+
+# Bounds of an image/input size option (--input-size, --size, --crop-size): each side, and the pixel budget.
+MIN_SIDE = 16
+MAX_SIDE = 8192
+MAX_PIXELS = 4096 * 4096
 
 
 @dataclass
@@ -201,7 +211,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     old file or the new one, never a partial one. The temporary file is removed if ``write`` fails."""
     path = Path(path)
     created = ensure_parent(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    clean_stale(path.parent, names=[path.name])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     ok = False
     try:
         write(tmp)
@@ -216,6 +227,91 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+# --------------------------------------------------------------------------------------------- stale temp files
+OWNER_FILE = ".owner"
+TMP_SUFFIX = ".rfdeploy.tmp"
+_OWNED_TMP = re.compile(r"\..+\.(\d+)" + re.escape(TMP_SUFFIX))
+_LEGACY_TMP = re.compile(r"\.(.+)\.(\d+)\.tmp")
+
+
+def _owner_record() -> dict[str, Any]:
+    return {"tool": "refinenet-deploy", "pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _owned_tempdir(parent: Path, prefix: str) -> Path:
+    """``tempfile.mkdtemp`` beside an output, with an ``.owner`` file (pid + host) so that a later run can tell
+    a folder left by a killed process (removed by ``clean_stale``) from one a live run is filling."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    try:
+        (tmp / OWNER_FILE).write_text(json.dumps(_owner_record()))
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a real process id: never treat as dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale(folder: str | Path, *, names: Sequence[str] = ()) -> list[Path]:
+    """Remove temp files of our own naming in ``folder`` whose owner process is gone; returns what was removed.
+
+    Staging folders (``.NAME.export-*``, ``.NAME.calib-*``, ``.NAME.ov-*``, ``.NAME.trt-*``, ...) are recognised
+    only by their ``.owner`` record (tool, pid, host): removed when written on this host by a process that no longer
+    runs; a live run's folder, another host's, or a folder without a record is left alone. ``write_atomic``'s
+    ``.NAME.PID.rfdeploy.tmp`` files go when their pid is gone; the older ``.NAME.PID.tmp`` form only for the
+    ``names`` about to be written. Never raises: cleaning is best effort."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = [e for e in folder.iterdir() if e.name.startswith(".")]
+    except OSError:
+        return removed
+    host, me = socket.gethostname(), os.getpid()
+    for entry in entries:
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                try:
+                    record = json.loads((entry / OWNER_FILE).read_text())
+                except (OSError, ValueError, UnicodeDecodeError):
+                    continue
+                if not isinstance(record, dict) or record.get("tool") != "refinenet-deploy":
+                    continue
+                pid = record.get("pid")
+                if record.get("host") != host or not isinstance(pid, int) or pid == me or _pid_alive(pid):
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file() and not entry.is_symlink():
+                owned = _OWNED_TMP.fullmatch(entry.name)
+                legacy = _LEGACY_TMP.fullmatch(entry.name)
+                if owned:
+                    pid = int(owned.group(1))
+                elif legacy and legacy.group(1) in names:
+                    pid = int(legacy.group(2))
+                else:
+                    continue
+                if pid == me or _pid_alive(pid):
+                    continue
+                entry.unlink()
+            else:
+                continue
+        except OSError:
+            continue
+        if not entry.exists():
+            removed.append(entry)
+            log.warning("removed %s, left by an interrupted run (process %s is gone)", entry, pid)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------- atomic writes
@@ -283,7 +379,8 @@ def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
     """A staging folder ``.<name>.<step>-XXXX`` beside ``output``, removed on exit whatever happens."""
     output = Path(output)
     created = ensure_parent(output)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.stem}.{step}-"))
+    clean_stale(output.parent)
+    tmp = _owned_tempdir(output.parent, f".{output.stem}.{step}-")
     stage = Staging(output, tmp)
     try:
         yield stage
@@ -343,43 +440,163 @@ def embed_onnx_metadata(model: Any, meta: Mapping[str, Any]) -> None:
         entry.key, entry.value = key, value
 
 
-def _load_onnx(path: Path) -> Any:
+def load_onnx(path: str | Path) -> Any:
+    """Parse an ONNX file (no external data) into a ModelProto; InvalidModelError (exit 5) naming the file if it
+    is not one: truncated, random bytes, another format, or a protobuf that holds no graph."""
     import onnx
 
+    path = Path(path)
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends: not an ONNX model
-        raise IncompatibleArtifactError(
-            f"cannot read {path.name} as an ONNX model ({type(exc).__name__}). "
-            "Pass a .onnx written by 'rfdeploy export onnx'"
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError, RuntimeError, OSError ...: not an ONNX model
+        raise InvalidModelError(
+            f"cannot read {path} as an ONNX model ({type(exc).__name__}); the file is truncated, corrupt or "
+            "another format. Pass a .onnx written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         ) from exc
+    if not model.HasField("graph") or not model.graph.node:
+        raise InvalidModelError(
+            f"{path} holds no ONNX graph (empty or not an ONNX model). Pass a .onnx written by 'rfdeploy export onnx'"
+        )
+    return model
 
 
-def read_metadata(artifact: str | Path) -> dict[str, Any]:
-    """The sidecar if present, else the ONNX ``metadata_props`` entry; an empty dict if neither exists."""
-    artifact = Path(artifact)
-    side = sidecar_path(artifact)
-    meta: Any = None
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IncompatibleArtifactError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
-        where = side
-    elif artifact.suffix == ".onnx" and artifact.is_file():
-        where = artifact
-        for prop in _load_onnx(artifact).metadata_props:
-            if prop.key == ONNX_METADATA_KEY:
-                try:
-                    meta = json.loads(prop.value)
-                except json.JSONDecodeError as exc:
-                    raise IncompatibleArtifactError(
-                        f"{artifact.name} has unreadable metadata. Re-export the model"
-                    ) from exc
-    if meta is None:
-        return {}
+_load_onnx = load_onnx
+
+
+def _dims(value_info: Any) -> list[int | str | None] | None:
+    """The shape of a graph input/output: ints (static), strings (symbolic), None (unknown); None if no shape."""
+    tensor = value_info.type.tensor_type
+    if not value_info.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return None
+    out: list[int | str | None] = []
+    for d in tensor.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            out.append(d.dim_param)
+        else:
+            out.append(None)
+    return out
+
+
+def check_onnx_graph(model: Any, path: str | Path) -> None:
+    """Refuse (InvalidModelError, exit 5, with the reason) a graph this tool cannot run as an image model: no
+    input, more than one, an input that is not a rank-4 float/uint8 image tensor with 3 colour channels, static
+    sides outside ``MIN_SIDE..MAX_SIDE`` or a non-positive dimension, no output, or an output of rank other than 3-4.
+    Symbolic (dynamic) dimensions are fine."""
+    import onnx
+
+    name = Path(path).name
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if not inputs:
+        raise InvalidModelError(f"{name} has no graph input. Pass an image model exported by 'rfdeploy export onnx'")
+    if len(inputs) > 1:
+        raise InvalidModelError(
+            f"{name} has {len(inputs)} graph inputs ({', '.join(i.name for i in inputs[:4])}); an image model "
+            "has one. Pass a model exported by 'rfdeploy export onnx'"
+        )
+    inp = inputs[0]
+    elem = inp.type.tensor_type.elem_type if inp.type.HasField("tensor_type") else 0
+    if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.UINT8):
+        raise InvalidModelError(
+            f"{name}: input {inp.name!r} is not a float or uint8 tensor. Pass an image model exported by "
+            "'rfdeploy export onnx'"
+        )
+    dims = _dims(inp)
+    if dims is None or len(dims) != 4:
+        rank = "unknown" if dims is None else str(len(dims))
+        raise InvalidModelError(
+            f"{name}: input {inp.name!r} has rank {rank}; an image model takes a rank-4 tensor "
+            "(N, 3, H, W) or (N, H, W, 3)"
+        )
+    bad = [d for d in dims if isinstance(d, int) and d <= 0]
+    if bad:
+        raise InvalidModelError(f"{name}: input {inp.name!r} has a non-positive dimension {dims}")
+    if dims[1] == 3 or (dims[3] != 3 and not isinstance(dims[1], int)):
+        hw = dims[2:4]
+    elif dims[3] == 3:
+        hw = dims[1:3]
+    else:
+        raise InvalidModelError(f"{name}: input {inp.name!r} {dims} has no 3-channel (RGB) axis")
+    for d in hw:
+        if isinstance(d, int) and not MIN_SIDE <= d <= MAX_SIDE:
+            raise InvalidModelError(
+                f"{name}: input {inp.name!r} {dims} has a side of {d} pixels; supported: {MIN_SIDE}..{MAX_SIDE}"
+            )
+    if not model.graph.output:
+        raise InvalidModelError(f"{name} has no graph output. Pass a model exported by 'rfdeploy export onnx'")
+    for o in model.graph.output:
+        odims = _dims(o)
+        if odims is not None and len(odims) not in (3, 4):
+            raise InvalidModelError(
+                f"{name}: output {o.name!r} has rank {len(odims)}; a segmentation model outputs rank 3 or 4"
+            )
+
+
+def load_onnx_artifact(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """What a step that reads an ONNX needs: (ModelProto, metadata), the file parsed once and its graph checked
+    (``check_onnx_graph``); exit 5 for a file that is not a usable model, 7 for unreadable metadata."""
+    path = Path(path)
+    model = load_onnx(path)
+    check_onnx_graph(model, path)
+    return model, _metadata_from(path, model)
+
+
+# Types of the sidecar keys later steps read; anything else in a sidecar is only recorded.
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "format": (str,),
+    "arch": (str,),
+    "num_classes": (int,),
+    "class_names": (list,),
+    "normalization": (dict, str),
+    "input_format": (str,),
+    "head": (str,),
+    "precision": (str,),
+    "opset": (int,),
+    "dynamic": (bool,),
+    "dynamic_batch": (bool,),
+    "export_size": (list,),
+    "batch": (int,),
+    "inputs": (list,),
+    "outputs": (list,),
+    "checkpoint": (dict,),
+    "calibration": (dict,),
+    "quantization": (dict,),
+    "provenance": (dict,),
+}
+
+
+def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
-        raise IncompatibleArtifactError(f"metadata in {where} is not a JSON object. Re-export the model")
+        raise IncompatibleArtifactError(
+            f"metadata in {where} is a JSON {type(meta).__name__}, not an object. Re-export the model"
+        )
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
+        if not ok:
+            raise IncompatibleArtifactError(
+                f"metadata in {where}: {key!r} is {type(value).__name__} {str(value)[:40]!r}, expected "
+                f"{' or '.join(t.__name__ for t in types)}. Re-export the model"
+            )
+    export = meta.get("export_size")
+    if export is not None and (
+        len(export) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in export)
+    ):
+        raise IncompatibleArtifactError(
+            f"metadata in {where}: export_size {export!r} is not [H, W]. Re-export the model"
+        )
+    if meta.get("input_format") is not None and meta["input_format"] not in INPUT_FORMATS:
+        raise IncompatibleArtifactError(
+            f"metadata in {where}: unknown input_format {meta['input_format']!r}. Re-export the model"
+        )
+    for key in ("num_classes", "batch"):
+        if meta.get(key) is not None and meta[key] < 1:
+            raise IncompatibleArtifactError(f"metadata in {where}: {key} {meta[key]} is not positive. Re-export")
     version = meta.get("schema_version")
     if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
         raise IncompatibleArtifactError(
@@ -388,6 +605,40 @@ def read_metadata(artifact: str | Path) -> dict[str, Any]:
             "or re-export the model"
         )
     return meta
+
+
+def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
+    side = sidecar_path(artifact)
+    meta: Any = None
+    where = artifact
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise IncompatibleArtifactError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
+        except OSError as exc:
+            raise IncompatibleArtifactError(f"cannot read the metadata sidecar {side}: {exc.strerror}") from exc
+        where = side
+    elif artifact.suffix == ".onnx" and artifact.is_file():
+        for prop in (model if model is not None else load_onnx(artifact)).metadata_props:
+            if prop.key == ONNX_METADATA_KEY:
+                try:
+                    meta = json.loads(prop.value)
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise IncompatibleArtifactError(
+                        f"{artifact.name} has unreadable metadata. Re-export the model"
+                    ) from exc
+    if meta is None:
+        return {}
+    return _check_metadata(meta, where)
+
+
+def read_metadata(artifact: str | Path) -> dict[str, Any]:
+    """The sidecar if present, else the ONNX ``metadata_props`` entry; an empty dict if neither exists.
+
+    A sidecar that is not a JSON object, or whose known keys have the wrong types, is refused
+    (IncompatibleArtifactError, exit 7); an ONNX that cannot be parsed is refused with exit 5."""
+    return _metadata_from(Path(artifact))
 
 
 def onnx_precision(model: Any) -> Precision:
@@ -417,7 +668,10 @@ def artifact_precision(artifact: str | Path, meta: Mapping[str, Any] | None = No
 
 # --------------------------------------------------------------------------------------------- input policy
 def parse_size(text: str, what: str = "--input-size") -> tuple[int, int]:
-    """``'512x384'`` (H x W) or ``'512'`` (square) -> (512, 384); UsageError (exit 2) naming the option otherwise."""
+    """``'512x384'`` (H x W) or ``'512'`` (square) -> (512, 384); UsageError (exit 2) naming the option otherwise.
+
+    Bounds: each side ``MIN_SIDE``..``MAX_SIDE`` (16..8192) pixels and at most ``MAX_PIXELS`` (4096x4096) in all,
+    so a typo such as ``100000x100000`` is refused before anything allocates memory."""
     parts = str(text).lower().replace("*", "x").split("x")
     try:
         dims = [int(p) for p in parts]
@@ -425,8 +679,15 @@ def parse_size(text: str, what: str = "--input-size") -> tuple[int, int]:
         raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}") from None
     if len(dims) == 1:
         dims *= 2
-    if len(dims) != 2 or min(dims) < 1:
+    if len(dims) != 2:
         raise UsageError(f"{what}: expected HxW such as 512x512, got {text!r}")
+    if not all(MIN_SIDE <= d <= MAX_SIDE for d in dims):
+        raise UsageError(f"{what}: each side must be {MIN_SIDE}..{MAX_SIDE} pixels, got {text!r}")
+    if dims[0] * dims[1] > MAX_PIXELS:
+        raise UsageError(
+            f"{what}: {dims[0]}x{dims[1]} is {dims[0] * dims[1] / 1e6:.0f} MP; at most {MAX_PIXELS / 1e6:.1f} MP "
+            "(e.g. 4096x4096) is supported"
+        )
     return dims[0], dims[1]
 
 
@@ -479,3 +740,28 @@ class InputPolicy:
         x = image[None] if self.input_format == "nhwc-uint8" else preprocess(image, self.normalization)[None]
         n = batch or self.batch
         return np.ascontiguousarray(np.repeat(x, n, axis=0) if n > 1 else x)
+
+
+# --------------------------------------------------------------------------------------------- staged folders
+@contextmanager
+def staged_dir(output: str | Path, step: str) -> Iterator[Path]:
+    """A path (not yet created) inside a hidden folder beside ``output``, to fill as a folder; on success it
+    replaces ``output`` whole, so readers never see a half-written folder. Removed, with any parent folders made
+    for it, if the block fails."""
+    output = Path(output)
+    created = ensure_parent(output)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.{step}-"))
+    done = False
+    try:
+        yield tmp / output.name
+        staged = tmp / output.name
+        if not staged.is_dir():
+            raise FileNotFoundError(f"nothing was written to {staged}")
+        if output.exists():
+            os.replace(output, tmp / ".previous")
+        os.replace(staged, output)
+        done = True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            remove_created(created)

@@ -8,7 +8,7 @@ The library raises these and never prints or exits; ``cli.main`` maps them to
 | 2 | bad usage or option combination |
 | 3 | a validation gate failed (parity, latency) |
 | 4 | an optional backend is not installed |
-| 5 | bad model name, checkpoint, image or dataset |
+| 5 | bad model name, model file, checkpoint, image or dataset |
 | 6 | conversion or engine build failed |
 | 7 | artifact does not match this environment |
 """
@@ -61,6 +61,12 @@ class DataError(RefineNetDeployError):
 
 
 class CalibrationError(RefineNetDeployError):
+    exit_code = 5
+
+
+class InvalidModelError(RefineNetDeployError):
+    """A model file (ONNX) that cannot be read or is not an image model this tool can run."""
+
     exit_code = 5
 
 

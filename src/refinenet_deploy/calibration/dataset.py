@@ -97,17 +97,25 @@ class CalibrationSet:
             yield np.stack(buf)
 
 
+DEFAULT_CALIBRATION_IMAGES = 300  # images drawn when the user does not ask for a number
+
+
 def build_calibration_set(
     data: str | Path,
     *,
     size: tuple[int, int],
     normalization: Normalization,
     input_format: str = "nchw-float",
-    num_images: int = 300,
+    num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
 ) -> CalibrationSet:
-    """Sample ``num_images`` readable images from ``data``; unreadable ones are skipped with a warning naming them."""
+    """Sample ``num_images`` readable images from ``data`` (None: up to ``DEFAULT_CALIBRATION_IMAGES``, and a
+    smaller folder is used whole without a warning); unreadable ones are skipped with a warning naming them."""
+    asked = num_images is not None
+    num_images = DEFAULT_CALIBRATION_IMAGES if num_images is None else int(num_images)
+    if num_images < 1:
+        raise CalibrationError(f"the number of calibration images must be at least 1, got {num_images}")
     try:
         ds = open_dataset(data, split=split)
     except DataError as exc:
@@ -129,7 +137,7 @@ def build_calibration_set(
         raise CalibrationError(
             f"no readable calibration images in {data} ({len(skipped)} skipped). Point --data at a folder of RGB images"
         )
-    if len(files) < num_images:
+    if asked and len(files) < num_images:
         log.warning("calibration set has %d images, fewer than the %d asked for", len(files), num_images)
     return CalibrationSet(
         Path(getattr(ds, "root", data)), files, tuple(size), normalization, input_format, seed, skipped
@@ -141,7 +149,7 @@ def calibration_set_for_model(
     meta: dict[str, Any],
     data: str | Path,
     *,
-    num_images: int = 300,
+    num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
 ) -> CalibrationSet:

@@ -12,7 +12,10 @@ with accuracy control driven by our mIoU.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,18 @@ class _Batches:
 
     def __len__(self) -> int:
         return len(self.cs.files)
+
+
+@contextmanager
+def nncf_output(show: bool) -> Iterator[None]:
+    """NNCF draws rich progress bars on stdout: send them to stderr (``show``) or nowhere, so stdout keeps only
+    results and ``-q`` silences every bar."""
+    if show:
+        with redirect_stdout(sys.stderr):
+            yield
+        return
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        yield
 
 
 def _nncf() -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -193,8 +194,23 @@ def _quantize_modelopt(
     proc = ctx.Process(
         target=_modelopt_worker, args=(str(model), cs, input_name, method, exclude_nodes, str(out), str(error))
     )
-    proc.start()
-    proc.join()
+    # The child starts with SIGINT ignored (Python keeps an inherited SIG_IGN), so a Ctrl-C while it boots or
+    # works prints no traceback of its own: the parent gets KeyboardInterrupt, stops the child and re-raises.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        proc.start()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        proc.join()
+    except BaseException:
+        proc.terminate()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        raise
     if progress:
         progress(len(cs.files), len(cs.files))
     if error.is_file():
@@ -211,6 +227,12 @@ def _quantize_modelopt(
         "weights_stored": "float initializers + QuantizeLinear/DequantizeLinear",
         "unquantized_tensors": "fp32 (high_precision_dtype)",
     }
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _modelopt_worker(

@@ -24,7 +24,44 @@ out = Console()
 err = Console(stderr=True)
 _state = {"debug": False, "quiet": False}
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The top-level app: usage errors (missing argument, bad option value, unknown option, bad choice) are one
+    line ``error: ...`` on stderr with exit code 2, as the README promises, instead of Click's framed box."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sys.exit(run(self, kwargs.get("args")))
+
+
+def run(application: typer.Typer, argv: list[str] | None = None) -> int:
+    """Run the CLI (``argv``: default ``sys.argv[1:]``) and return its exit code; usage errors as one line."""
+    from typer._click import exceptions as click_errors  # Typer's vendored Click
+    from typer.main import get_command
+
+    command = get_command(application)
+    try:
+        rv = command.main(args=argv, prog_name="rfdeploy", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # 'rfdeploy' or 'rfdeploy build' alone: the help, exit 2
+        text = exc.ctx.get_help()
+        if text:
+            err.print(text, markup=False, highlight=False)
+        return 2
+    except click_errors.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        err.print(f"[bold red]error:[/] {message}{where}", markup=True, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except click_errors.ClickException as exc:
+        message = " ".join(exc.format_message().split())
+        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Abort:
+        err.print("aborted", markup=False)
+        return 1
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+app = _App(
     name="rfdeploy",
     help="RefineNet / Light-Weight RefineNet checkpoints to ONNX, TensorRT and OpenVINO, "
     "with IoU parity against PyTorch and latency per device.",

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
-from .options import Seed, Split, parse_size
+from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
+from .options import MAX_THREADS, NumImages, Seed, Split, ValImages, finite_float, parse_size
 
 
 # --------------------------------------------------------------------------------------------- build openvino
@@ -24,22 +24,26 @@ def build_openvino_cmd(
     data: Annotated[
         Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, Cityscapes, synthetic).")
     ] = None,
-    num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
+    num_images: NumImages = None,
     max_miou_drop: Annotated[
         float | None,
         typer.Option(
             "--max-miou-drop",
-            help="--int8 with NNCF accuracy control: at most this mIoU drop (points) vs FP32, measured on --val-data.",
+            callback=finite_float(0.0, 100.0),
+            help="--int8 with NNCF accuracy control: at most this mIoU drop (points, 0-100) vs FP32, measured on "
+            "--val-data.",
         ),
     ] = None,
     val_data: Annotated[
         Path | None,
         typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
     ] = None,
-    val_images: Annotated[int, typer.Option("--val-images", min=1, help="Images for --max-miou-drop.")] = 100,
+    val_images: ValImages = 100,
     seed: Seed = 0,
     split: Split = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the checks.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for the checks.")
+    ] = None,
 ) -> None:
     """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
 
@@ -67,8 +71,9 @@ def build_openvino_cmd(
             val_images=val_images,
             threads=threads,
             command=command_line(),
-            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            progress=None if _state["quiet"] else lambda i, n: bar.update(task, completed=i, total=n),
         )
+    err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
     meta = res.metadata
     check = meta["check"]
     out.print(
@@ -105,7 +110,7 @@ def build_trt_cmd(
     data: Annotated[Path | None, typer.Option("--data", help="Calibration images for --int8 from an FP32 ONNX.")] = (
         None
     ),
-    num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
+    num_images: NumImages = None,
     input_size: Annotated[
         str | None,
         typer.Option("--input-size", help="HxW: one fixed size for a dynamic ONNX (min = opt = max; what DLA needs)."),
@@ -122,7 +127,9 @@ def build_trt_cmd(
         str,
         typer.Option("--library", help="auto (tensorrt if it imports, else tensorrt-rtx) | tensorrt | tensorrt-rtx."),
     ] = "auto",
-    workspace: Annotated[int | None, typer.Option("--workspace", min=1, help="Workspace limit in MiB.")] = None,
+    workspace: Annotated[
+        int | None, typer.Option("--workspace", min=1, max=1 << 22, help="Workspace limit in MiB.")
+    ] = None,
     timing_cache: Annotated[
         Path | None,
         typer.Option("--timing-cache", help="Timing cache file, read if present and written back (TensorRT 10/11)."),
@@ -198,6 +205,11 @@ def build_trt_cmd(
             command=command_line(),
             progress=(lambda msg: st.update(msg)) if st is not None else None,
         )
+    kept = res.metadata.get("onnx", {}).get("kept_as")
+    err.print(
+        f"wrote {res.path} (+ {res.metadata_path.name}{', ' + kept if kept else ''})",
+        highlight=False,
+    )
     meta = res.metadata
     if as_json:
         import json

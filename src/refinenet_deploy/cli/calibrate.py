@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import _state, app, command_line, err, handle_errors, out, progress_bar
-from .options import Seed, Split
+from .options import MAX_THREADS, NumImages, Seed, Split, ValImages, finite_float
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -22,7 +22,7 @@ def calibrate_cmd(
         str | None,
         typer.Option("--method", help="modelopt: entropy (default) | max; onnxruntime: max (default) | percentile."),
     ] = None,
-    num_images: Annotated[int, typer.Option("--num-images", min=1, help="Images sampled for calibration.")] = 300,
+    num_images: NumImages = None,
     producer: Annotated[
         str,
         typer.Option(
@@ -35,20 +35,21 @@ def calibrate_cmd(
         float | None,
         typer.Option(
             "--max-miou-drop",
+            callback=finite_float(0.0, 100.0),
             help="Accuracy-aware fallback: leave the most sensitive parts (backbone stages, CRP "
-            "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points) fits.",
+            "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points, 0-100) fits.",
         ),
     ] = None,
     val_data: Annotated[
         Path | None,
         typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
     ] = None,
-    val_images: Annotated[
-        int, typer.Option("--val-images", min=1, help="Images evaluated per --max-miou-drop trial.")
-    ] = 100,
+    val_images: ValImages = 100,
     seed: Seed = 0,
     split: Split = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for ONNX Runtime.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for ONNX Runtime.")
+    ] = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
@@ -78,6 +79,11 @@ def calibrate_cmd(
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False),
         )
+    from ..operations.calibrate import calibration_manifest_path
+
+    err.print(
+        f"wrote {res.path} (+ {res.metadata_path.name}, {calibration_manifest_path(res.path).name})", highlight=False
+    )
     cal = res.metadata["calibration"]
     used = res.metadata["quantization"]["method"]
     out.print(

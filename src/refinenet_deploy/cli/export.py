@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .app import command_line, export_app, handle_errors, out, status_spinner
+from .app import command_line, err, export_app, handle_errors, out, status_spinner
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -22,7 +22,9 @@ def export_onnx_cmd(
     arch: Arch = "auto",
     num_classes: NumClasses = None,
     input_size: Annotated[str, typer.Option("--input-size", help="Export (trace) size HxW.")] = "512x512",
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size of the exported graph.")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=256, help="Batch size of the exported graph (1-256).")
+    ] = 1,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Symbolic height and width.")] = False,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Symbolic batch (with --dynamic).")] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13-18.")] = 17,
@@ -82,6 +84,7 @@ def export_onnx_cmd(
             command=command_line(),
             progress=(lambda msg: st.update(msg)) if st is not None else None,
         )
+    err.print(f"wrote {result.path} (+ {result.metadata_path.name})", highlight=False)
     if as_json:
         out.print_json(json.dumps(result.metadata))
         return

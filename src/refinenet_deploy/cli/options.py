@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# Bounds of the count options (exit 2 outside them, before any work).
+MAX_IMAGES = 100_000  # --num-images, --val-images, --num (data synth)
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+
+
+def finite_float(
+    minimum: float | None = None, maximum: float | None = None, *, open_min: bool = False
+) -> Callable[[float | None], float | None]:
+    """A Typer ``callback`` for a float option: refuses nan/inf and values outside [minimum, maximum] (``open_min``:
+    (minimum, maximum]) with a one-line usage error (exit 2). None (option not given) passes."""
+    low = "" if minimum is None else ("(" if open_min else "[") + f"{minimum:g}"
+    high = "" if maximum is None else f"{maximum:g}]"
+    interval = f"{low or '(-inf'}, {high or 'inf)'}"
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        bad = not math.isfinite(value)
+        bad = bad or (minimum is not None and (value < minimum or (open_min and value == minimum)))
+        bad = bad or (maximum is not None and value > maximum)
+        if bad:
+            raise typer.BadParameter(f"must be a finite number in {interval}, got {value}")
+        return value
+
+    return check
+
+
+def check_count(value: int, what: str, maximum: int, minimum: int = 1) -> int:
+    """A count for library callers that bypass Typer: ``minimum..maximum`` or UsageError (exit 2)."""
+    from ..errors import UsageError
+
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise UsageError(f"{what} must be an integer {minimum}..{maximum}, got {value!r}")
+    return value
+
 
 Arch = Annotated[str, typer.Option("--arch", help="Architecture name, or 'auto' to infer it from the checkpoint keys.")]
 NumClasses = Annotated[
@@ -13,8 +52,25 @@ NumClasses = Annotated[
 ]
 DataDir = Annotated[Path, typer.Argument(help="Dataset root: VOC or Cityscapes layout, or a folder of images.")]
 Split = Annotated[str | None, typer.Option("--split", help="Dataset split (VOC/Cityscapes); default: val.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for PyTorch.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for PyTorch.")]
+NumImages = Annotated[
+    int | None,
+    typer.Option(
+        "--num-images", min=1, max=MAX_IMAGES, help="Images sampled for calibration (default: up to 300, no warning)."
+    ),
+]
+ValImages = Annotated[
+    int, typer.Option("--val-images", min=1, max=MAX_IMAGES, help="Images evaluated for --max-miou-drop.")
+]
+MaxMiouDrop = Annotated[
+    float | None,
+    typer.Option(
+        "--max-miou-drop",
+        callback=finite_float(0.0, 100.0),
+        help="Accuracy-aware fallback: at most this mIoU drop (points, 0-100) vs FP32.",
+    ),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 

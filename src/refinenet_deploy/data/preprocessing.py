@@ -77,8 +77,8 @@ class Normalization:
             raise DataError(f"unknown normalization mode: {mode!r}. Use one of: {', '.join(NORMALIZATION_MODES)}")
         mean = _triple(d["mean"], "mean")
         std = _triple(d["std"], "std")
-        if any(v == 0.0 for v in std):
-            raise DataError(f"normalization std must be non-zero: {list(std)}. Fix the std values")
+        if any(v <= 0.0 for v in std):
+            raise DataError(f"normalization std must be positive: {list(std)}. Fix the std values")
         scale = _finite(d["scale"], "scale")
         if scale <= 0.0:
             raise DataError(f"normalization scale must be positive: {scale}. Fix the scale value")

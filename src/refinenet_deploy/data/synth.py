@@ -337,6 +337,32 @@ def write_synth_dataset(
                 hint="choose a new folder, or delete this one first",
             )
     num, height, width, seed = int(num), int(height), int(width), int(seed)
+    existed = out.exists()
+    missing = [p for p in (out, *out.absolute().parents) if not p.exists()]
+    ok = False
+    try:
+        _write_scenes(out, num, height, width, seed, split, progress)
+        ok = True
+    finally:
+        if not ok:  # a failed or interrupted run leaves no half-written dataset and no empty folders
+            import shutil
+
+            if existed:
+                for child in out.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+            for folder in missing[1:]:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+    return out
+
+
+def _write_scenes(
+    out: Path, num: int, height: int, width: int, seed: int, split: str, progress: Callable[[int, int], None] | None
+) -> None:
     jpeg_dir = out / "JPEGImages"
     label_dir = out / "SegmentationClass"
     sets_dir = out / "ImageSets" / "Segmentation"
@@ -367,4 +393,3 @@ def write_synth_dataset(
         "split": split,
     }
     _write_text_atomic(out / "dataset.json", json.dumps(meta, indent=2) + "\n")
-    return out

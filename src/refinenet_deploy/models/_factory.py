@@ -16,6 +16,8 @@ from ._registry import ModelCfg, get_entrypoint, get_model_cfg, list_models
 from .checkpoint import (
     IGNORED_SUFFIX,
     RawCheckpoint,
+    check_normalization_metadata,
+    check_tensor_values,
     checkpoint_filter_fn,
     compare_keys,
     num_classes_from_state_dict,
@@ -81,7 +83,8 @@ def infer_architecture(state_dict: dict[str, torch.Tensor]) -> str:
     best_score, best = ranked[0]
     if best_score == 1.0:
         return best
-    report = compare_keys(model_shapes(best), state_dict)
+    clf = _classifier_key(best)
+    report = compare_keys(model_shapes(best, num_classes_from_state_dict(state_dict, clf)), state_dict)
     raise CheckpointError(
         f"checkpoint does not match any known architecture; closest is {best} "
         f"({best_score:.0%} of keys/shapes agree): {report.describe()}. Pass --arch if it is a variant",
@@ -148,10 +151,11 @@ def load_model(
             "Check --arch, or use --arch auto",
             hint=hint,
         )
+    check_tensor_values(sd, model, raw.path.name)
+    norm = raw.metadata.get("normalization")
+    norm_name = cfg.normalization if norm is None else check_normalization_metadata(norm, raw.path.name)
     model.load_state_dict(checkpoint_filter_fn(sd, model), strict=True)
     model.eval()
     names = raw.metadata.get("class_names")
     class_names = tuple(names) if isinstance(names, (list, tuple)) and len(names) == n_cls else None
-    norm = raw.metadata.get("normalization")
-    norm_name = norm.get("mode", "imagenet") if isinstance(norm, dict) else (norm or cfg.normalization)
     return LoadedModel(model, arch, n_cls, cfg.with_classes(n_cls, class_names), raw, class_names, str(norm_name))

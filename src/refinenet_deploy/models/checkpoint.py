@@ -225,6 +225,50 @@ def compare_keys(expected: dict[str, tuple[int, ...]], found: dict[str, torch.Te
     return KeyReport(missing, unexpected, mismatched)
 
 
+def check_tensor_values(state_dict: dict[str, torch.Tensor], model: torch.nn.Module, name: str) -> None:
+    """Refuse (CheckpointError, exit 5, naming the tensor) weights that would load but not compute: an integer or
+    boolean tensor where the model has a float parameter/buffer, and NaN or infinite values."""
+    own = model.state_dict()
+    for key, ref in own.items():
+        value = state_dict.get(key)
+        if value is None or not ref.is_floating_point():
+            continue
+        if not value.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {name}: tensor {key} is {str(value.dtype).replace('torch.', '')}, the model expects "
+                f"floating point weights. The file is damaged or not a checkpoint of this model"
+            )
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+            raise CheckpointError(
+                f"checkpoint {name}: tensor {key} holds {bad} {kind} value{'s' if bad > 1 else ''}. "
+                "The weights are corrupt (diverged training or a damaged file); use an earlier checkpoint"
+            )
+
+
+def check_normalization_metadata(value: Any, name: str) -> str:
+    """The ``normalization`` a checkpoint's metadata records (a preset name or a mean/std/scale dict), checked:
+    an unknown mode, a zero, negative or non-finite std, mean or scale is a CheckpointError (exit 5)."""
+    from ..data.preprocessing import NORMALIZATION_MODES, Normalization
+    from ..errors import DataError
+
+    if isinstance(value, dict) and not {"mean", "std", "scale"} & set(value):
+        value = value.get("mode", "imagenet")  # a preset named by its mode only
+    elif isinstance(value, dict):
+        try:
+            return Normalization.from_dict(value).mode
+        except DataError as exc:
+            raise CheckpointError(f"checkpoint {name}: metadata {exc.message}") from None
+    if isinstance(value, str) and value.strip().lower() in NORMALIZATION_MODES:
+        return value.strip().lower()
+    raise CheckpointError(
+        f"checkpoint {name}: unknown normalization {str(value)[:60]!r} in its metadata. "
+        f"Use one of: {', '.join(NORMALIZATION_MODES)}"
+    )
+
+
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Pure dict -> dict: cast floating tensors to the model's dtype, fill missing ``num_batches_tracked``."""
     own = model.state_dict()
@@ -239,8 +283,12 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Mo
 
 
 def num_classes_from_state_dict(state_dict: dict[str, torch.Tensor], classifier_key: str) -> int | None:
+    """Class count from the classifier's weight (or, when the weight is missing, its bias)."""
     weight = state_dict.get(f"{classifier_key}.weight")
-    return int(weight.shape[0]) if weight is not None and weight.ndim == 4 else None
+    if weight is not None and weight.ndim == 4:
+        return int(weight.shape[0])
+    bias = state_dict.get(f"{classifier_key}.bias")
+    return int(bias.shape[0]) if weight is None and bias is not None and bias.ndim == 1 and bias.numel() else None
 
 
 def save_safetensors(

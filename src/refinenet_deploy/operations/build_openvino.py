@@ -26,8 +26,8 @@ import numpy as np
 from ..artifacts import (
     ArtifactResult,
     check_output_path,
+    load_onnx_artifact,
     onnx_precision,
-    read_metadata,
     sha256_file,
     sidecar,
     staged_artifact,
@@ -56,7 +56,7 @@ def convert_openvino(
     *,
     precision: str = "fp32",
     data: str | Path | None = None,
-    num_images: int = 300,
+    num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
     max_miou_drop: float | None = None,
@@ -68,7 +68,6 @@ def convert_openvino(
 ) -> ArtifactResult:
     """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure."""
     ensure_available()
-    import onnx
 
     if precision not in PRECISIONS:
         raise UsageError(f"unsupported precision: {precision}. Use fp32, fp16 or int8")
@@ -77,11 +76,10 @@ def convert_openvino(
         raise UsageError(
             f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         )
-    check_output_path(output, ".xml")
+    check_output_path(output, ".xml", inputs=[model, data, val_data])
     if max_miou_drop is not None and max_miou_drop < 0:
         raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
-    meta = read_metadata(model)
-    proto = onnx.load(str(model), load_external_data=False)
+    proto, meta = load_onnx_artifact(model)
     source_precision = onnx_precision(proto)  # from the graph, not the sidecar
     qdq = source_precision == Precision.INT8
     if qdq and precision != "int8":
@@ -161,7 +159,6 @@ def _quantize(
     progress: Callable[[int, int], None] | None,
 ) -> tuple[Any, dict[str, Any]]:
     from ..calibration import nncf as nncf_adapter
-    from .accuracy import MiouMetric
 
     info: dict[str, Any] = {
         "producer": "nncf.quantize",
@@ -171,34 +168,54 @@ def _quantize(
         "subset_size": len(cs.files),
     }
     try:
-        if max_drop is None:
-            quantized = nncf_adapter.quantize_openvino(ov_model, cs)
-        else:
-            metric = MiouMetric(model, meta, threads=threads)
-            try:
-                items = nncf_adapter.load_validation_items(val_data, val_images, split)
-                quantized = nncf_adapter.quantize_openvino_with_accuracy_control(ov_model, cs, metric, items, max_drop)
-                original = metric(compile_cpu(ov_model, threads), items)
-                final = metric(compile_cpu(quantized, threads), items)
-            finally:
-                metric.close()
-            info.update(
-                {
-                    "producer": "nncf.quantize_with_accuracy_control",
-                    "max_miou_drop_points": max_drop,
-                    "metric": metric.name,
-                    "validation": {"data": str(val_data), "images": len(items)},
-                    "fp32_metric": original,
-                    "int8_metric": final,
-                    "final_drop_points": original - final,
-                }
-            )
+        with nncf_adapter.nncf_output(show=progress is not None):
+            quantized, info = _run_nncf(ov_model, model, meta, cs, max_drop, val_data, val_images, split, threads, info)
     except (UsageError, CalibrationError):
         raise
     except Exception as exc:
         raise ExportError(f"NNCF quantization failed: {str(exc).splitlines()[0][:200]}") from exc
     if progress:
         progress(len(cs.files), len(cs.files))
+    return quantized, info
+
+
+def _run_nncf(
+    ov_model: Any,
+    model: Path,
+    meta: dict[str, Any],
+    cs: Any,
+    max_drop: float | None,
+    val_data: str | Path,
+    val_images: int,
+    split: str | None,
+    threads: int | None,
+    info: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    from ..calibration import nncf as nncf_adapter
+    from .accuracy import MiouMetric
+
+    if max_drop is None:
+        quantized = nncf_adapter.quantize_openvino(ov_model, cs)
+    else:
+        metric = MiouMetric(model, meta, threads=threads)
+        try:
+            items = nncf_adapter.load_validation_items(val_data, val_images, split)
+            quantized = nncf_adapter.quantize_openvino_with_accuracy_control(ov_model, cs, metric, items, max_drop)
+            original = metric(compile_cpu(ov_model, threads), items)
+            final = metric(compile_cpu(quantized, threads), items)
+        finally:
+            metric.close()
+        info.update(
+            {
+                "producer": "nncf.quantize_with_accuracy_control",
+                "max_miou_drop_points": max_drop,
+                "metric": metric.name,
+                "validation": {"data": str(val_data), "images": len(items)},
+                "fp32_metric": original,
+                "int8_metric": final,
+                "final_drop_points": original - final,
+            }
+        )
     return quantized, info
 
 

@@ -29,10 +29,12 @@ from ..artifacts import (
     ArtifactResult,
     InputPolicy,
     check_output_path,
+    load_onnx_artifact,
     onnx_precision,
-    read_metadata,
+    probe_output,
     sha256_file,
     sidecar,
+    sidecar_path,
     staged_artifact,
     write_json_atomic,
 )
@@ -200,7 +202,7 @@ def build_engine(
     *,
     precision: str | None = None,
     data: str | Path | None = None,
-    num_images: int = 300,
+    num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
     input_size: tuple[int, int] | None = None,
@@ -227,12 +229,18 @@ def build_engine(
         raise UsageError(
             f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         )
-    check_output_path(output, ENGINE_SUFFIXES)
+    inputs = [model, data]
+    check_output_path(output, ENGINE_SUFFIXES, inputs=inputs)
+    written = [output, sidecar_path(output), intermediate_onnx_path(output), implicit_cache_path(output)]
     report_path = Path(layer_report) if layer_report else None
-    if report_path is not None and (
-        report_path.suffix != ".json" or not report_path.parent.is_dir() or report_path.is_dir()
-    ):
-        raise UsageError(f"--layer-report must be a .json file in an existing folder: {report_path}")
+    if report_path is not None:
+        if report_path.suffix != ".json":
+            raise UsageError(f"--layer-report must be a .json file: {report_path}")
+        probe_output(report_path, inputs=inputs, what="--layer-report")
+        _refuse_collision(report_path, written, "--layer-report")
+    if timing_cache is not None:
+        probe_output(timing_cache, inputs=[model, data, report_path], what="--timing-cache")
+        _refuse_collision(Path(timing_cache), written, "--timing-cache")
     if precision not in (None, "fp16", "int8"):
         raise UsageError(f"unsupported precision: {precision}. Use --fp16 or --int8 (or neither)")
     if calibrator not in CALIBRATORS:
@@ -247,10 +255,8 @@ def build_engine(
         raise UsageError(
             "--input-size and --shapes exclude each other: --input-size fixes one size, --shapes gives a range"
         )
-    import onnx
 
-    meta = read_metadata(model)
-    proto = onnx.load(str(model), load_external_data=False)
+    proto, meta = load_onnx_artifact(model)
     source = onnx_precision(proto)  # from the graph, not the sidecar
     want = Precision(precision) if precision else source
     if source == Precision.INT8 and want != Precision.INT8:
@@ -377,6 +383,19 @@ def build_engine(
     return EngineResult(result.path, result.metadata_path, result.metadata, report, report_path)
 
 
+def implicit_cache_path(output: str | Path) -> Path:
+    """Where the TensorRT 10.x implicit calibrator keeps its cache: ``model.engine.int8cache``."""
+    output = Path(output)
+    return output.with_name(output.name + ".int8cache")
+
+
+def _refuse_collision(path: Path, written: Sequence[Path], what: str) -> None:
+    """A secondary output must not be one of the files this build writes itself."""
+    for other in written:
+        if path.absolute() == other.absolute():
+            raise UsageError(f"{what} {path} is also a file this build writes ({other.name}). Choose another path")
+
+
 def _embed(path: Path, meta: dict[str, Any]) -> None:
     """Write ``meta`` into an intermediate ONNX's ``metadata_props``, so the copy kept beside the engine
     (``MODEL.engine.src.onnx``) says what it is."""
@@ -441,7 +460,7 @@ def _implicit_calibrator(
     model: Path,
     meta: dict[str, Any],
     data: str | Path,
-    num_images: int,
+    num_images: int | None,
     seed: int,
     split: str | None,
     output: Path,
@@ -454,7 +473,7 @@ def _implicit_calibrator(
 
     cs = calibration_set_for_model(model, meta, data, num_images=num_images, seed=seed, split=split)
     key = cs.cache_key(sha256_file(model))
-    cache = output.with_name(output.name + ".int8cache")
+    cache = implicit_cache_path(output)
     calib = make_entropy_calibrator(lib, lambda: cs.batches(1), cache, key)
     record = {
         "digest": cs.digest(),
@@ -477,3 +496,8 @@ __all__ = [
     "summarize_layers",
     "trtexec_command",
 ]
+
+
+# the pipeline's FP16 ONNX step reuses these
+fp16_onnx = _fp16_onnx
+embed_metadata = _embed

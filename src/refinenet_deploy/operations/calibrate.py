@@ -19,8 +19,9 @@ from .._optional import require
 from ..artifacts import (
     ArtifactResult,
     check_output_path,
+    load_onnx_artifact,
     onnx_precision,
-    read_metadata,
+    probe_output,
     sha256_file,
     sidecar,
     sidecar_path,
@@ -48,7 +49,7 @@ def calibrate_onnx(
     output: str | Path,
     *,
     method: str | None = None,
-    num_images: int = 300,
+    num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
     producer: str = "modelopt",
@@ -75,12 +76,17 @@ def calibrate_onnx(
     model, output = Path(model), Path(output)
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
-    check_output_path(output, ".onnx")
-    import onnx
-
-    meta = read_metadata(model)
-    proto = onnx.load(str(model), load_external_data=False)
-    precision = onnx_precision(proto)  # from the graph, not the sidecar
+    inputs = [model, data, val_data]
+    check_output_path(output, ".onnx", inputs=inputs)
+    probe_output(calibration_manifest_path(output), inputs=inputs, what="-o (calibration manifest)")
+    proto, meta = load_onnx_artifact(model)
+    precision = onnx_precision(proto)  # from the graph, never from the sidecar
+    if precision == Precision.INT8:
+        raise UsageError(
+            f"{model.name} is already quantized (QuantizeLinear/DequantizeLinear nodes in the graph"
+            + (f", although its metadata says {meta.get('precision')}" if meta.get("precision") != "int8" else "")
+            + "); calibrate the FP32 export"
+        )
     if precision != Precision.FP32:
         raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
     input_name = proto.graph.input[0].name

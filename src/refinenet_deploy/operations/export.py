@@ -182,7 +182,7 @@ def export_onnx(
     require("onnx")
     spec.validate()
     output = Path(output)
-    check_output_path(output, ".onnx")
+    check_output_path(output, ".onnx", inputs=[checkpoint, spec.data])
     step = progress or (lambda _msg: None)
 
     step("loading checkpoint")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import pickle
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import __version__
-from ..artifacts import write_atomic
+from ..artifacts import MAX_SIDE, MIN_SIDE, probe_output, write_atomic
 from ..data.datasets import SegmentationDataset, open_dataset
 from ..data.preprocessing import Normalization, preprocess
 from ..errors import CheckpointError, DataError, UsageError
@@ -130,17 +133,89 @@ def _save_atomic(obj: Any, path: Path) -> None:
     write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
+# Bounds of the training options (exit 2 outside them).
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 4096
+MAX_LR = 10.0
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse (UsageError, exit 2) options outside their bounds before any work: epochs 1..10000, batch size
+    1..4096, a finite learning rate in (0, 10], a crop side of 16..8192, finite non-negative weight decay,
+    a scale range 0 < lo <= hi <= 4, warm-up iterations >= 0, threads >= 1."""
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(cfg.epochs, int) or not 1 <= cfg.epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs must be 1..{MAX_EPOCHS}, got {cfg.epochs}")
+    if not isinstance(cfg.batch_size, int) or not 1 <= cfg.batch_size <= MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be 1..{MAX_BATCH_SIZE}, got {cfg.batch_size}")
+    if not finite(cfg.lr) or not 0 < cfg.lr <= MAX_LR:
+        raise UsageError(f"--lr must be a finite number in (0, {MAX_LR:g}], got {cfg.lr}")
+    if cfg.crop_size is not None and not (isinstance(cfg.crop_size, int) and MIN_SIDE <= cfg.crop_size <= MAX_SIDE):
+        raise UsageError(f"--crop-size must be {MIN_SIDE}..{MAX_SIDE} pixels, got {cfg.crop_size}")
+    if not finite(cfg.weight_decay) or cfg.weight_decay < 0:
+        raise UsageError(f"weight decay must be a finite number >= 0, got {cfg.weight_decay}")
+    lo, hi = cfg.scale_range
+    if not (finite(lo) and finite(hi) and 0 < lo <= hi <= 4):
+        raise UsageError(f"scale range must satisfy 0 < low <= high <= 4, got {cfg.scale_range}")
+    if not finite(cfg.poly_power) or cfg.poly_power < 0 or cfg.warmup_iters < 0:
+        raise UsageError("poly power and warm-up iterations must be >= 0")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {cfg.threads}")
+
+
+_RESUME_KEYS: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "optimizer": dict,
+    "epoch": int,
+    "iteration": int,
+    "torch_rng": torch.Tensor,
+}
+
+
+def _load_resume_state(path: Path) -> dict[str, Any]:
+    """``last.pt`` read with the weights-only allow-list; anything else is a one-line CheckpointError (exit 5)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" noise
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"cannot resume from {path}: it holds objects outside the weights-only allow-list and is not loaded. "
+            "Delete it to start over, or resume from a last.pt written by 'rfdeploy train'"
+        ) from None
+    except Exception as exc:  # truncated, not a torch file, ...: one line, no PyTorch advice
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(
+            f"cannot resume from {path}: {first}. The file is damaged or not a last.pt; delete it to start over"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"cannot resume from {path}: not a training state (top level is {type(state).__name__})")
+    for key, kind in _RESUME_KEYS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            what = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise CheckpointError(
+                f"cannot resume from {path}: {key!r} is {what}. It is not a last.pt written by 'rfdeploy train'; "
+                "delete it to start over"
+            )
+    return state
+
+
 def train(
     cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = None, resume: bool = False
 ) -> TrainResult:
     """Train ``cfg.arch`` on ``cfg.data``; writes ``last.pt`` each epoch and ``model.safetensors`` at the end."""
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise UsageError("epochs and batch size must be at least 1")
+    check_config(cfg)
     get_model_cfg(cfg.arch)  # unknown name -> ModelNotFoundError before any work
+    out = Path(cfg.out_dir)
+    inputs = [cfg.data, cfg.val_data]
+    probe_output(out, inputs=inputs, what="-o", kind="dir")  # before any work; created at the first write
+    for name in ("last.pt", "best.pt", "model.safetensors"):
+        probe_output(out / name, inputs=inputs, what=f"-o ({name})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     train_ds = open_dataset(cfg.data, split=cfg.train_split)
     if not train_ds.has_labels or not train_ds.class_names:
         raise DataError(f"training data has no labels or class names: {cfg.data}. Use a VOC or Cityscapes layout")
@@ -166,15 +241,22 @@ def train(
     start_epoch, iteration, best, history = 0, 0, None, []
     last_path = out / "last.pt"
     if resume and last_path.exists():
+        state = _load_resume_state(last_path)
         try:
-            state = torch.load(last_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-        except Exception as exc:  # a truncated or foreign file: say which and stop
-            raise CheckpointError(f"cannot resume from {last_path}: {exc}. Delete it to start over") from exc
-        start_epoch, iteration = int(state["epoch"]), int(state["iteration"])
-        best, history = state.get("best_miou"), json.loads(state.get("history", "[]"))
-        torch.set_rng_state(state["torch_rng"])
+            history = json.loads(state.get("history", "[]"))
+            torch.set_rng_state(state["torch_rng"])
+        except Exception as exc:  # another architecture, class count or optimizer: one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(
+                f"cannot resume from {last_path}: {first}. It was written for another model or run; "
+                "delete it to start over"
+            ) from None
+        if not isinstance(history, list):
+            history = []
+        start_epoch, iteration = state["epoch"], state["iteration"]
+        best = state.get("best_miou") if isinstance(state.get("best_miou"), float) else None
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
 
     for epoch in range(start_epoch, cfg.epochs):

@@ -33,6 +33,9 @@ INPUT_NAME = "input"
 DEFAULT_VERIFY_SIZES: tuple[tuple[int, int], ...] = ((375, 500), (468, 625))
 
 
+MAX_BATCH = 256  # --batch of an exported graph
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     """What to export; the CLI's options one-to-one."""
@@ -72,8 +75,16 @@ class ExportSpec:
             raise UsageError(
                 f"the dynamo exporter needs opset >= 18, got {self.opset}. Use --opset 18 or the default exporter"
             )
-        if min(self.input_size) < 16 or self.batch < 1:
-            raise UsageError(f"input size must be at least 16x16 and batch >= 1, got {self.input_size}, {self.batch}")
+        from ...artifacts import MAX_PIXELS, MAX_SIDE, MIN_SIDE
+
+        h, w = self.input_size
+        if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE) or h * w > MAX_PIXELS:
+            raise UsageError(
+                f"--input-size {h}x{w} is out of bounds: each side {MIN_SIDE}..{MAX_SIDE}, at most "
+                f"{MAX_PIXELS / 1e6:.1f} MP"
+            )
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise UsageError(f"--batch must be 1..{MAX_BATCH}, got {self.batch}")
         if self.dynamic_batch and not self.dynamic:
             raise UsageError("--dynamic-batch needs --dynamic. Add --dynamic")
 
