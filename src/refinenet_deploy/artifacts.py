@@ -570,7 +570,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
 
 def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
-        raise IncompatibleArtifactError(
+        raise InvalidModelError(
             f"metadata in {where} is a JSON {type(meta).__name__}, not an object. Re-export the model"
         )
     for key, types in _META_TYPES.items():
@@ -579,7 +579,7 @@ def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
             continue
         ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
         if not ok:
-            raise IncompatibleArtifactError(
+            raise InvalidModelError(
                 f"metadata in {where}: {key!r} is {type(value).__name__} {str(value)[:40]!r}, expected "
                 f"{' or '.join(t.__name__ for t in types)}. Re-export the model"
             )
@@ -587,16 +587,16 @@ def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
     if export is not None and (
         len(export) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in export)
     ):
-        raise IncompatibleArtifactError(
+        raise InvalidModelError(
             f"metadata in {where}: export_size {export!r} is not [H, W]. Re-export the model"
         )
     if meta.get("input_format") is not None and meta["input_format"] not in INPUT_FORMATS:
-        raise IncompatibleArtifactError(
+        raise InvalidModelError(
             f"metadata in {where}: unknown input_format {meta['input_format']!r}. Re-export the model"
         )
     for key in ("num_classes", "batch"):
         if meta.get(key) is not None and meta[key] < 1:
-            raise IncompatibleArtifactError(f"metadata in {where}: {key} {meta[key]} is not positive. Re-export")
+            raise InvalidModelError(f"metadata in {where}: {key} {meta[key]} is not positive. Re-export")
     version = meta.get("schema_version")
     if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
         raise IncompatibleArtifactError(
@@ -615,9 +615,9 @@ def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
         try:
             meta = json.loads(side.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise IncompatibleArtifactError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
+            raise InvalidModelError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
         except OSError as exc:
-            raise IncompatibleArtifactError(f"cannot read the metadata sidecar {side}: {exc.strerror}") from exc
+            raise InvalidModelError(f"cannot read the metadata sidecar {side}: {exc.strerror}") from exc
         where = side
     elif artifact.suffix == ".onnx" and artifact.is_file():
         for prop in (model if model is not None else load_onnx(artifact)).metadata_props:
@@ -625,7 +625,7 @@ def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
                 try:
                     meta = json.loads(prop.value)
                 except (json.JSONDecodeError, RecursionError) as exc:
-                    raise IncompatibleArtifactError(
+                    raise InvalidModelError(
                         f"{artifact.name} has unreadable metadata. Re-export the model"
                     ) from exc
     if meta is None:
@@ -636,8 +636,9 @@ def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
 def read_metadata(artifact: str | Path) -> dict[str, Any]:
     """The sidecar if present, else the ONNX ``metadata_props`` entry; an empty dict if neither exists.
 
-    A sidecar that is not a JSON object, or whose known keys have the wrong types, is refused
-    (IncompatibleArtifactError, exit 7); an ONNX that cannot be parsed is refused with exit 5."""
+    A sidecar that is not a JSON object, or whose known keys have the wrong types, and an ONNX that cannot be
+    parsed are refused as corrupt (InvalidModelError, exit 5); a schema version this tool does not know is a
+    mismatch (IncompatibleArtifactError, exit 7)."""
     return _metadata_from(Path(artifact))
 
 

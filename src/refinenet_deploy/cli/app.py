@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import RefineNetDeployError
@@ -25,35 +26,48 @@ err = Console(stderr=True)
 _state = {"debug": False, "quiet": False}
 
 
-class _App(typer.Typer):
-    """The top-level app: usage errors (missing argument, bad option value, unknown option, bad choice) are one
-    line ``error: ...`` on stderr with exit code 2, as the README promises, instead of Click's framed box."""
+class _Group(TyperGroup):
+    """The top-level command group: usage errors (missing argument, bad option value, unknown option, bad choice)
+    are one line ``error: ...`` on stderr with exit code 2, as the README promises, instead of Click's framed box.
+    Overriding ``main`` covers every way in: the console script, ``python -m`` and test runners."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sys.exit(run(self, kwargs.get("args")))
+    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, standalone_mode: bool = True, **kw: Any):
+        if not standalone_mode:
+            return super().main(args, prog_name, *a, standalone_mode=False, **kw)
+        sys.exit(_main(self, list(args) if args is not None else None, prog_name or "rfdeploy", **kw))
+
+    def _plain_main(self, args: Any, prog_name: str, **kw: Any) -> Any:
+        return super().main(args, prog_name, standalone_mode=False, **kw)
 
 
 def run(application: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the CLI (``argv``: default ``sys.argv[1:]``) and return its exit code; usage errors as one line."""
-    from typer._click import exceptions as click_errors  # Typer's vendored Click
     from typer.main import get_command
 
-    command = get_command(application)
     try:
-        rv = command.main(args=argv, prog_name="rfdeploy", standalone_mode=False)
-    except click_errors.NoArgsIsHelpError as exc:  # 'rfdeploy' or 'rfdeploy build' alone: the help, exit 2
-        text = exc.ctx.get_help()
-        if text:
-            err.print(text, markup=False, highlight=False)
+        get_command(application).main(args=argv, prog_name="rfdeploy")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def _main(command: _Group, argv: list[str] | None, prog_name: str, **kw: Any) -> int:
+    from typer._click import exceptions as click_errors  # Typer's vendored Click
+
+    try:
+        rv = command._plain_main(argv, prog_name, **kw)
+    except click_errors.NoArgsIsHelpError:  # "rfdeploy" or "rfdeploy build" alone: Typer printed the help; exit 2
         return 2
     except click_errors.UsageError as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         message = " ".join(exc.format_message().split())
-        err.print(f"[bold red]error:[/] {message}{where}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"error: {message}{where}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except click_errors.ClickException as exc:
         message = " ".join(exc.format_message().split())
-        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         err.print("aborted", markup=False)
@@ -61,7 +75,8 @@ def run(application: typer.Typer, argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
-app = _App(
+app = typer.Typer(
+    cls=_Group,
     name="rfdeploy",
     help="RefineNet / Light-Weight RefineNet checkpoints to ONNX, TensorRT and OpenVINO, "
     "with IoU parity against PyTorch and latency per device.",
@@ -78,23 +93,51 @@ build_app = typer.Typer(help="Build a runtime artifact from an ONNX model.", no_
 app.add_typer(build_app, name="build")
 
 
+def _print_error(exc: RefineNetDeployError) -> None:
+    from rich.markup import escape
+
+    if _state["debug"]:
+        err.print_exception()
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False, soft_wrap=True)
+    if exc.hint:
+        err.print(f"hint: {exc.hint}", markup=False, highlight=False, soft_wrap=True)
+
+
 def handle_errors(fn: F) -> F:
-    """Map library errors to ``error: ...`` on stderr and their exit code; traceback only with --debug."""
+    """Map library errors to ``error: ...`` on stderr and their exit code; traceback only with --debug.
+
+    An optional module that is not installed is exit 4 naming the extra that provides it. Anything else that escapes
+    is a bug in this tool: one line, exit 1, the traceback with --debug."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RefineNetDeployError as exc:
-            if _state["debug"]:
-                err.print_exception()
-            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"hint: {exc.hint}", markup=False, highlight=False, soft_wrap=True)
+            _print_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted", markup=False)
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            from .._optional import missing_dependency
+
+            missing = missing_dependency(exc) if isinstance(exc, ImportError) else None
+            if missing is not None:
+                _print_error(missing)
+                raise typer.Exit(missing.exit_code) from None
+            if _state["debug"]:
+                raise
+            err.print(
+                f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in rfdeploy. "
+                "Rerun with --debug for the traceback and report it",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
