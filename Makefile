@@ -25,12 +25,14 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# The demo: the bundled checkpoint, synthetic data made on the fly, every CPU target and the TensorRT-RTX engines,
+# into rfdeploy-bundle/ (a second run skips every unchanged step).
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
+	$(BIN)/rfdeploy pipeline
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out rfdeploy-bundle .pytest_cache

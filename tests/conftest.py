@@ -43,3 +43,15 @@ def inventory() -> dict[str, dict[str, list[int]]]:
 @pytest.fixture(autouse=True)
 def _torch_threads() -> None:
     torch.set_num_threads(int(os.environ.get("RFDEPLOY_TEST_THREADS", "2")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """Parity's reference cache goes to a temporary folder, never the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

@@ -26,6 +26,12 @@ from refinenet_deploy.validate.tolerances import FP32
 from .models.test_zoo import randomize
 
 
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch) -> None:
+    """The CLI caches PyTorch references under $XDG_CACHE_HOME: keep the tests' out of the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("parity")
@@ -212,7 +218,11 @@ def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 3, res.stderr
-    assert res.stderr.startswith("error: parity gate failed: ") and "pixel agreement" in res.stderr.splitlines()[0]
+    error = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and error[0].startswith("error: parity gate failed: ") and "pixel agreement" in error[0]
+    for written in ("p.json", "p.md"):  # every written file is announced
+        assert f"wrote {tmp_path / written}" in res.stderr
+    assert f"wrote 2 panels to {tmp_path / 'worst'}" in res.stderr
     report = json.loads((tmp_path / "p.json").read_text())
     assert report["passed"] is False and report["failed_gates"]
     assert "FAILED" in (tmp_path / "p.md").read_text()

@@ -587,9 +587,7 @@ def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
     if export is not None and (
         len(export) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in export)
     ):
-        raise InvalidModelError(
-            f"metadata in {where}: export_size {export!r} is not [H, W]. Re-export the model"
-        )
+        raise InvalidModelError(f"metadata in {where}: export_size {export!r} is not [H, W]. Re-export the model")
     if meta.get("input_format") is not None and meta["input_format"] not in INPUT_FORMATS:
         raise InvalidModelError(
             f"metadata in {where}: unknown input_format {meta['input_format']!r}. Re-export the model"
@@ -625,9 +623,7 @@ def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
                 try:
                     meta = json.loads(prop.value)
                 except (json.JSONDecodeError, RecursionError) as exc:
-                    raise InvalidModelError(
-                        f"{artifact.name} has unreadable metadata. Re-export the model"
-                    ) from exc
+                    raise InvalidModelError(f"{artifact.name} has unreadable metadata. Re-export the model") from exc
     if meta is None:
         return {}
     return _check_metadata(meta, where)

@@ -67,3 +67,24 @@ def test_boundary_mask_by_hand() -> None:
     wide = boundary_mask(labels, width=2)
     assert wide.sum() > expected.sum() and wide[expected].all()
     assert not boundary_mask(np.zeros((5, 5), int), width=3).any()
+
+
+def test_labels_out_of_range_are_counted_not_scored() -> None:
+    from refinenet_deploy.validate.metrics import LabelRangeCounter, out_of_range_labels
+
+    label = np.array([[0, 200, 200], [1, 255, 7], [2, 2, 2]])
+    ids, counts = out_of_range_labels(label, 6)
+    assert ids.tolist() == [7, 200] and counts.tolist() == [1, 2]  # 255 is the ignore index: not counted
+    conf = confusion_matrix(np.zeros_like(label), label, 6)
+    assert conf.sum() == 5  # neither the out-of-range ids nor 255 are scored
+    counter = LabelRangeCounter(6)
+    assert counter.add("a", label) == 3 and counter.add("b", np.zeros((2, 2), int)) == 0
+    assert counter.summary()["pixels"] == 3 and counter.summary()["files"] == ["a"]
+    assert counter.summary()["class_ids"] == {"7": 1, "200": 2}
+    msg = counter.message()
+    assert msg is not None and "3 labelled pixels in 1 image(s)" in msg and "ids 7, 200" in msg and ": a" in msg
+    assert LabelRangeCounter(6).message() is None
+    many = LabelRangeCounter(6)
+    for i in range(8):
+        many.add(f"img{i}", label)
+    assert "img4 and 3 more" in many.message() and "img5" not in many.message()

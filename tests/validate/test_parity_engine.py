@@ -225,3 +225,49 @@ def test_flip_tta_changes_the_prediction() -> None:
     assert p.agreement.pixel == pytest.approx(16 / 24) and p.backend_miou < 0.9
     assert f.agreement.pixel == 1.0 and f.backend_miou == pytest.approx(1.0)  # flip TTA: bias cancelled
     assert p.logit_max_abs_error == pytest.approx(150.0) == f.logit_max_abs_error  # measured at scale 1 unflipped
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [((8, 8), (32, 32)), ((7, 13), (40, 52)), ((33, 17), (9, 5)), ((5, 5), (5, 9)), ((1, 1), (3, 3)),
+     ((16, 16), (15, 17)), ((3, 4), (1, 1)), ((10, 12), (10, 12)), ((31, 45), (125, 181))],
+)  # fmt: skip
+def test_numpy_bilinear_matches_torch_interpolate(src: tuple[int, int], dst: tuple[int, int]) -> None:
+    """The NumPy resize parity uses (so that it runs without PyTorch) against torch's bilinear, align_corners=False,
+    on random logits: up, down, odd and mixed sizes; equal within float32 rounding of the values' magnitude."""
+    torch = pytest.importorskip("torch")
+    from refinenet_deploy.models.layers import upsample_logits
+    from refinenet_deploy.validate.parity_engine import upsample_bilinear
+
+    rng = np.random.default_rng(sum(src) * 31 + sum(dst))
+    x = (rng.standard_normal((1, 5, *src)) * 10).astype(np.float32)
+    ours = upsample_bilinear(x, dst)
+    theirs = upsample_logits(torch.from_numpy(x), dst).numpy()
+    assert ours.shape == theirs.shape == (1, 5, *dst) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * float(np.abs(x).max()))
+    if dst[0] > src[0] > 1 and dst[1] > src[1] > 1:  # upscaling interpolates: new values, not copies (nearest)
+        assert not np.isin(ours, x).all()
+
+
+def test_saved_predictions_replace_the_reference_runner() -> None:
+    """An engine given saved predictions (the reference computed earlier) scores like one given the live runner."""
+    ref = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    back = ref.copy()
+    back[0, 2] = 0
+    image, label = np.zeros((4, 4, 3), np.uint8), ref.astype(np.uint8)
+    recorded: list = []
+    live = _engine(ref, back, record=lambda name, m, raw: recorded.append((name, m, raw)))
+    live.add("img", image, label)
+
+    class Saved:  # labelled fake: what validate.reference.SavedReference hands the engine
+        def prediction(self, index: int, name: str):
+            assert (index, name) == (0, recorded[0][0])
+            return recorded[0][1], recorded[0][2]
+
+    saved = _engine(ref, back)
+    saved.reference = Saved()
+    saved.saved = True
+    saved.add("img", image, label)
+    a, b = live.report(), saved.report()
+    assert (a.agreement, a.backend_miou, a.logit_max_abs_error) == (b.agreement, b.backend_miou, b.logit_max_abs_error)
+    np.testing.assert_array_equal(recorded[0][1], ref)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .app import app, command_line, data_app, err, handle_errors, out, progress_bar
-from .options import Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, parse_size
+from .options import MAX_IMAGES, Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, finite_float, parse_size
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -18,7 +18,7 @@ from .options import Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, p
 @handle_errors
 def data_synth_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Output folder (must be new or empty).")],
-    num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 200,
+    num: Annotated[int, typer.Option("--num", min=1, max=MAX_IMAGES, help="Number of scenes.")] = 200,
     size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "128x128",
     seed: Seed = 0,
     split: Annotated[str, typer.Option("--split", help="Split name written to ImageSets/Segmentation.")] = "train",
@@ -27,9 +27,11 @@ def data_synth_cmd(
 
     Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 --seed 2 --split val
     """
+    from ..artifacts import probe_output
     from ..data.synth import SYNTH_CLASSES, write_synth_dataset
 
     h, w = parse_size(size, "--size")
+    probe_output(out_dir, what="output folder", kind="dir")
     with progress_bar() as bar:
         task = bar.add_task("synthesising", total=num, info="")
         write_synth_dataset(out_dir, num, h, w, seed, split=split, progress=lambda i, n: bar.update(task, completed=i))
@@ -44,10 +46,17 @@ def train_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for last.pt, best.pt, model.safetensors.")],
     val: Annotated[Path | None, typer.Option("--val", help="Validation dataset (mIoU per epoch).")] = None,
     arch: Annotated[str, typer.Option("--arch", help="Architecture to train.")] = "rf_lw_mbv2",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, poly decay).")] = 2e-3,
-    crop_size: Annotated[int | None, typer.Option("--crop-size", help="Square crop; default: image side.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=10_000)] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 16,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr", callback=finite_float(0.0, 10.0, open_min=True), help="Peak learning rate (AdamW, poly decay)."
+        ),
+    ] = 2e-3,
+    crop_size: Annotated[
+        int | None, typer.Option("--crop-size", min=16, max=8192, help="Square crop (16-8192); default: image side.")
+    ] = None,
     seed: Seed = 0,
     threads: Threads = None,
     fp16_weights: Annotated[
@@ -92,6 +101,8 @@ def train_cmd(
                 err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
 
         result = train(cfg, progress=report, resume=resume)
+    beside = [p.name for p in (result.checkpoint.parent / n for n in ("last.pt", "best.pt")) if p.is_file()]
+    err.print(f"wrote {result.checkpoint}" + (f" (+ {', '.join(beside)})" if beside else ""), highlight=False)
     best = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
     out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
 
@@ -107,8 +118,13 @@ def evaluate_cmd(
     num_classes: NumClasses = None,
     threads: Threads = None,
     as_json: JsonOut = False,
+    strict_labels: Annotated[
+        bool, typer.Option("--strict-labels", help="Exit 5 when labels have class ids outside the model's classes.")
+    ] = False,
 ) -> None:
     """mIoU of a PyTorch checkpoint on a labelled dataset (logits upsampled to label size, then argmax).
+
+    Label ids outside the classes (other than the ignore index 255) are counted and reported, not scored.
 
     Example: rfdeploy evaluate demo/rf_lw_mbv2_synth.safetensors --data synth-val
     """
@@ -124,6 +140,7 @@ def evaluate_cmd(
             num_classes=num_classes,
             threads=threads,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
+            strict_labels=strict_labels,
         )
     if as_json:
         out.print_json(json.dumps(res))
@@ -134,3 +151,6 @@ def evaluate_cmd(
     for name, iou in zip(res["class_names"], res["iou"]):
         table.add_row(name, "absent" if iou is None else f"{iou:.4f}")
     out.print(table)
+    labels = res["labels_out_of_range"]
+    if labels["pixels"]:
+        out.print(f"labels out of range: {labels['pixels']} pixels in {labels['images']} image(s) not scored")

@@ -9,31 +9,45 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .app import app, handle_errors, out, progress_bar
-from .options import Split, Threads
+from ..errors import ParityError, UsageError
+from .app import app, err, handle_errors, out, progress_bar
+from .options import Split, Threads, parse_size
 
 
 @app.command("parity")
 @handle_errors
 def parity_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="The PyTorch checkpoint the artifact came from (reference).")],
-    model: Annotated[Path, typer.Argument(help="Deployed artifact: .onnx (FP32, FP16, Q/DQ INT8), .xml, checkpoint.")],
-    data: Annotated[Path, typer.Option("--data", help="Images: VOC/Cityscapes layout (labels) or a plain folder.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="The PyTorch checkpoint the artifact came from, or a reference saved by --save-reference."),
+    ],
+    models: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Deployed artifact(s): .onnx (FP32, FP16, Q/DQ INT8), .xml, checkpoint."),
+    ] = None,
+    data: Annotated[
+        Path, typer.Option("--data", help="Images: VOC/Cityscapes layout (labels) or a plain folder.")
+    ] = ...,  # type: ignore[assignment]
     split: Split = None,
     num_images: Annotated[int | None, typer.Option("--num-images", min=1, help="First N images.")] = None,
     runtime: Annotated[str, typer.Option("--runtime", help="auto | onnxruntime | openvino | tensorrt | torch.")] = (
         "auto"
     ),
     max_miou_drop: Annotated[
-        float | None, typer.Option("--max-miou-drop", help="Gate: max |mIoU drop| in points (default per precision).")
+        float | None,
+        typer.Option("--max-miou-drop", help="Gate: max |mIoU drop| in points, 0-100 (default per precision)."),
     ] = None,
     min_agreement: Annotated[
-        float | None, typer.Option("--min-agreement", help="Gate: min pixel agreement, 0-1 or percent.")
+        float | None, typer.Option("--min-agreement", help="Gate: min pixel agreement, 0-1 or percent (0-100).")
     ] = None,
     multi_scale: Annotated[
-        str | None, typer.Option("--multi-scale", help="Test-time scales for both sides, e.g. 0.75,1,1.25.")
+        str | None,
+        typer.Option("--multi-scale", help="Test-time scales (0.25-4) for both sides, e.g. 0.75,1,1.25."),
     ] = None,
-    flip: Annotated[bool, typer.Option("--flip", help="Test-time horizontal flip for both sides.")] = False,
+    flip: Annotated[
+        bool | None,
+        typer.Option("--flip/--no-flip", help="Test-time horizontal flip for both sides."),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-': stdout).")] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here.")] = None,
     save_worst: Annotated[
@@ -43,44 +57,194 @@ def parity_cmd(
     inference_precision: Annotated[
         str, typer.Option("--inference-precision", help="OpenVINO: f32 | bf16 | f16 (recorded as run).")
     ] = "f32",
+    save_reference: Annotated[
+        Path | None,
+        typer.Option("--save-reference", help="Also save the PyTorch side (.npz) to compare artifacts with later."),
+    ] = None,
+    reference_logits: Annotated[
+        bool, typer.Option("--reference-logits", help="Save the logits too (the FP32 logits gate needs them).")
+    ] = False,
+    input_size: Annotated[
+        str | None, typer.Option("--input-size", help="Reference without artifact: a static input size HxW.")
+    ] = None,
+    reference_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference-cache", help="Cache folder of PyTorch references [$XDG_CACHE_HOME/refinenet-deploy]."
+        ),
+    ] = None,
+    no_reference_cache: Annotated[
+        bool, typer.Option("--no-reference-cache", help="Always run PyTorch; cache nothing.")
+    ] = False,
+    strict_labels: Annotated[
+        bool, typer.Option("--strict-labels", help="Exit 5 when labels have class ids outside the model's classes.")
+    ] = False,
 ) -> None:
     """Prove the deployed model still segments like PyTorch: mIoU drop, agreement, gates (exit 3 on failure).
+
+    The PyTorch side can be saved once (--save-reference REF.npz) and compared with artifacts on a machine
+    without PyTorch (rfdeploy parity REF.npz ARTIFACT); live runs cache it, so N artifacts cost one PyTorch pass.
 
     Examples:
       rfdeploy parity demo.safetensors demo.onnx --data synth-val
       rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 --num-images 500 --save-worst 8 worst/
+      rfdeploy parity demo.safetensors --data synth-val --save-reference ref.npz --reference-logits
+      rfdeploy parity ref.npz demo.onnx demo.int8.onnx --data synth-val
     """
-    from ..operations.parity import parse_scales, raise_for_gates, validate_parity
-    from ..operations.report import write_parity_report
+    from ..operations.parity import (
+        check_gate_options,
+        check_parity_outputs,
+        parse_scales,
+        raise_for_gates,
+        raise_for_labels,
+        validate_parity,
+        write_parity_outputs,
+    )
+    from ..operations.parity import save_reference as save_reference_only
+    from ..validate.reference import default_cache_dir, is_reference
 
-    scales = parse_scales(multi_scale)
+    models = list(models or [])
+    if inference_precision not in ("f32", "bf16", "f16"):
+        raise UsageError(f"--inference-precision must be f32, bf16 or f16, got {inference_precision!r}")
+    scales = parse_scales(multi_scale) if multi_scale is not None else None
+    check_gate_options(max_miou_drop, min_agreement)
     k, worst_dir = save_worst if save_worst else (0, None)
-    with progress_bar() as bar:
-        task = bar.add_task("parity", total=num_images, info="")
-        report = validate_parity(
-            checkpoint,
-            model,
-            data,
-            runtime=runtime,
-            split=split,
-            num_images=num_images,
-            max_miou_drop=max_miou_drop,
-            min_agreement=min_agreement,
-            scales=scales,
-            flip=flip,
-            save_worst=k,
-            worst_dir=worst_dir,
-            threads=threads,
-            inference_precision=inference_precision,
-            progress=lambda i, n: bar.update(task, completed=i, total=n),
+    if save_worst and k < 1:
+        raise UsageError(f"--save-worst K DIR: K must be at least 1, got {k}")
+    size = parse_size(input_size, "--input-size") if input_size is not None else None
+    if reference_logits and save_reference is None:
+        raise UsageError("--reference-logits applies to --save-reference REF.npz; pass both")
+    if reference_cache is not None and no_reference_cache:
+        raise UsageError("--reference-cache and --no-reference-cache contradict each other; pass one")
+    if size is not None and models:
+        raise UsageError("--input-size applies to a reference saved without an artifact; the artifact sets its size")
+    if len(models) > 1 and (json_out is not None or markdown_out is not None or save_worst):
+        raise UsageError("--json, --markdown and --save-worst take one artifact; run parity once per artifact")
+    if not models and (json_out is not None or markdown_out is not None or save_worst):
+        raise UsageError("--json, --markdown and --save-worst report a comparison: pass an ARTIFACT")
+    if not models and save_reference is None:
+        raise UsageError("nothing to do: pass an ARTIFACT to compare, or --save-reference REF.npz to save a reference")
+    if not models and is_reference(checkpoint):
+        raise UsageError(f"{checkpoint} is a saved reference: pass an ARTIFACT to compare with it")
+    inputs = [checkpoint, *models]
+    check_parity_outputs(
+        inputs=inputs,
+        json_out=json_out,
+        markdown_out=markdown_out,
+        worst_dir=worst_dir,
+        save_reference=save_reference,
+        data=data,
+    )
+    cache = _reference_cache(reference_cache, no_reference_cache, inputs, default_cache_dir())
+
+    if not models:
+        with progress_bar() as bar:
+            task = bar.add_task("reference", total=num_images, info="")
+            saved = save_reference_only(
+                checkpoint,
+                data,
+                save_reference,
+                split=split,
+                num_images=num_images,
+                scales=scales,
+                flip=bool(flip),
+                input_size=size,
+                reference_logits=reference_logits,
+                threads=threads,
+                progress=lambda i, n: bar.update(task, completed=i, total=n),
+            )
+        logits = "with logits" if saved.has_logits else "class maps only"
+        err.print(
+            f"wrote {saved.path} (PyTorch reference of {saved.num_images} images, {logits})",
+            highlight=False,
+            soft_wrap=True,
         )
-    result = report.to_dict()
-    if json_out is not None and str(json_out) == "-":
-        out.print_json(json.dumps(result, indent=2))
-    write_parity_report(result, json_out=None if str(json_out) == "-" else json_out, markdown_out=markdown_out)
-    if str(json_out) != "-":
-        _print_parity(result)
-    raise_for_gates(report)
+        raise_for_labels(saved.labels_out_of_range, strict_labels)
+        return
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="rfdeploy-parity-") as tmp:
+        if cache is None and len(models) > 1 and not is_reference(checkpoint):
+            cache = Path(tmp)  # several artifacts, no cache: still one PyTorch pass
+        reports = []
+        for index, model in enumerate(models):
+            with progress_bar() as bar:
+                task = bar.add_task(f"parity {model.name}", total=num_images, info="")
+                report = validate_parity(
+                    checkpoint,
+                    model,
+                    data,
+                    runtime=runtime,
+                    split=split,
+                    num_images=num_images,
+                    max_miou_drop=max_miou_drop,
+                    min_agreement=min_agreement,
+                    scales=scales,
+                    flip=flip,
+                    save_worst=k,
+                    worst_dir=worst_dir,
+                    threads=threads,
+                    inference_precision=inference_precision,
+                    progress=lambda i, n, bar=bar, task=task: bar.update(task, completed=i, total=n),
+                    save_reference=save_reference if index == 0 else None,
+                    reference_logits=reference_logits,
+                    reference_cache=None if is_reference(checkpoint) else cache,
+                )
+            reports.append(report)
+            _announce_reference(report.context.get("reference") or {}, Path(tmp))
+            result = report.to_dict()
+            if json_out is not None and str(json_out) == "-":
+                out.print_json(json.dumps(result, indent=2))
+            for path in write_parity_outputs(
+                result, json_out=None if str(json_out) == "-" else json_out, markdown_out=markdown_out
+            ):
+                err.print(f"wrote {path}", highlight=False, soft_wrap=True)
+            if report.worst and worst_dir is not None:
+                err.print(f"wrote {len(report.worst)} panels to {worst_dir}", highlight=False, soft_wrap=True)
+            if str(json_out) != "-":
+                _print_parity(result)
+    for report in reports:
+        raise_for_labels(report.labels_out_of_range, strict_labels)
+    failed = [r for r in reports if not r.passed]
+    if len(reports) == 1:
+        raise_for_gates(reports[0])
+    elif failed:
+        raise ParityError(
+            "parity gate failed for "
+            + "; ".join(f"{Path(r.context['artifact']).name}: {', '.join(r.failed_gates)}" for r in failed),
+            hint="run parity on that artifact alone with --save-worst K DIR to see where it disagrees",
+        )
+
+
+def _reference_cache(path: Path | None, disabled: bool, inputs: list[Path], default: Path) -> Path | None:
+    """The reference cache folder: --reference-cache (probed, exit 2 if unusable), else the default (skipped with a
+    warning if unusable), or none with --no-reference-cache."""
+    from ..artifacts import probe_output
+
+    if disabled:
+        return None
+    if path is not None:
+        probe_output(path, inputs=inputs, what="--reference-cache", kind="dir")
+        return path
+    try:
+        probe_output(default, inputs=inputs, what="reference cache", kind="dir")
+    except UsageError as exc:
+        err.print(
+            f"warning: no reference cache ({exc.message}); pass --reference-cache DIR", highlight=False, soft_wrap=True
+        )
+        return None
+    return default
+
+
+def _announce_reference(ref: dict[str, Any], tmp: Path) -> None:
+    for path in ref.get("saved_to") or []:
+        if Path(path).parent == tmp:
+            continue
+        what = "reference cache" if Path(path).name.startswith(str(ref.get("digest"))) else "PyTorch reference"
+        err.print(f"wrote {path} ({what})", highlight=False, soft_wrap=True)
+    if ref.get("source") == "cached reference":
+        err.print(f"reused the cached PyTorch reference {ref.get('path')}", highlight=False, soft_wrap=True)
 
 
 def _print_parity(r: dict[str, Any]) -> None:
@@ -120,9 +284,19 @@ def _print_parity(r: dict[str, Any]) -> None:
     gates = r["gates"]
     verdict = "PASSED" if r["passed"] else "FAILED"
     logits = r.get("logit_gate")
+    logits_text = ""
+    if logits and logits.get("passed") is None:
+        logits_text = ", FP32 logits gate not run (the saved reference has no logits: save it with --reference-logits)"
+    elif logits:
+        logits_text = ", FP32 logits within 1e-4 + 1e-5 x max|logit|"
     out.print(
         f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
-        f">= {gates['min_agreement'] * 100:.2f} %"
-        + (", FP32 logits within 1e-4 + 1e-5 x max|logit|" if logits else ""),
+        f">= {gates['min_agreement'] * 100:.2f} %" + logits_text,
         highlight=False,
     )
+    labels = r.get("labels_out_of_range") or {}
+    if labels.get("pixels"):
+        out.print(
+            f"labels out of range: {labels['pixels']} pixels in {labels['images']} image(s) not scored",
+            highlight=False,
+        )

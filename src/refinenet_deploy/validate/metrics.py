@@ -100,3 +100,60 @@ class AgreementScores:
     pixel: float  # fraction of pixels with the same class
     boundary: float  # the same, restricted to pixels near a reference class boundary
     iou: tuple[float, ...]
+
+
+def out_of_range_labels(label: np.ndarray, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
+    """The class ids in ``label`` that cannot be scored: outside ``0..num_classes-1`` and not ``ignore_index``
+    (``confusion_matrix`` skips their pixels). Returns ``(ids, pixel_counts)`` stacked as a (2, K) int64 array."""
+    lab = np.asarray(label).reshape(-1).astype(np.int64)
+    bad = (lab < 0) | (lab >= num_classes)
+    if ignore_index is not None:
+        bad &= lab != ignore_index
+    ids, counts = np.unique(lab[bad], return_counts=True)
+    return np.stack([ids, counts]).astype(np.int64)
+
+
+class LabelRangeCounter:
+    """Counts labelled pixels outside the model's classes (say class 200 in a 6-class set) per file, so that a run
+    can say so instead of silently not scoring them. The ignore index (VOC's 255) stays ignored."""
+
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.pixels = 0
+        self.images = 0
+        self.files: list[str] = []
+        self.ids: dict[int, int] = {}
+
+    def add(self, name: str, label: np.ndarray) -> int:
+        """Count one label map; returns its out-of-range pixel count."""
+        ids, counts = out_of_range_labels(label, self.num_classes, self.ignore_index)
+        n = int(counts.sum())
+        if n:
+            self.pixels += n
+            self.images += 1
+            self.files.append(name)
+            for i, c in zip(ids.tolist(), counts.tolist()):
+                self.ids[i] = self.ids.get(i, 0) + c
+        return n
+
+    def summary(self, max_files: int = 20) -> dict[str, object]:
+        """JSON-ready counts (the first ``max_files`` file names)."""
+        return {
+            "pixels": self.pixels,
+            "images": self.images,
+            "class_ids": {str(k): v for k, v in sorted(self.ids.items())},
+            "ignore_index": self.ignore_index,
+            "num_classes": self.num_classes,
+            "files": self.files[:max_files],
+        }
+
+    def message(self, first: int = 5) -> str | None:
+        """One line naming the first few files and the count, or None when every label is in range."""
+        if not self.pixels:
+            return None
+        names = ", ".join(self.files[:first]) + (f" and {self.images - first} more" if self.images > first else "")
+        ids = ", ".join(str(k) for k in sorted(self.ids))
+        return (
+            f"{self.pixels} labelled pixels in {self.images} image(s) have class ids outside 0..{self.num_classes - 1} "
+            f"(ids {ids}; ignore index {self.ignore_index}) and were not scored: {names}"
+        )

@@ -23,7 +23,16 @@ import numpy as np
 from ..artifacts import InputPolicy
 from ..data.preprocessing import resize_image
 from ..errors import UsageError
-from .metrics import AgreementScores, boundary_mask, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from .metrics import (
+    IGNORE_INDEX,
+    AgreementScores,
+    LabelRangeCounter,
+    boundary_mask,
+    confusion_matrix,
+    iou_per_class,
+    mean_iou,
+    pixel_accuracy,
+)
 from .tolerances import DEFAULT_GATES, Gates, tolerance_for
 
 PARITY_SCHEMA = "refinenet-deploy/parity"
@@ -70,6 +79,7 @@ class ParityReport:
     failed_gates: list[str] = field(default_factory=list)
     worst: list[dict[str, Any]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    labels_out_of_range: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -122,6 +132,7 @@ class ParityReport:
                 "logit_gate": self.logit_gate,
                 "logit_mean_abs_error": self.logit_mean_abs_error,
                 "per_class": per_class,
+                "labels_out_of_range": self.labels_out_of_range,
                 "tta": self.tta,
                 "policy": self.policy,
                 "worst": self.worst,
@@ -140,22 +151,112 @@ def _nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return labels[..., ys[:, None], xs[None, :]]
 
 
-def _upsample(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The same bilinear (align_corners=False) resize as training and the export's upsample head."""
-    import torch
+def _bilinear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a 1-D bilinear resize with half-pixel centres (align_corners=False):
+    ``src = (i + 0.5) * n_in / n_out - 0.5`` clamped at 0, as ``torch.nn.functional.interpolate`` computes them."""
+    scale = np.float32(n_in / n_out)
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), 0)
+    i0 = np.minimum(src.astype(np.intp), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0).astype(np.float32)
 
-    from ..models.layers import upsample_logits
 
-    t = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
-    return upsample_logits(t, size).numpy()
+def upsample_bilinear(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize (align_corners=False) of the last two axes to ``size``, in float32: the same resize as
+    training, evaluation and the export's upsample head (``models.layers.upsample_logits``), in NumPy, so that
+    parity from a saved reference runs where PyTorch is not installed. Agrees with ``torch.nn.functional.
+    interpolate`` within float32 rounding, up- and down-scaling (no antialiasing, like torch's default)."""
+    x = np.asarray(logits, dtype=np.float32)
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    y0, y1, wy = _bilinear_axis(h, int(size[0]))
+    x0, x1, wx = _bilinear_axis(w, int(size[1]))
+    cols = x[..., x0] * (np.float32(1) - wx) + x[..., x1] * wx  # along W, then H: torch's order of operations
+    wy = wy[:, None]
+    return cols[..., y0, :] * (np.float32(1) - wy) + cols[..., y1, :] * wy
 
 
-class ParityEngine:
-    """Streams images through a reference and a backend runner and accumulates every metric."""
+_upsample = upsample_bilinear
+
+
+class SavedPredictions(Protocol):
+    """The PyTorch side computed earlier (``validate.reference.SavedReference``): the i-th image's class map at
+    label size and, where saved, its raw scale-1 output (for the logits comparison)."""
+
+    def prediction(self, index: int, name: str) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+class Predictor:
+    """One side's prediction for one image: preprocessing, resizing to a static input size, test-time
+    augmentation and the post-processing (logits bilinearly upsampled to the label size and summed, then
+    argmax; a class-map head resized with nearest neighbour). The reference and the backend each go through it."""
 
     def __init__(
         self,
-        reference: Runner,
+        policy: InputPolicy,
+        preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+    ) -> None:
+        if policy.head == "argmax" and (len(scales) > 1 or flip):
+            raise UsageError("--multi-scale/--flip need logits: this artifact outputs a class map (--head argmax)")
+        if policy.static_size is not None and (len(scales) > 1 or any(s != 1.0 for s in scales)):
+            raise UsageError(
+                "--multi-scale needs a dynamic-shape artifact; this one has a static input size. Export with --dynamic"
+            )
+        self.policy, self.scales, self.flip = policy, tuple(scales), flip
+        # default: the policy's own normalisation; ``preprocess`` overrides it (one image -> CHW float)
+        self.preprocess = preprocess or (lambda im: policy.to_input(im, batch=1)[0])
+
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        p = self.policy
+        x = image[None] if p.input_format == "nhwc-uint8" else self.preprocess(image)[None]
+        if p.batch > 1:
+            x = np.repeat(x, p.batch, axis=0)
+        return np.ascontiguousarray(x)
+
+    def run(self, runner: Runner, image: np.ndarray) -> np.ndarray:
+        return next(iter(runner.infer({self.policy.input_name: self.model_input(image)}).values()))[:1]
+
+    def predict(
+        self, runner: Runner, image: np.ndarray, label_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class map at ``label_size``, the raw output at scale 1 unflipped or None): the raw output is what the
+        logits comparison uses; a class-map head has none."""
+        p = self.policy
+        if p.head == "argmax":
+            out = self.run(runner, resize_image(image, p.static_size) if p.static_size else image)
+            return _nearest(out[0], label_size), None
+        acc, raw = None, None
+        for scale in self.scales:
+            if p.static_size:
+                size = p.static_size
+            else:
+                size = (max(16, round(image.shape[0] * scale)), max(16, round(image.shape[1] * scale)))
+            img = resize_image(image, size)
+            for flipped in (False, True) if self.flip else (False,):
+                out = self.run(runner, img[:, ::-1].copy() if flipped else img)
+                if scale == 1.0 and not flipped:
+                    raw = out
+                up = upsample_bilinear(out, label_size)[0]
+                if flipped:
+                    up = up[:, :, ::-1]
+                acc = up if acc is None else acc + up
+        return acc.argmax(0), raw
+
+
+class ParityEngine:
+    """Streams images through a reference and a backend runner and accumulates every metric.
+
+    ``reference`` is a live runner (PyTorch) or ``SavedPredictions`` (a reference saved earlier, so the PyTorch
+    side need not run here). ``record(name, class_map, raw)`` receives the live reference's predictions, to save
+    them. Labels outside ``0..num_classes-1`` (other than ``ignore_index``) are not scored; they are counted.
+    """
+
+    def __init__(
+        self,
+        reference: Runner | SavedPredictions,
         backend: Runner,
         *,
         num_classes: int,
@@ -168,17 +269,17 @@ class ParityEngine:
         flip: bool = False,
         boundary_width: int = 3,
         save_worst: int = 0,
+        ignore_index: int = IGNORE_INDEX,
+        record: Callable[[str, np.ndarray, np.ndarray | None], None] | None = None,
     ) -> None:
-        if policy.head == "argmax" and (len(scales) > 1 or flip):
-            raise UsageError("--multi-scale/--flip need logits: this artifact outputs a class map (--head argmax)")
-        if policy.static_size is not None and (len(scales) > 1 or any(s != 1.0 for s in scales)):
-            raise UsageError(
-                "--multi-scale needs a dynamic-shape artifact; this one has a static input size. Export with --dynamic"
-            )
+        self.predictor = Predictor(policy, preprocess, scales, flip)
         self.reference, self.backend = reference, backend
+        self.saved = not hasattr(reference, "infer")
+        if self.saved and record is not None:
+            raise UsageError("a saved reference cannot be recorded again; save it from a live PyTorch run")
+        self.record = record
         self.num_classes, self.class_names = num_classes, tuple(class_names)
-        # default: the policy's own normalisation; ``preprocess`` overrides it (one image -> CHW float)
-        self.preprocess = preprocess or (lambda im: policy.to_input(im, batch=1)[0])
+        self.preprocess = self.predictor.preprocess
         self.policy, self.precision = policy, precision
         self.gates = gates or DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"])
         self.scales, self.flip, self.boundary_width, self.save_worst = tuple(scales), flip, boundary_width, save_worst
@@ -190,55 +291,37 @@ class ParityEngine:
         self.logit_max, self.logit_sum, self.logit_count = 0.0, 0.0, 0
         self.tolerance = tolerance_for(precision)  # fp32 has an element-wise logits bound; others do not
         self.logit_ratio, self.logit_worst = 0.0, (0.0, 0.0)
+        self.logits_missing = 0  # images whose saved reference has no logits
         self.has_labels, self.count = True, 0
+        self.labels = LabelRangeCounter(num_classes, ignore_index)
         self._worst: list[tuple[float, int, ImageRecord]] = []
 
     # -- per image -------------------------------------------------------------------------------------------
-    def _model_input(self, image: np.ndarray) -> np.ndarray:
-        p = self.policy
-        if p.input_format == "nhwc-uint8":
-            x = image[None]
-        else:
-            x = self.preprocess(image)[None]
-        if p.batch > 1:
-            x = np.repeat(x, p.batch, axis=0)
-        return np.ascontiguousarray(x)
-
-    def _run_both(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = self._model_input(image)
-        ref = next(iter(self.reference.infer({self.policy.input_name: x}).values()))[:1]
-        back = next(iter(self.backend.infer({self.policy.input_name: x}).values()))[:1]
-        if ref.shape != back.shape:
-            raise UsageError(
-                f"backend output shape {back.shape} differs from the reference's {ref.shape}. "
-                "Was the artifact exported from this checkpoint?"
-            )
-        return ref, back
-
-    def _predict(self, image: np.ndarray, label_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(self, name: str, image: np.ndarray, label_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Class maps at label size for reference and backend, through identical post-processing."""
-        p = self.policy
-        if p.head == "argmax":
-            run_img = resize_image(image, p.static_size) if p.static_size else image
-            ref, back = self._run_both(run_img)
-            return _nearest(ref[0], label_size), _nearest(back[0], label_size)
-        acc_ref = acc_back = None
-        for scale in self.scales:
-            if p.static_size:
-                size = p.static_size
+        back, back_raw = self.predictor.predict(self.backend, image, label_size)
+        if self.saved:
+            ref, ref_raw = self.reference.prediction(self.count, name)  # type: ignore[union-attr]
+            if ref.shape != tuple(label_size):
+                raise UsageError(
+                    f"the saved reference's class map of {name} is {ref.shape[1]}x{ref.shape[0]}, the label "
+                    f"{label_size[1]}x{label_size[0]}. Save the reference again from this data"
+                )
+        else:
+            ref, ref_raw = self.predictor.predict(self.reference, image, label_size)  # type: ignore[arg-type]
+            if self.record is not None:
+                self.record(name, ref, ref_raw)
+        if back_raw is not None:
+            if ref_raw is None:
+                self.logits_missing += 1
+            elif ref_raw.shape != back_raw.shape:
+                raise UsageError(
+                    f"backend output shape {back_raw.shape} differs from the reference's {ref_raw.shape}. "
+                    "Was the artifact exported from this checkpoint?"
+                )
             else:
-                size = (max(16, round(image.shape[0] * scale)), max(16, round(image.shape[1] * scale)))
-            img = resize_image(image, size)
-            for flipped in (False, True) if self.flip else (False,):
-                ref, back = self._run_both(img[:, ::-1].copy() if flipped else img)
-                if scale == 1.0 and not flipped:
-                    self._add_logit_error(ref, back)
-                ref_up, back_up = _upsample(ref, label_size)[0], _upsample(back, label_size)[0]
-                if flipped:
-                    ref_up, back_up = ref_up[:, :, ::-1], back_up[:, :, ::-1]
-                acc_ref = ref_up if acc_ref is None else acc_ref + ref_up
-                acc_back = back_up if acc_back is None else acc_back + back_up
-        return acc_ref.argmax(0), acc_back.argmax(0)
+                self._add_logit_error(ref_raw, back_raw)
+        return ref, back
 
     def _add_logit_error(self, ref: np.ndarray, back: np.ndarray) -> None:
         """Element-wise logits error of one image; for the FP32 logits gate, its ratio to the FP32 bound
@@ -256,15 +339,17 @@ class ParityEngine:
     def add(self, name: str, image: np.ndarray, label: np.ndarray | None) -> float:
         """Score one image; returns its pixel agreement."""
         size = label.shape if label is not None else image.shape[:2]
-        ref, back = self._predict(image, size)
+        ref, back = self._predict(name, image, size)
         if ref.max(initial=0) >= self.num_classes or back.max(initial=0) >= self.num_classes:
             raise UsageError(
                 f"predictions have class ids >= {self.num_classes}: the artifact and the checkpoint "
                 "disagree on the class count"
             )
         if label is not None:
-            self.conf_ref += confusion_matrix(ref, label, self.num_classes)
-            self.conf_back += confusion_matrix(back, label, self.num_classes)
+            self.labels.add(name, label)
+            ignore = self.labels.ignore_index
+            self.conf_ref += confusion_matrix(ref, label, self.num_classes, ignore_index=ignore)
+            self.conf_back += confusion_matrix(back, label, self.num_classes, ignore_index=ignore)
         else:
             self.has_labels = False
         self.conf_agree += confusion_matrix(back, ref, self.num_classes, ignore_index=None)
@@ -326,7 +411,15 @@ class ParityEngine:
                 f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)"
             )
         logit_gate = None
-        if self.tolerance.atol is not None and self.logit_count:
+        if self.tolerance.atol is not None and not self.logit_count and self.logits_missing:
+            logit_gate = {
+                "tolerance": f"max|backend - PyTorch| <= {self.tolerance.atol:g} + {self.tolerance.rtol:g} x "
+                "max|PyTorch logit| per image (as export verification)",
+                "passed": None,
+                "skipped": "the saved reference has no logits: save it with --reference-logits to run the FP32 "
+                "logits gate",
+            }
+        elif self.tolerance.atol is not None and self.logit_count:
             error, bound = self.logit_worst
             logit_gate = {
                 "tolerance": f"max|backend - PyTorch| <= {self.tolerance.atol:g} + {self.tolerance.rtol:g} x "
@@ -370,5 +463,6 @@ class ParityEngine:
                 "boundary_width_px": self.boundary_width,
             },
             failed_gates=failed,
+            labels_out_of_range=self.labels.summary(),
             worst=[{"name": r.name, "pixel_agreement": r.agreement} for r in self.worst_records()],
         )

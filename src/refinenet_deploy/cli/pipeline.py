@@ -1,0 +1,140 @@
+"""``rfdeploy pipeline``: a checkpoint to a validated deployment bundle, resumable, finished on each device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .app import _state, app, command_line, err, handle_errors, out
+
+DEFAULT_BUNDLE = Path("rfdeploy-bundle")
+
+
+@app.command("pipeline")
+@handle_errors
+def pipeline_cmd(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="TOML config (same settings as the options), or a bundle folder to resume."),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Checkpoint (default: the bundled demo model).")
+    ] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="Architecture, or auto (from the checkpoint).")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled validation images (default: synthetic, made here).")
+    ] = None,
+    calib_data: Annotated[
+        Path | None, typer.Option("--calib-data", help="Calibration images for INT8 (default: synthetic).")
+    ] = None,
+    calib_images: Annotated[
+        int | None, typer.Option("--calib-images", help="Calibration images used (default 128: past the knee).")
+    ] = None,
+    targets: Annotated[
+        str | None,
+        typer.Option(
+            "--targets",
+            help="Comma-separated targets (e.g. cpu-openvino-int8,gpu-trt-fp16) or groups: cpu, demo, all.",
+        ),
+    ] = None,
+    input_size: Annotated[str | None, typer.Option("--input-size", help="HxW the models are built for.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help=f"Bundle folder (default: {DEFAULT_BUNDLE}).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a bundle with its own settings (on a device: finish it).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo every step, even unchanged ones.")] = False,
+) -> None:
+    """Export, calibrate, build, check parity and benchmark every target into one bundle, with a report and a
+    manifest. Steps are keyed by their inputs: a second run skips what did not change. Targets this machine cannot
+    finish are left "pending on device" with the commands that finish them.
+
+    Examples:
+      rfdeploy pipeline                                   # the demo: bundled checkpoint, synthetic data
+      rfdeploy pipeline --checkpoint model.pth --data val/ --calib-data calib/ --targets cpu,gpu-trt-int8 -o out/
+      rfdeploy pipeline deploy.toml -o out/
+      rfdeploy pipeline --resume out/                     # on the GPU machine or the Jetson
+    """
+    from ..operations.pipeline import Pipeline, load_bundle_config, load_config, make_config
+    from ..operations.pipeline.run import check_bundle_path
+
+    file_settings: dict = {}
+    bundle = output
+    if config is not None and config.is_dir():
+        if bundle is not None and bundle.resolve() != config.resolve():
+            raise typer.BadParameter("give the bundle once: as the argument or as -o")
+        bundle, resume = config, True
+    elif config is not None:
+        file_settings = load_config(config)
+    bundle = bundle or DEFAULT_BUNDLE
+    if resume:
+        file_settings = {**load_bundle_config(bundle), **file_settings}
+    overrides = {
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "arch": arch,
+        "data": str(data) if data else None,
+        "calib_data": str(calib_data) if calib_data else None,
+        "calib_images": calib_images,
+        "targets": targets,
+        "input_size": input_size,
+    }
+    cfg = make_config(file_settings, overrides)
+    for what, path in (("--checkpoint", checkpoint), ("--data", data), ("--calib-data", calib_data)):
+        if path is not None and not path.exists():
+            from ..errors import UsageError
+
+            raise UsageError(f"{what}: not found: {path}")
+    check_bundle_path(bundle, [checkpoint, data, calib_data, config])
+
+    def progress(msg: str) -> None:
+        if not _state["quiet"]:
+            err.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+    def warn(msg: str) -> None:
+        err.print(f"warning: {msg}", markup=False, highlight=False, soft_wrap=True)
+
+    result = Pipeline(cfg, bundle, force=force, progress=progress, warn=warn, command=command_line()).run()
+    _print_summary(result)
+    code = result.exit_code
+    if code == 3:
+        failed = [o.target.name for o in result.outcomes if o.status == "failed gate"]
+        err.print(
+            f"error: parity gate failed for {', '.join(failed)} (see {bundle}/report.md)", markup=False, soft_wrap=True
+        )
+    elif code:
+        failed = [o for o in result.outcomes if o.error is not None]
+        err.print(
+            f"error: {failed[0].target.name}: {failed[0].error.message}", markup=False, highlight=False, soft_wrap=True
+        )
+    raise typer.Exit(code)
+
+
+def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
+    from ..operations.pipeline.summary import COLUMNS, summary_rows
+
+    rows = summary_rows(result.outcomes, [result.baseline] if result.baseline else [])
+    table = Table(title=f"bundle {result.bundle}", title_justify="left")
+    for c in COLUMNS:
+        left = c in ("target", "status")
+        table.add_column(c, justify="left" if left else "right", no_wrap=left)
+    for r in rows:
+        style = {"done": None, "pending on device": "yellow"}.get(r["status"], "red")
+        table.add_row(*(str(r[c]) for c in COLUMNS), style=style)
+    out.print(table)
+    for r in rows:
+        if r["status"] == "pending on device":
+            out.print(
+                f"{r['target']}: {r['reason']}. On that device, run in the bundle:", highlight=False, soft_wrap=True
+            )
+            for c in r["commands"]:
+                out.print(f"  {c}", markup=False, highlight=False, soft_wrap=True)
+    counts = f"{len(result.ran)} steps ran, {len(result.skipped)} up to date"
+    if result.imported:
+        counts += f", {len(result.imported)} results imported"
+    err.print(counts, highlight=False)
+    written = [*result.report, result.manifest]
+    err.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,796 @@
+"""``rfdeploy pipeline``: a checkpoint to a validated deployment bundle, one keyed step at a time.
+
+The plan is a list of steps (data, export, reference, FP16/Q-DQ ONNX, then per target: build, parity, bench; last the
+report and the manifest). Each step declares its inputs, settings and outputs; ``BundleState`` skips it when
+nothing changed. A step this machine cannot do (no GPU, no TensorRT, not a Jetson, no PyTorch) leaves its target
+"pending on device" with the exact commands that finish it; ``rfdeploy pipeline --resume BUNDLE`` on that device
+runs them (no PyTorch needed there: parity reads the saved reference) and merges the results.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ... import __version__
+from ...artifacts import (
+    probe_output,
+    read_metadata,
+    sha256_file,
+    sidecar_path,
+    staged_dir,
+    utc_now,
+    write_json_atomic,
+)
+from ...errors import RefineNetDeployError, UsageError
+from . import capabilities as caps
+from .bundle import BundleLock, BundleState, digest_path, step_key
+from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[4] / "demo" / "rf_lw_mbv2_synth.safetensors"
+CONFIG_FILE = "pipeline.json"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA = "refinenet-deploy/bundle-manifest"
+BASELINE = "cpu-torch-fp32"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Step:
+    """One unit of work. ``blocked`` says why this machine cannot do it (None: it can)."""
+
+    id: str
+    title: str
+    inputs: dict[str, Path]
+    settings: dict[str, Any]
+    outputs: list[Path]
+    action: Callable[[], dict[str, Any] | None]
+    target: str | None = None
+    blocked: str | None = None
+    commands: list[str] = field(default_factory=list)
+    optional_inputs: tuple[str, ...] = ()  # inputs that need not travel with the bundle (calibration images)
+
+
+@dataclass
+class TargetOutcome:
+    target: Target
+    status: str = "done"  # done | pending on device | failed gate | failed
+    reason: str | None = None
+    commands: list[str] = field(default_factory=list)
+    parity: dict[str, Any] | None = None
+    bench: dict[str, Any] | None = None
+    predicted: dict[str, Any] | None = None
+    error: RefineNetDeployError | None = None
+
+
+@dataclass
+class PipelineResult:
+    bundle: Path
+    outcomes: list[TargetOutcome]
+    ran: list[str]
+    skipped: list[str]
+    imported: list[str]
+    baseline: dict[str, Any] | None
+    report: list[Path]
+    manifest: Path
+
+    @property
+    def exit_code(self) -> int:
+        errors = [o.error for o in self.outcomes if o.error is not None]
+        if any(o.status == "failed gate" for o in self.outcomes):
+            return 3
+        return errors[0].exit_code if errors else 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        bundle: str | Path,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+        warn: Progress | None = None,
+        command: str = "",
+    ) -> None:
+        self.config = config
+        self.bundle = Path(bundle)
+        self.force = force
+        self.progress = progress or (lambda _msg: None)
+        self.warn = warn or (lambda _msg: None)
+        self.command = command
+        self.here = caps.Capabilities.detect()
+
+    # ----------------------------------------------------------------------------------------- layout
+    def p(self, *parts: str) -> Path:
+        return self.bundle.joinpath(*parts)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.p("checkpoint", Path(self.config.checkpoint or DEMO_CHECKPOINT).name)
+
+    @property
+    def val_dir(self) -> Path:
+        return self.p("data", "val")
+
+    @property
+    def calib_dir(self) -> Path:
+        return self.p("data", "calib") if self.config.calib_data is None else Path(self.config.calib_data)
+
+    @property
+    def onnx(self) -> Path:
+        return self.p("models", "model.onnx")
+
+    @property
+    def onnx_fp16(self) -> Path:
+        return self.p("models", "model.fp16.onnx")
+
+    @property
+    def onnx_int8(self) -> Path:
+        return self.p("models", "model.int8.onnx")
+
+    @property
+    def reference(self) -> Path:
+        return self.p("reference")
+
+    def target_dir(self, name: str) -> Path:
+        return self.p("targets", name)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.bundle.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    # ----------------------------------------------------------------------------------------- plan
+    def plan(self) -> list[Step]:
+        cfg, targets = self.config, self.config.target_list
+        steps: list[Step] = []
+        source_ckpt = Path(cfg.checkpoint) if cfg.checkpoint else DEMO_CHECKPOINT
+        steps.append(
+            Step(
+                "checkpoint",
+                f"copy the checkpoint {source_ckpt.name} into the bundle",
+                {"checkpoint": source_ckpt},
+                {},
+                [self.checkpoint],
+                lambda: self._copy_file(source_ckpt, self.checkpoint),
+                optional_inputs=("checkpoint",),
+            )
+        )
+        steps.append(self._data_step("val", cfg.data, cfg.synth_val_images, seed=cfg.seed + 7, split="val"))
+        need_int8 = any(t.precision == "int8" for t in targets)
+        if need_int8 and cfg.calib_data is None:
+            steps.append(self._data_step("calib", None, cfg.synth_calib_images, seed=cfg.seed + 11, split="train"))
+        steps.append(self._export_step())
+        steps.append(self._reference_step())
+        need_qdq = any(t.precision == "int8" and t.runtime != "openvino" for t in targets)
+        need_fp16 = any(t.precision == "fp16" and t.device in ("gpu", "jetson") and t.engine for t in targets)
+        if need_fp16:
+            steps.append(self._fp16_step())
+        if need_qdq:
+            steps.append(self._calibrate_step())
+        for t in targets:
+            steps += self._target_steps(t)
+        if caps.has_torch():
+            steps.append(self._bench_step(BASELINE, self.checkpoint, device="cpu"))
+        return steps
+
+    # ----------------------------------------------------------------------------------------- steps: shared
+    def _copy_file(self, src: Path, dest: Path) -> None:
+        if not src.is_file():
+            raise UsageError(f"checkpoint not found: {src}")
+        with staged_dir(dest.parent, "copy") as tmp:
+            tmp.mkdir()
+            if dest.parent.is_dir():
+                for f in dest.parent.iterdir():
+                    if f.name != dest.name:
+                        shutil.copy2(f, tmp / f.name)
+            shutil.copyfile(src, tmp / dest.name)
+
+    def _data_step(self, name: str, source: str | None, num: int, *, seed: int, split: str) -> Step:
+        out = self.p("data", name)
+        h, w = self.config.input_size
+        if source is not None:
+            src = Path(source)
+
+            def copy() -> None:
+                if not src.is_dir():
+                    raise UsageError(f"--data: not a folder: {src}")
+                with staged_dir(out, "copy") as tmp:
+                    shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+
+            return Step(
+                f"data:{name}",
+                f"copy the {name} images into the bundle",
+                {"data": src},
+                {},
+                [out],
+                copy,
+                optional_inputs=("data",),
+            )
+
+        def synth() -> None:
+            from ...data.synth import write_synth_dataset
+
+            with staged_dir(out, "synth") as tmp:
+                write_synth_dataset(tmp, num, h, w, seed, split=split)
+
+        settings = {"num": num, "size": [h, w], "seed": seed, "split": split}
+        return Step(
+            f"data:{name}", f"synthesise {num} {name} scenes ({h}x{w}, seed {seed})", {}, settings, [out], synth
+        )
+
+    def _export_step(self) -> Step:
+        h, w = self.config.input_size
+        settings = {"arch": self.config.arch, "input_size": [h, w], "simplify": "auto", "verify_images": 4}
+
+        def run() -> dict[str, Any]:
+            from ...backends.torch.exporter import ExportSpec
+            from ..export import export_onnx
+
+            spec = ExportSpec(
+                arch=self.config.arch,
+                input_size=(h, w),
+                data=str(self.val_dir),
+                trt_check=False,  # the pipeline builds its engines itself
+            )
+            export_onnx(self.checkpoint, self.onnx, spec, command=self.command)
+            return {}
+
+        return Step(
+            "export",
+            f"export the ONNX at {h}x{w}, verified against PyTorch",
+            {"checkpoint": self.checkpoint, "val": self.val_dir},
+            settings,
+            [self.onnx, sidecar_path(self.onnx)],
+            run,
+            blocked=None if caps.has_torch() else "needs PyTorch (pip install 'refinenet-deploy[export]')",
+        )
+
+    def _parity_settings(self) -> dict[str, Any]:
+        return {"num_images": self.config.val_images, "scales": [1.0], "flip": False}
+
+    def _reference_step(self) -> Step:
+        def run() -> dict[str, Any]:
+            from ..parity import save_reference
+
+            save_reference(
+                self.checkpoint,
+                self.val_dir,
+                self.reference,
+                num_images=self.config.val_images,
+                input_size=self.config.input_size,
+                reference_logits=True,
+            )
+            return {}
+
+        return Step(
+            "reference",
+            "the PyTorch reference on the validation images (computed once; parity on devices reads it)",
+            {"checkpoint": self.checkpoint, "val": self.val_dir},
+            {**self._parity_settings(), "input_size": list(self.config.input_size)},
+            [self.reference],
+            run,
+            blocked=None if caps.has_torch() else "needs PyTorch (pip install 'refinenet-deploy[export]')",
+        )
+
+    def _fp16_step(self) -> Step:
+        def run() -> dict[str, Any]:
+            from ...artifacts import sidecar, staged_artifact
+            from ...enums import Precision
+            from ..build_trt import embed_metadata, fp16_onnx
+
+            with staged_artifact(self.onnx_fp16, "fp16") as stage:
+                record = fp16_onnx(self.onnx, stage.model)
+                meta = sidecar(
+                    "onnx", Precision.FP16, source=read_metadata(self.onnx), command=self.command, conversion=record
+                )
+                embed_metadata(stage.model, meta)
+                stage.commit(meta)
+            return record
+
+        return Step(
+            "onnx:fp16",
+            "the FP16 ONNX (FP32 inputs/outputs) that TensorRT builds strongly typed",
+            {"onnx": self.onnx},
+            {},
+            [self.onnx_fp16, sidecar_path(self.onnx_fp16)],
+            run,
+            blocked=None if caps.has_module("onnxconverter_common") else "needs onnxconverter-common ([export])",
+        )
+
+    def _calibrate_step(self) -> Step:
+        cfg = self.config
+
+        def run() -> dict[str, Any]:
+            from ..calibrate import calibrate_onnx
+
+            if cfg.calib_images < FEW_CALIB_IMAGES:
+                self.warn(f"{cfg.calib_images} calibration images is few: {CALIB_GUIDANCE}")
+            calibrate_onnx(
+                self.onnx,
+                self.calib_dir,
+                self.onnx_int8,
+                num_images=cfg.calib_images,
+                producer=cfg.calib_producer,
+                command=self.command,
+            )
+            return {}
+
+        blocked = None if caps.has_module("modelopt") or cfg.calib_producer == "ort" else "needs nvidia-modelopt"
+        from ..calibrate import calibration_manifest_path
+
+        return Step(
+            "calibrate",
+            f"the Q/DQ INT8 ONNX ({cfg.calib_producer}, {cfg.calib_images} calibration images)",
+            {"onnx": self.onnx, "calib": self.calib_dir},
+            {"num_images": cfg.calib_images, "producer": cfg.calib_producer},
+            [self.onnx_int8, sidecar_path(self.onnx_int8), calibration_manifest_path(self.onnx_int8)],
+            run,
+            blocked=blocked,
+            optional_inputs=("calib",),
+        )
+
+    # ----------------------------------------------------------------------------------------- steps: targets
+    def artifact_for(self, t: Target) -> Path:
+        if t.runtime == "onnxruntime":
+            return self.onnx_int8 if t.precision == "int8" else self.onnx
+        if t.runtime == "torch":
+            return self.checkpoint
+        suffix = ".xml" if t.runtime == "openvino" else ".engine"
+        return self.target_dir(t.name) / f"model{suffix}"
+
+    def _target_steps(self, t: Target) -> list[Step]:
+        steps: list[Step] = []
+        artifact = self.artifact_for(t)
+        if t.runtime == "openvino":
+            steps.append(self._openvino_step(t, artifact))
+        elif t.engine:
+            steps.append(self._trt_step(t, artifact))
+        device = caps.DEVICE_OF[t.device]
+        steps.append(self._parity_step(t, artifact, device))
+        steps.append(self._bench_step(t.name, artifact, device=device, target=t))
+        return steps
+
+    def _openvino_step(self, t: Target, out: Path) -> Step:
+        cfg = self.config
+
+        def run() -> dict[str, Any]:
+            from ..build_openvino import convert_openvino
+
+            kwargs: dict[str, Any] = {}
+            if t.precision == "int8":
+                kwargs = {"data": self.calib_dir, "num_images": cfg.calib_images}
+            convert_openvino(self.onnx, out, precision=t.precision, command=self.command, **kwargs)
+            return {}
+
+        inputs = {"onnx": self.onnx}
+        settings: dict[str, Any] = {"precision": t.precision}
+        if t.precision == "int8":
+            inputs["calib"] = self.calib_dir
+            settings["num_images"] = cfg.calib_images
+        return Step(
+            f"build:{t.name}",
+            f"build the OpenVINO IR ({t.precision})",
+            inputs,
+            settings,
+            [out, out.with_suffix(".bin"), sidecar_path(out)],
+            run,
+            target=t.name,
+            blocked=None
+            if caps.has_module("openvino")
+            else "needs OpenVINO (pip install 'refinenet-deploy[openvino]')",
+            optional_inputs=("calib",),
+        )
+
+    def _engine_source(self, t: Target) -> Path:
+        if t.precision == "int8":
+            return self.onnx_int8
+        return self.onnx if t.device == "rtx" else self.onnx_fp16
+
+    def trt_command(self, t: Target) -> list[str]:
+        source, out = self._engine_source(t), self.artifact_for(t)
+        argv = ["rfdeploy", "build", "trt", self.rel(source), f"--{t.precision}", "-o", self.rel(out)]
+        argv += ["--library", "tensorrt-rtx" if t.device == "rtx" else "tensorrt"]
+        if t.runtime == "dla":
+            h, w = self.config.input_size
+            argv += ["--dla-core", "0", "--gpu-fallback", "--input-size", f"{h}x{w}"]
+        return argv
+
+    def _trt_step(self, t: Target, out: Path) -> Step:
+        source = self._engine_source(t)
+
+        def run() -> dict[str, Any]:
+            from ..build_trt import build_engine
+
+            h, w = self.config.input_size
+            build_engine(
+                source,
+                out,
+                precision=t.precision,
+                library="tensorrt-rtx" if t.device == "rtx" else "tensorrt",
+                dla_core=0 if t.runtime == "dla" else None,
+                gpu_fallback=True,
+                input_size=(h, w) if t.runtime == "dla" else None,
+                command=" ".join(self.trt_command(t)),
+            )
+            return {}
+
+        blocked = self.here.why_cannot_build(t)
+        return Step(
+            f"build:{t.name}",
+            f"build the {'TensorRT-RTX' if t.device == 'rtx' else 'TensorRT'} engine ({t.precision})",
+            {"onnx": source},
+            {"precision": t.precision, "runtime": t.runtime, "device": t.device},
+            [out, sidecar_path(out)],
+            run,
+            target=t.name,
+            blocked=blocked,
+            commands=[_join(self.trt_command(t))],
+        )
+
+    def parity_command(self, t: Target, artifact: Path, device: str) -> list[str]:
+        argv = ["rfdeploy", "parity", self.rel(self.reference), self.rel(artifact), "--data", self.rel(self.val_dir)]
+        if t.runtime == "torch":
+            argv += ["--device", device, "--precision", t.precision]
+        argv += ["--json", self.rel(self.target_dir(t.name) / "parity.json")]
+        return argv
+
+    def _parity_step(self, t: Target, artifact: Path, device: str) -> Step:
+        out = self.target_dir(t.name) / "parity.json"
+
+        def run() -> dict[str, Any]:
+            from ..parity import validate_parity
+
+            report = validate_parity(
+                self.reference,
+                artifact,
+                self.val_dir,
+                num_images=self.config.val_images,
+                max_miou_drop=self.config.max_miou_drop,
+                min_agreement=self.config.min_agreement,
+                **caps.parity_device_kwargs(t, device),
+            )
+            doc = report.to_dict()
+            doc["artifact"] = self.rel(artifact)
+            doc["target"] = t.name
+            write_json_atomic(out, doc)
+            return {"passed": report.passed}
+
+        return Step(
+            f"parity:{t.name}",
+            "parity against the PyTorch reference",
+            {"reference": self.reference, "artifact": artifact, "val": self.val_dir},
+            {**self._parity_settings(), "gates": [self.config.max_miou_drop, self.config.min_agreement]},
+            [out],
+            run,
+            target=t.name,
+            blocked=self.here.why_cannot_run(t),
+            commands=[_join(self.parity_command(t, artifact, device))],
+        )
+
+    def bench_command(self, name: str, artifact: Path, device: str, t: Target | None) -> list[str]:
+        h, w = self.config.input_size
+        argv = ["rfdeploy", "bench", self.rel(artifact), "--device", device, "--input-size", f"{h}x{w}"]
+        if t is not None and t.runtime == "torch":
+            argv += ["--precision", t.precision]
+        argv += ["--warmup", str(self.config.warmup), "--iterations", str(self.config.iterations)]
+        return [*argv, "--json", self.rel(self.target_dir(name) / "bench.json")]
+
+    def _bench_step(self, name: str, artifact: Path, *, device: str, target: Target | None = None) -> Step:
+        out = self.target_dir(name) / "bench.json"
+        cfg = self.config
+
+        def run() -> dict[str, Any]:
+            from ..bench import benchmark
+
+            doc = benchmark(
+                artifact,
+                device=device,
+                input_size=cfg.input_size,
+                warmup=cfg.warmup,
+                iterations=cfg.iterations,
+                **caps.bench_device_kwargs(target, device),
+            )
+            doc["artifact"] = self.rel(artifact)
+            doc["target"] = name
+            write_json_atomic(out, doc)
+            return {}
+
+        return Step(
+            f"bench:{name}",
+            "latency" + (" of the PyTorch baseline" if target is None else ""),
+            {"artifact": artifact},
+            {"input_size": list(cfg.input_size), "warmup": cfg.warmup, "iterations": cfg.iterations, "device": device},
+            [out],
+            run,
+            target=target.name if target else None,
+            blocked=self.here.why_cannot_run(target) if target else None,
+            commands=[_join(self.bench_command(name, artifact, device, target))],
+        )
+
+    # ----------------------------------------------------------------------------------------- run
+    def run(self) -> PipelineResult:
+        self.bundle.mkdir(parents=True, exist_ok=True)
+        with BundleLock(self.bundle) as lock:
+            if lock.stale_taken_over:
+                self.warn(f"took over a lock left by a pipeline that is gone (pid {lock.stale_taken_over.get('pid')})")
+            return self._run_locked()
+
+    def _run_locked(self) -> PipelineResult:
+        state = BundleState(self.bundle)
+        write_json_atomic(self.p(CONFIG_FILE), self._bundle_config())
+        steps = self.plan()
+        ran: list[str] = []
+        skipped: list[str] = []
+        imported: list[str] = []
+        failed_targets: dict[str, RefineNetDeployError] = {}
+        failed_shared: RefineNetDeployError | None = None
+        pending: dict[str, list[Step]] = {}
+        for i, step in enumerate(steps, 1):
+            label = f"[{i}/{len(steps)}] {step.id}"
+            if step.target and step.target in failed_targets:
+                continue
+            if failed_shared is not None:
+                continue  # a step every target needs failed: nothing after it can be trusted
+            digests = self._digests(step)
+            key = None if digests is None else step_key(step.id, step.settings, digests)
+            if not self.force and state.is_current(step.id, key, step.outputs):
+                skipped.append(step.id)
+                self.progress(f"{label}: up to date")
+                continue
+            if step.blocked is not None or digests is None:
+                if self._import_result(state, step, key):
+                    imported.append(step.id)
+                    self.progress(f"{label}: imported {', '.join(self.rel(o) for o in step.outputs)}")
+                    continue
+                if step.target is not None:
+                    pending.setdefault(step.target, []).append(step)
+                    self.progress(f"{label}: pending on device ({step.blocked or 'inputs not in the bundle'})")
+                    continue
+                if step.blocked is not None and all(o.exists() for o in step.outputs):
+                    skipped.append(step.id)  # done elsewhere; this machine cannot redo it
+                    self.progress(f"{label}: kept (this machine {step.blocked})")
+                    continue
+                err = UsageError(
+                    f"step {step.id} cannot run here ({step.blocked or 'its inputs are missing'}) and the bundle "
+                    "has no result for it"
+                )
+                failed_shared = failed_shared or err
+                self.progress(f"{label}: cannot run: {err.message}")
+                continue
+            self.progress(f"{label}: {step.title}")
+            started = time.perf_counter()
+            try:
+                info = step.action() or {}
+            except RefineNetDeployError as exc:
+                self.progress(f"{label}: failed: {exc.message}")
+                if step.target is not None:
+                    failed_targets[step.target] = exc
+                else:
+                    failed_shared = exc
+                continue
+            info["seconds"] = round(time.perf_counter() - started, 1)
+            state.record(step.id, key or "", [o for o in step.outputs if o.exists()], info=info)
+            ran.append(step.id)
+            self.progress(f"{label}: done in {info['seconds']:.1f} s")
+        outcomes = self._outcomes(pending, failed_targets, failed_shared)
+        baseline = _read_json(self.target_dir(BASELINE) / "bench.json")
+        report = self._report(state, outcomes, baseline)
+        manifest = self._manifest(state, outcomes)
+        return PipelineResult(self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest)
+
+    def _digests(self, step: Step) -> dict[str, str] | None:
+        """Digests of the step's inputs; None when one that must travel is missing (then the recorded outputs
+        are trusted if they still hash to what was recorded)."""
+        digests: dict[str, str] = {}
+        for name, path in step.inputs.items():
+            d = digest_path(path)
+            if d is None:
+                if name in step.optional_inputs:
+                    return None
+                return None
+            digests[name] = d
+        return digests
+
+    def _import_result(self, state: BundleState, step: Step, key: str | None) -> bool:
+        """A result JSON that another machine (or a person) put into the bundle for a step this machine cannot run."""
+        if not step.id.startswith(("parity:", "bench:", "build:")) or not step.outputs:
+            return False
+        if not all(o.is_file() for o in step.outputs):
+            return False
+        if step.id.startswith(("parity:", "bench:")):
+            doc = _read_json(step.outputs[0])
+            want = "parity" if step.id.startswith("parity:") else "bench"
+            if not isinstance(doc, dict) or want not in str(doc.get("schema", "")):
+                self.warn(f"{self.rel(step.outputs[0])}: not a {want} result from rfdeploy; ignored")
+                return False
+        state.record(step.id, key or "imported", step.outputs, how="imported")
+        return True
+
+    # ----------------------------------------------------------------------------------------- results
+    def _outcomes(
+        self,
+        pending: dict[str, list[Step]],
+        failed: dict[str, RefineNetDeployError],
+        failed_shared: RefineNetDeployError | None,
+    ) -> list[TargetOutcome]:
+        outcomes = []
+        for t in self.config.target_list:
+            o = TargetOutcome(t)
+            o.parity = _read_json(self.target_dir(t.name) / "parity.json")
+            o.bench = _read_json(self.target_dir(t.name) / "bench.json")
+            if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
+                exc = failed.get(t.name) or failed_shared
+                o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
+            elif t.name in pending:
+                steps = pending[t.name]
+                o.status = "pending on device"
+                o.reason = steps[0].blocked or "inputs not in the bundle"
+                o.commands = [c for s in steps for c in s.commands]
+                o.commands.append(f"rfdeploy pipeline --resume {shlex.quote(str(self.bundle))}")
+                o.predicted = self._predicted(t)
+            elif o.parity is not None and not o.parity.get("passed", False):
+                o.status = "failed gate"
+                o.reason = "; ".join(o.parity.get("failed_gates") or []) or "parity gate failed"
+            outcomes.append(o)
+        return outcomes
+
+    def _predicted(self, t: Target) -> dict[str, Any] | None:
+        """The CPU's view of a target that runs elsewhere: the same Q/DQ model in ONNX Runtime."""
+        if t.precision != "int8":
+            return None
+        doc = _read_json(self.target_dir("cpu-onnxruntime-int8") / "parity.json")
+        if not doc:
+            return None
+        return {
+            "by": "cpu-onnxruntime-int8 (the same Q/DQ ONNX in ONNX Runtime on this CPU)",
+            "miou_drop_points": doc.get("miou_drop_points"),
+            "pixel_agreement": doc.get("pixel_agreement"),
+        }
+
+    def result_files(self) -> list[Path]:
+        files = []
+        for d in sorted(self.p("targets").glob("*")) if self.p("targets").is_dir() else []:
+            files += [f for f in (d / "bench.json", d / "parity.json") if f.is_file()]
+        return files
+
+    def _report(self, state: BundleState, outcomes: list[TargetOutcome], baseline: dict | None) -> list[Path]:
+        from .summary import summary_markdown
+
+        files = self.result_files()
+        md, html = self.p("report.md"), self.p("report.html")
+        digests = {self.rel(f): sha256_file(f) for f in files}
+        summary = summary_markdown(outcomes, baseline, self.rel)
+        key = step_key("report", {"summary": summary}, digests)
+        outputs = [p for p in (md, html) if p.exists()]
+        if not self.force and outputs and state.is_current("report", key, outputs):
+            return outputs
+        written: list[Path] = []
+        if files:
+            from ..report import make_report
+
+            try:
+                _, _, written_md = make_report(files, md)
+                _, _, written_html = make_report(files, html)
+                written = [md, html]
+            except RefineNetDeployError as exc:
+                self.warn(f"report: {exc.message}")
+        text = md.read_text() if md.exists() and written else ""
+        from ...artifacts import write_atomic
+
+        write_atomic(md, lambda tmp: tmp.write_text(summary + "\n" + text))
+        written = sorted({md, *written})
+        state.record("report", key, [p for p in written if p.exists()])
+        return written
+
+    def _manifest(self, state: BundleState, outcomes: list[TargetOutcome]) -> Path:
+        artifacts = []
+        seen: set[str] = set()
+        for rec_id, rec in sorted(state.steps.items()):
+            for rel_path, sha in rec.outputs.items():
+                path = self.bundle / rel_path
+                if rel_path in seen or not path.is_file():
+                    continue
+                seen.add(rel_path)
+                entry: dict[str, Any] = {"path": rel_path, "sha256": sha, "bytes": path.stat().st_size, "step": rec_id}
+                side = sidecar_path(path)
+                if path.suffix in (".onnx", ".xml", ".engine") and side.is_file():
+                    try:
+                        meta = read_metadata(path)
+                        entry["provenance"] = meta.get("provenance")
+                        entry["precision"] = meta.get("precision")
+                    except RefineNetDeployError:
+                        pass
+                if rel_path.endswith("parity.json"):
+                    doc = _read_json(path) or {}
+                    entry["gates"] = {
+                        "passed": doc.get("passed"),
+                        "failed": doc.get("failed_gates"),
+                        "gates": doc.get("gates"),
+                    }
+                artifacts.append(entry)
+        targets = {}
+        for o in outcomes:
+            targets[o.target.name] = {
+                "summary": o.target.summary,
+                "status": o.status,
+                "reason": o.reason,
+                "artifact": self.rel(self.artifact_for(o.target)),
+                "commands": o.commands or None,
+                "predicted_on_cpu": o.predicted,
+                "p50_ms": _p50(o.bench),
+                "miou_drop_points": (o.parity or {}).get("miou_drop_points"),
+                "pixel_agreement": (o.parity or {}).get("pixel_agreement"),
+                "gates_passed": (o.parity or {}).get("passed"),
+            }
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "schema_version": 1,
+            "tool_version": __version__,
+            "updated": utc_now(),
+            "config": CONFIG_FILE,
+            "targets": targets,
+            "artifacts": artifacts,
+        }
+        return write_json_atomic(self.p(MANIFEST_FILE), manifest)
+
+    def _bundle_config(self) -> dict[str, Any]:
+        d = self.config.to_dict()
+        d["checkpoint"] = self.rel(self.checkpoint)
+        d["source_checkpoint"] = self.config.checkpoint or "demo"
+        d["data"] = self.rel(self.val_dir)
+        d["calib_data"] = self.rel(self.calib_dir) if self.config.calib_data is None else self.config.calib_data
+        d["source_data"] = self.config.data
+        return d
+
+
+def _join(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _p50(bench: dict[str, Any] | None) -> float | None:
+    if not bench:
+        return None
+    compute = bench.get("compute_only") or {}
+    return compute.get("p50_ms")
+
+
+def load_bundle_config(bundle: Path) -> dict[str, Any]:
+    """The settings a bundle was made with (for ``--resume``), paths resolved against the bundle."""
+    path = bundle / CONFIG_FILE
+    doc = _read_json(path)
+    if doc is None:
+        raise UsageError(f"{bundle} is not a pipeline bundle (no readable {CONFIG_FILE}). Pass -o BUNDLE to make one")
+    settings = {k: v for k, v in doc.items() if k not in ("checkpoint", "data", "calib_data", "source_checkpoint")}
+    src = doc.get("source_checkpoint")
+    if src and src != "demo":
+        settings["checkpoint"] = src
+    calib = doc.get("calib_data")
+    if calib and not str(calib).startswith("data/"):
+        settings["calib_data"] = calib
+    data = doc.get("source_data")
+    if data:
+        settings["data"] = data
+    return settings
+
+
+def check_bundle_path(bundle: Path, inputs: list[Path | None]) -> None:
+    """Refuse (exit 2) a bundle path that is a file, an input, or cannot be written, before any work."""
+    probe_output(bundle, inputs=inputs, what="-o", kind="dir")

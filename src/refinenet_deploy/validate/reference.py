@@ -1,0 +1,362 @@
+"""A saved PyTorch reference for parity: the reference side computed once, compared with artifacts anywhere.
+
+``rfdeploy parity CKPT [ARTIFACT] --data DIR --save-reference REF.npz`` stores, per image, the class map the
+PyTorch model predicts (after exactly the post-processing parity applies: static-size resize, test-time
+augmentation, bilinear upsampling to the label size, argmax) and, where asked, the raw scale-1 logits (which the
+FP32 logits gate needs). ``rfdeploy parity REF.npz ARTIFACT --data DIR`` then compares an artifact against it on a
+machine without PyTorch.
+
+Format: a ``.npz`` (a zip of ``.npy`` arrays, read with ``allow_pickle=False``; nothing is ever unpickled) with
+one ``manifest.json`` member: the checkpoint's SHA-256, the model (arch, classes, normalisation), the settings
+(scales, flip, input size, input format, head, normalisation), every image and label file with its SHA-256, the
+tool version and a ``digest`` over all of that, which is also the key of the automatic reference cache. The file
+is written atomically (``artifacts.write_atomic``). This module imports neither PyTorch nor a backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..artifacts import ensure_parent, remove_created, sha256_file, utc_now, write_atomic
+from ..data.datasets import Sample
+from ..errors import IncompatibleArtifactError
+
+REFERENCE_SCHEMA = "refinenet-deploy/parity-reference"
+REFERENCE_SCHEMA_VERSION = 1
+REFERENCE_SUFFIX = ".npz"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """What decides the reference's predictions besides the checkpoint and the data.
+
+    ``normalization`` is the mean/std dict used, or ``"checkpoint"`` in a cache key (the checkpoint's own, fixed
+    by its SHA-256), so that a cached reference is found before PyTorch is imported."""
+
+    scales: tuple[float, ...]
+    flip: bool
+    static_size: tuple[int, int] | None
+    input_format: str
+    head: str
+    normalization: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scales"] = [float(s) for s in self.scales]
+        d["static_size"] = list(self.static_size) if self.static_size else None
+        return d
+
+
+def is_reference(path: str | Path) -> bool:
+    """True for a saved reference (``.npz``) rather than a checkpoint."""
+    return Path(path).suffix.lower() == REFERENCE_SUFFIX
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/refinenet-deploy/parity-references`` (``~/.cache/...`` when the variable is unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "refinenet-deploy" / "parity-references"
+
+
+def cache_entry(cache_dir: str | Path, digest: str) -> Path:
+    return Path(cache_dir) / f"{digest}{REFERENCE_SUFFIX}"
+
+
+# --------------------------------------------------------------------------------------------- fingerprints
+def fingerprint_samples(samples: Sequence[Sample], root: str | Path) -> list[dict[str, Any]]:
+    """Each sample's name, image and label paths (relative to the dataset root) and their SHA-256, in dataset order."""
+    root = Path(root)
+
+    def rel(p: Path | None) -> str | None:
+        if p is None:
+            return None
+        try:
+            return Path(p).relative_to(root).as_posix()
+        except ValueError:
+            return Path(p).name
+
+    return [
+        {
+            "name": s.name,
+            "image": rel(s.image_path),
+            "image_sha256": sha256_file(s.image_path),
+            "label": rel(s.label_path),
+            "label_sha256": sha256_file(s.label_path) if s.label_path is not None else None,
+        }
+        for s in samples
+    ]
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def data_digest(files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Digests of the sorted image list and of the labels (``None`` when there are none)."""
+    images = sorted((f["image"], f["image_sha256"]) for f in files)
+    labels = sorted((f["label"], f["label_sha256"]) for f in files if f["label"] is not None)
+    return {"count": len(files), "images_sha256": _sha(images), "labels_sha256": _sha(labels) if labels else None}
+
+
+def reference_digest(
+    checkpoint_sha256: str, files: Sequence[Mapping[str, Any]], settings: ReferenceSettings, versions: Mapping[str, Any]
+) -> str:
+    """The key of a reference: checkpoint, data (every file's bytes, in order), settings, tool and torch versions."""
+    return _sha(
+        {
+            "schema_version": REFERENCE_SCHEMA_VERSION,
+            "checkpoint_sha256": checkpoint_sha256,
+            "files": [[f["name"], f["image_sha256"], f["label_sha256"]] for f in files],
+            "settings": settings.to_dict(),
+            "versions": dict(versions),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------- writing
+class ReferenceWriter:
+    """Streams predictions into a staging zip beside ``output``; ``finish`` writes the manifest and puts the file
+    in place atomically; ``abort`` removes the staging file. Memory does not grow with the dataset."""
+
+    def __init__(self, output: str | Path, manifest: Mapping[str, Any], *, with_logits: bool) -> None:
+        self.output = Path(output)
+        self.manifest = dict(manifest)
+        self.with_logits = with_logits
+        self.images: list[dict[str, Any]] = []
+        self._created = ensure_parent(self.output)
+        fd, name = tempfile.mkstemp(dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".partial")
+        os.close(fd)
+        self._staging = Path(name)
+        self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
+
+    def _put(self, key: str, array: np.ndarray, compress: bool) -> None:
+        info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        with self._zip.open(info, "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+    def add(self, name: str, class_map: np.ndarray, raw: np.ndarray | None) -> None:
+        i = len(self.images)
+        dtype = np.uint8 if int(class_map.max(initial=0)) < 256 else np.int32
+        self._put(f"map_{i:05d}", class_map.astype(dtype), compress=True)
+        entry: dict[str, Any] = {"name": name, "map": f"map_{i:05d}", "shape": list(class_map.shape), "logits": None}
+        if self.with_logits and raw is not None:
+            self._put(f"logits_{i:05d}", np.asarray(raw, dtype=np.float32), compress=False)
+            entry["logits"] = f"logits_{i:05d}"
+        self.images.append(entry)
+
+    def finish(self, **extra: Any) -> dict[str, Any]:
+        manifest = {
+            **self.manifest,
+            **extra,
+            "has_logits": bool(self.images) and all(e["logits"] for e in self.images),
+            "images": self.images,
+        }
+        try:
+            info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            self._zip.writestr(info, json.dumps(manifest, indent=1))
+            self._zip.close()
+            write_atomic(self.output, lambda tmp: shutil.copyfile(self._staging, tmp))
+        except BaseException:
+            self.abort()
+            raise
+        self._staging.unlink(missing_ok=True)
+        return manifest
+
+    def abort(self) -> None:
+        try:
+            self._zip.close()
+        finally:
+            self._staging.unlink(missing_ok=True)
+            if not self.output.exists():
+                remove_created(self._created)
+
+
+def new_manifest(
+    *,
+    checkpoint: str | Path,
+    checkpoint_sha256: str,
+    model: Mapping[str, Any],
+    settings: ReferenceSettings,
+    key_settings: ReferenceSettings,
+    files: Sequence[Mapping[str, Any]],
+    data: str | Path,
+    split: str | None,
+    versions: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The manifest of a new reference (``ReferenceWriter.finish`` adds the per-image entries)."""
+    return {
+        "schema": REFERENCE_SCHEMA,
+        "schema_version": REFERENCE_SCHEMA_VERSION,
+        "tool_version": __version__,
+        "created": utc_now(),
+        "digest": reference_digest(checkpoint_sha256, files, key_settings, versions),
+        "checkpoint": {"file": Path(checkpoint).name, "sha256": checkpoint_sha256},
+        "model": dict(model),
+        "settings": settings.to_dict(),
+        "data": {"root": str(data), "split": split, **data_digest(files), "files": list(files)},
+        "versions": dict(versions),
+    }
+
+
+# --------------------------------------------------------------------------------------------- reading
+class SavedReference:
+    """A saved reference opened for reading; ``prediction(i, name)`` gives the i-th image's class map and logits."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise IncompatibleArtifactError(
+                f"reference not found: {self.path}. Pass a file saved with --save-reference"
+            )
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                manifest = json.loads(zf.read(MANIFEST))
+            self._npz = np.load(self.path, allow_pickle=False)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise IncompatibleArtifactError(
+                f"{self.path} is not a parity reference ({type(exc).__name__}). "
+                "Save one with: rfdeploy parity CKPT --data DIR --save-reference REF.npz"
+            ) from exc
+        if not isinstance(manifest, dict) or manifest.get("schema") != REFERENCE_SCHEMA:
+            raise IncompatibleArtifactError(f"{self.path} is not a parity reference (no {REFERENCE_SCHEMA} manifest)")
+        if manifest.get("schema_version") != REFERENCE_SCHEMA_VERSION:
+            raise IncompatibleArtifactError(
+                f"{self.path} has reference schema version {manifest.get('schema_version')}; this rfdeploy reads "
+                f"{REFERENCE_SCHEMA_VERSION}. Save the reference again with this version"
+            )
+        self.manifest: dict[str, Any] = manifest
+        self.images: list[dict[str, Any]] = list(manifest.get("images") or [])
+        self.has_logits = bool(manifest.get("has_logits"))
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest.get("digest"))
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return dict(self.manifest.get("model") or {})
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.manifest.get("settings") or {})
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return list((self.manifest.get("data") or {}).get("files") or [])
+
+    def _array(self, key: str) -> np.ndarray:
+        try:
+            return self._npz[key]
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise IncompatibleArtifactError(
+                f"{self.path}: array {key} is missing or unreadable ({type(exc).__name__}). Save the reference again"
+            ) from exc
+
+    def prediction(self, index: int, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        if index >= len(self.images) or self.images[index]["name"] != name:
+            raise IncompatibleArtifactError(
+                f"image {index} ({name}) is not in the reference {self.path.name}. Save the reference from this data"
+            )
+        entry = self.images[index]
+        class_map = self._array(entry["map"])
+        if class_map.ndim != 2 or not np.issubdtype(class_map.dtype, np.integer):
+            raise IncompatibleArtifactError(f"{self.path}: {entry['map']} is not a class map. Save the reference again")
+        logits = self._array(entry["logits"]) if entry.get("logits") else None
+        if logits is not None and logits.dtype != np.float32:
+            raise IncompatibleArtifactError(f"{self.path}: {entry['logits']} is not float32. Save the reference again")
+        return class_map.astype(np.int64), logits
+
+    def close(self) -> None:
+        self._npz.close()
+
+    def __enter__(self) -> SavedReference:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _first(items: Sequence[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def reference_differences(
+    ref: SavedReference,
+    *,
+    files: Sequence[Mapping[str, Any]],
+    settings: ReferenceSettings,
+    num_classes: int | None,
+    all_images: bool,
+) -> list[str]:
+    """What differs between a saved reference and this run: data files or bytes, settings, classes. Empty when
+    compatible. ``all_images``: the run covers the whole dataset, so the image count must match exactly."""
+    diffs = []
+    saved = ref.settings
+    wanted = settings.to_dict()
+    for key in ("scales", "flip", "static_size", "input_format", "head", "normalization"):
+        if saved.get(key) != wanted.get(key):
+            label = {"static_size": "input size", "input_format": "input format"}.get(key, key)
+            diffs.append(f"{label}: reference {saved.get(key)}, here {wanted.get(key)}")
+    ref_classes = ref.model.get("num_classes")
+    if num_classes is not None and ref_classes is not None and ref_classes != num_classes:
+        diffs.append(f"classes: reference {ref_classes}, artifact {num_classes}")
+    saved_files = ref.files
+    if len(files) > len(saved_files) or (all_images and len(files) != len(saved_files)):
+        diffs.append(f"images: reference {len(saved_files)}, data {len(files)}")
+    saved_by_name = {f["name"]: f for f in saved_files}
+    here_names = {f["name"] for f in files}
+    missing = [f["name"] for f in files if f["name"] not in saved_by_name]
+    extra = [f["name"] for f in saved_files[: len(files)] if f["name"] not in here_names]
+    if missing:
+        diffs.append(f"images not in the reference: {_first(missing)}")
+    if extra:
+        diffs.append(f"reference images not in the data: {_first(extra)}")
+    changed = [
+        f"{f['name']} ({'image' if f['image_sha256'] != saved_by_name[f['name']]['image_sha256'] else 'label'})"
+        for f in files
+        if f["name"] in saved_by_name
+        and (
+            f["image_sha256"] != saved_by_name[f["name"]]["image_sha256"]
+            or f["label_sha256"] != saved_by_name[f["name"]]["label_sha256"]
+        )
+    ]
+    if changed:
+        diffs.append(f"file bytes differ: {_first(changed)}")
+    order = [f["name"] for f in files] == [f["name"] for f in saved_files[: len(files)]]
+    if not (missing or extra or order):
+        diffs.append("images are in another order")
+    return diffs
+
+
+def check_reference(
+    ref: SavedReference,
+    *,
+    files: Sequence[Mapping[str, Any]],
+    settings: ReferenceSettings,
+    num_classes: int | None,
+    all_images: bool,
+) -> None:
+    """Refuse (``IncompatibleArtifactError``, exit 7) a reference made from other data or settings, naming what
+    differs."""
+    diffs = reference_differences(ref, files=files, settings=settings, num_classes=num_classes, all_images=all_images)
+    if diffs:
+        raise IncompatibleArtifactError(
+            f"the reference {ref.path.name} was made from other data or settings: " + "; ".join(diffs),
+            hint="save a reference for this data and these settings: "
+            "rfdeploy parity CKPT [ARTIFACT] --data DIR --save-reference REF.npz",
+        )

@@ -1,0 +1,100 @@
+"""Pipeline configuration: targets, TOML files and their validation (exit 2 naming the key or value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refinenet_deploy.errors import UsageError
+from refinenet_deploy.operations.pipeline.config import (
+    CPU_TARGETS,
+    DEMO_TARGETS,
+    TARGETS,
+    load_config,
+    make_config,
+    parse_targets,
+)
+
+
+def test_issue_targets_are_all_known() -> None:
+    named = [
+        "cpu-onnxruntime-fp32",
+        "cpu-onnxruntime-int8",
+        "cpu-openvino-fp32",
+        "cpu-openvino-fp16",
+        "cpu-openvino-int8",
+        "rtx-trt-fp16",
+        "rtx-trt-int8",
+        "gpu-trt-fp16",
+        "gpu-trt-int8",
+        "jetson-trt-fp16",
+        "jetson-trt-int8",
+        "jetson-dla-int8",
+        "gpu-torch-fp16",
+    ]
+    assert set(named) == set(TARGETS)
+    assert [t.name for t in parse_targets(",".join(named))] == named
+
+
+def test_groups_expand_without_duplicates() -> None:
+    assert tuple(t.name for t in parse_targets("cpu")) == CPU_TARGETS
+    assert tuple(t.name for t in parse_targets("demo,cpu-openvino-fp32")) == DEMO_TARGETS
+    assert {t.device for t in parse_targets("cpu")} == {"cpu"}
+
+
+@pytest.mark.parametrize("text", ["gpu-openvino-fp32", "cpu-onnxruntime-fp8", "", " , "])
+def test_bad_targets_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        parse_targets(text)
+    assert exc.value.exit_code == 2
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "deploy.toml"
+    p.write_text(text)
+    return p
+
+
+def test_config_file_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "m.safetensors").write_bytes(b"x")
+    cfg_file = write(
+        tmp_path,
+        'checkpoint = "m.safetensors"\ntargets = ["cpu-onnxruntime-fp32", "gpu-trt-int8"]\ninput_size = "96x128"\n'
+        "[gates]\nmax_miou_drop = 0.5\n[calibration]\nnum_images = 150\n[bench]\niterations = 5\n",
+    )
+    cfg = make_config(load_config(cfg_file), {"iterations": 7})
+    assert cfg.checkpoint == str((tmp_path / "m.safetensors").resolve())
+    assert cfg.targets == ("cpu-onnxruntime-fp32", "gpu-trt-int8")
+    assert cfg.input_size == (96, 128)
+    assert (cfg.max_miou_drop, cfg.calib_images, cfg.iterations) == (0.5, 150, 7)  # the command line wins
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("colour = 3\n", "unknown key 'colour'"),
+        ("[gates]\nmax_drop = 1\n", "gates.'max_drop'"),
+        ("[extras]\na = 1\n", "unknown table [extras]"),
+        ("gates = 3\n", "[gates] must be a table"),
+        ("[calibration]\nnum_images = -5\n", "calib_images: -5 is out of range"),
+        ("[calibration]\nnum_images = 1.5\n", "expected an integer"),
+        ("[gates]\nmin_agreement = 250.0\n", "min_agreement: 250.0 is out of range"),
+        ("[gates]\nmax_miou_drop = nan\n", "max_miou_drop: nan is out of range"),
+        ("[bench]\niterations = true\n", "expected an integer"),
+        ('input_size = "100000x100000"\n', "input_size"),
+        ('targets = ["cpu-foo-fp32"]\n', "unknown target"),
+        ('[calibration]\nproducer = "magic"\n', "calibration.producer"),
+        ("this is = not toml [\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        make_config(load_config(write(tmp_path, text)), {})
+    assert exc.value.exit_code == 2
+    assert words in exc.value.message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")

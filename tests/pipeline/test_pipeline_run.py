@@ -1,0 +1,178 @@
+"""``rfdeploy pipeline`` end to end on the demo checkpoint (small settings): the bundle, its manifest, skipping
+unchanged steps, targets pending on a device with the commands that finish them, merging a result made
+elsewhere, and resuming after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from refinenet_deploy.artifacts import sha256_file
+from refinenet_deploy.operations.pipeline import Pipeline, make_config
+from refinenet_deploy.operations.pipeline.capabilities import has_module
+
+pytestmark = pytest.mark.slow
+
+TARGETS = "cpu-onnxruntime-fp32,cpu-onnxruntime-int8,cpu-openvino-fp32,jetson-trt-int8,gpu-trt-fp16,gpu-torch-fp16"
+SMALL = {
+    "targets": TARGETS,
+    "input_size": "64x64",
+    "synth_val_images": 6,
+    "synth_calib_images": 8,
+    "calib_images": 8,
+    "warmup": 1,
+    "iterations": 3,
+}
+
+
+def run(bundle: Path, **overrides) -> object:
+    cfg = make_config({}, {**SMALL, **overrides})
+    return Pipeline(cfg, bundle).run()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    path = tmp_path_factory.mktemp("pipeline") / "bundle"
+    result = run(path)
+    return path, result
+
+
+def statuses(result) -> dict[str, str]:  # noqa: ANN001
+    return {o.target.name: o.status for o in result.outcomes}
+
+
+def test_cpu_targets_finish_and_device_targets_are_pending(bundle) -> None:  # noqa: ANN001
+    path, result = bundle
+    st = statuses(result)
+    assert st["cpu-onnxruntime-fp32"] == st["cpu-onnxruntime-int8"] == st["cpu-openvino-fp32"] == "done"
+    for name in ("jetson-trt-int8", "gpu-trt-fp16", "gpu-torch-fp16"):
+        assert st[name] == "pending on device"
+    # what this machine could make for them is in the bundle
+    for rel in ("models/model.onnx", "models/model.fp16.onnx", "models/model.int8.onnx", "reference"):
+        assert (path / rel).exists(), rel
+    jetson = next(o for o in result.outcomes if o.target.name == "jetson-trt-int8")
+    assert any(c.startswith("rfdeploy build trt models/model.int8.onnx --int8") for c in jetson.commands)
+    assert any(c.startswith("rfdeploy parity reference targets/jetson-trt-int8/model.engine") for c in jetson.commands)
+    assert jetson.commands[-1].startswith("rfdeploy pipeline --resume")
+    assert jetson.predicted and jetson.predicted["miou_drop_points"] is not None
+    gpu16 = next(o for o in result.outcomes if o.target.name == "gpu-trt-fp16")
+    assert any("models/model.fp16.onnx --fp16" in c for c in gpu16.commands)
+    assert result.exit_code == 0
+
+
+def test_manifest_hashes_match_and_paths_are_relative(bundle) -> None:  # noqa: ANN001
+    path, _ = bundle
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["artifacts"]
+    for entry in manifest["artifacts"]:
+        assert not Path(entry["path"]).is_absolute() and ".." not in entry["path"]
+        assert sha256_file(path / entry["path"]) == entry["sha256"], entry["path"]
+    onnx = next(e for e in manifest["artifacts"] if e["path"] == "models/model.onnx")
+    assert onnx["provenance"]["tool"] == "refinenet-deploy"
+    parity = next(e for e in manifest["artifacts"] if e["path"] == "targets/cpu-onnxruntime-int8/parity.json")
+    assert parity["gates"]["passed"] is True
+    assert manifest["targets"]["jetson-trt-int8"]["status"] == "pending on device"
+    assert manifest["targets"]["jetson-trt-int8"]["commands"]
+    report = (path / "report.md").read_text()
+    assert "jetson-trt-int8" in report and "pending on device" in report
+
+
+def test_second_run_skips_every_step(bundle) -> None:  # noqa: ANN001
+    path, first = bundle
+    t0 = time.perf_counter()
+    again = run(path)
+    elapsed = time.perf_counter() - t0
+    assert again.ran == [], again.ran
+    assert set(again.skipped) >= set(first.ran)
+    print(f"second run: {elapsed:.1f} s")
+
+
+def test_changed_setting_redoes_only_what_depends_on_it(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    path, _ = bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    again = run(copy, iterations=4, targets="cpu-onnxruntime-fp32")
+    assert again.ran == ["bench:cpu-onnxruntime-fp32", "bench:cpu-torch-fp32"]
+
+
+def test_result_made_elsewhere_is_merged_on_resume(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    path, _ = bundle
+    copy = tmp_path / "moved"  # the bundle travels: relative paths only
+    shutil.copytree(path, copy)
+    target = copy / "targets" / "jetson-trt-int8"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("parity.json", "bench.json"):  # stand-ins for what the Jetson wrote (hand-made, labelled)
+        doc = json.loads((copy / "targets" / "cpu-onnxruntime-int8" / name).read_text())
+        doc["note"] = "hand-made test result standing in for a Jetson run"
+        (target / name).write_text(json.dumps(doc))
+    result = run(copy)
+    assert statuses(result)["jetson-trt-int8"] == "done"
+    assert {"parity:jetson-trt-int8", "bench:jetson-trt-int8"} <= set(result.imported)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["targets"]["jetson-trt-int8"]["status"] == "done"
+    assert manifest["targets"]["jetson-trt-int8"]["p50_ms"] is not None
+    assert (
+        "targets/jetson-trt-int8/parity.json" in (copy / "report.md").read_text()
+        or "jetson-trt-int8" in (copy / "report.md").read_text()
+    )
+
+
+def test_a_non_result_file_is_not_imported(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    path, _ = bundle
+    copy = tmp_path / "junk"
+    shutil.copytree(path, copy)
+    target = copy / "targets" / "gpu-trt-fp16"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "parity.json").write_text("[]")
+    (target / "bench.json").write_text('{"schema": "something-else"}')
+    result = run(copy)
+    assert statuses(result)["gpu-trt-fp16"] == "pending on device"
+
+
+@pytest.mark.skipif(not has_module("openvino"), reason="needs OpenVINO")
+def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    path, _ = bundle
+    killed = tmp_path / "killed"
+    argv = [sys.executable, "-m", "refinenet_deploy.cli", "pipeline", "-o", str(killed)]
+    for key, value in SMALL.items():
+        if key in ("targets", "input_size", "calib_images"):
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+    cfg = {k: v for k, v in SMALL.items() if k not in ("targets", "input_size", "calib_images")}
+    toml = tmp_path / "small.toml"
+    toml.write_text(
+        f"[synth]\nval_images = {cfg['synth_val_images']}\ncalib_images = {cfg['synth_calib_images']}\n"
+        f"[bench]\nwarmup = {cfg['warmup']}\niterations = {cfg['iterations']}\n"
+    )
+    argv.insert(4, str(toml))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / ".pipeline" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:  # kill while the INT8 model is being made
+        if state.is_file() and '"export"' in state.read_text():
+            time.sleep(1.0)
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Traceback" not in resumed.stderr
+    left = [p for p in killed.rglob(".*") if p.name not in (".pipeline", "state.json")]
+    assert not [p for p in left if p.name != "lock" and ".pipeline" not in p.parts], left
+    assert not (killed / ".pipeline" / "lock").exists()
+    manifest = json.loads((killed / "manifest.json").read_text())
+    reference = json.loads((path / "manifest.json").read_text())
+    assert {t: v["status"] for t, v in manifest["targets"].items()} == {
+        t: v["status"] for t, v in reference["targets"].items()
+    }
+    files = {e["path"] for e in manifest["artifacts"]}
+    assert files == {e["path"] for e in reference["artifacts"]}
+    assert sha256_file(killed / "models/model.onnx") == sha256_file(path / "models/model.onnx")
