@@ -70,7 +70,7 @@ def test_core_install_runs_the_device_side_flow(tmp_path: Path) -> None:
     # the device-side flow, inside the bundle (relative paths)
     b = rf("bench", "models/model.onnx", "--warmup", "1", "--iterations", "2", "--json", "dev-bench.json")
     assert b.returncode == 0, b.stderr[-2000:]
-    p = rf("parity", "reference", "models/model.onnx", "--data", "data/val", "--json", "dev-parity.json")
+    p = rf("parity", "reference.npz", "models/model.onnx", "--data", "data/val", "--json", "dev-parity.json")
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads((bundle / "dev-parity.json").read_text())["pixel_agreement"] > 0.99
     r = rf("report", "dev-bench.json", "dev-parity.json", "-o", "dev-report.md")

@@ -56,11 +56,13 @@ def test_cpu_targets_finish_and_device_targets_are_pending(bundle) -> None:  # n
     for name in ("jetson-trt-int8", "gpu-trt-fp16", "gpu-torch-fp16"):
         assert st[name] == "pending on device"
     # what this machine could make for them is in the bundle
-    for rel in ("models/model.onnx", "models/model.fp16.onnx", "models/model.int8.onnx", "reference"):
+    for rel in ("models/model.onnx", "models/model.fp16.onnx", "models/model.int8.onnx", "reference.npz"):
         assert (path / rel).exists(), rel
     jetson = next(o for o in result.outcomes if o.target.name == "jetson-trt-int8")
     assert any(c.startswith("rfdeploy build trt models/model.int8.onnx --int8") for c in jetson.commands)
-    assert any(c.startswith("rfdeploy parity reference targets/jetson-trt-int8/model.engine") for c in jetson.commands)
+    assert any(
+        c.startswith("rfdeploy parity reference.npz targets/jetson-trt-int8/model.engine") for c in jetson.commands
+    )
     assert jetson.commands[-1].startswith("rfdeploy pipeline --resume")
     assert jetson.predicted and jetson.predicted["miou_drop_points"] is not None
     gpu16 = next(o for o in result.outcomes if o.target.name == "gpu-trt-fp16")

@@ -138,7 +138,7 @@ class Pipeline:
 
     @property
     def reference(self) -> Path:
-        return self.p("reference")
+        return self.p("reference.npz")  # validate.reference: a safe .npz with its manifest
 
     def target_dir(self, name: str) -> Path:
         return self.p("targets", name)
