@@ -75,7 +75,7 @@ def intermediate_onnx_path(output: str | Path) -> Path:
 
 # --------------------------------------------------------------------------------------------- shapes
 # --------------------------------------------------------------------------------------------- precision
-def _fp16_onnx(model: Path, out: Path) -> dict[str, Any]:
+def fp16_onnx(model: Path, out: Path) -> dict[str, Any]:
     """FP16 ONNX from an FP32 one (FP32 inputs/outputs), checked against it in ONNX Runtime on seeded inputs."""
     import onnx
 
@@ -295,8 +295,10 @@ def build_engine(
         if want == Precision.FP16 and source == Precision.FP32:
             step("converting the ONNX to FP16")
             onnx_used = stage.dir / f"{model.stem}.fp16.onnx"
-            onnx_record = {"file": onnx_used.name, **_fp16_onnx(model, onnx_used)}
-            _embed(onnx_used, sidecar("onnx", Precision.FP16, source=meta, command=command, conversion=onnx_record))
+            onnx_record = {"file": onnx_used.name, **fp16_onnx(model, onnx_used)}
+            embed_metadata(
+                onnx_used, sidecar("onnx", Precision.FP16, source=meta, command=command, conversion=onnx_record)
+            )
         elif needs_calibration and calibrator == "qdq":
             from .calibrate import calibrate_onnx
 
@@ -313,7 +315,7 @@ def build_engine(
                 command=command,
             )
             calibration = calibrated.metadata["calibration"]
-            _embed(onnx_used, calibrated.metadata)
+            embed_metadata(onnx_used, calibrated.metadata)
             onnx_record = {
                 "file": onnx_used.name,
                 "made_by": f"rfdeploy calibrate ({producer})",
@@ -396,7 +398,7 @@ def _refuse_collision(path: Path, written: Sequence[Path], what: str) -> None:
             raise UsageError(f"{what} {path} is also a file this build writes ({other.name}). Choose another path")
 
 
-def _embed(path: Path, meta: dict[str, Any]) -> None:
+def embed_metadata(path: Path, meta: dict[str, Any]) -> None:
     """Write ``meta`` into an intermediate ONNX's ``metadata_props``, so the copy kept beside the engine
     (``MODEL.engine.src.onnx``) says what it is."""
     import onnx
@@ -496,8 +498,3 @@ __all__ = [
     "summarize_layers",
     "trtexec_command",
 ]
-
-
-# the pipeline's FP16 ONNX step reuses these
-fp16_onnx = _fp16_onnx
-embed_metadata = _embed

@@ -55,7 +55,6 @@ class Step:
     target: str | None = None
     blocked: str | None = None
     commands: list[str] = field(default_factory=list)
-    optional_inputs: tuple[str, ...] = ()  # inputs that need not travel with the bundle (calibration images)
 
 
 @dataclass
@@ -162,7 +161,6 @@ class Pipeline:
                 {},
                 [self.checkpoint],
                 lambda: self._copy_file(source_ckpt, self.checkpoint),
-                optional_inputs=("checkpoint",),
             )
         )
         steps.append(self._data_step("val", cfg.data, cfg.synth_val_images, seed=cfg.seed + 7, split="val"))
@@ -214,7 +212,6 @@ class Pipeline:
                 {},
                 [out],
                 copy,
-                optional_inputs=("data",),
             )
 
         def synth() -> None:
@@ -336,7 +333,6 @@ class Pipeline:
             [self.onnx_int8, sidecar_path(self.onnx_int8), calibration_manifest_path(self.onnx_int8)],
             run,
             blocked=blocked,
-            optional_inputs=("calib",),
         )
 
     # ----------------------------------------------------------------------------------------- steps: targets
@@ -388,7 +384,6 @@ class Pipeline:
             blocked=None
             if caps.has_module("openvino")
             else "needs OpenVINO (pip install 'refinenet-deploy[openvino]')",
-            optional_inputs=("calib",),
         )
 
     def _engine_source(self, t: Target) -> Path:
@@ -595,8 +590,6 @@ class Pipeline:
         for name, path in step.inputs.items():
             d = digest_path(path)
             if d is None:
-                if name in step.optional_inputs:
-                    return None
                 return None
             digests[name] = d
         return digests
