@@ -3,4 +3,5 @@
 # for old habits; extra arguments are passed on (e.g. scripts/demo.sh -o demo-out --force).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -x .venv/bin/rfdeploy ]; then exec .venv/bin/rfdeploy pipeline "$@"; fi
 exec rfdeploy pipeline "$@"

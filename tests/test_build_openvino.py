@@ -56,7 +56,7 @@ def test_fp32_ir_matches_onnx_and_passes_parity(setup, tmp_path) -> None:
     # within the documented FP32 bound (the build exits 6 beyond it); kernels differ by ISA, so no fixed cap here
     check = meta["check"]
     assert 0 <= check["max_abs_error"] < 1e-2 and "max abs error <=" in check["tolerance"]
-    assert check["openvino_precision"] == "f32"
+    assert check["openvino_precision"] == "fp32"
     assert meta["provenance"]["versions"]["openvino"]
     report = validate_parity(setup["ckpt"], xml, setup["data"])
     assert report.passed and report.precision == "fp32" and report.agreement.pixel == pytest.approx(1.0, abs=1e-3)
@@ -183,5 +183,5 @@ def test_parity_gates_follow_the_precision_that_runs(setup, tmp_path) -> None:
     xml = _fp32_ir(setup, tmp_path)
     report = validate_parity(setup["ckpt"], xml, setup["data"], inference_precision="bf16")
     assert report.precision == "bf16"
-    assert report.context["runtime_precision"] in ("bf16", "f32")  # f32 on CPUs without bf16 units
+    assert report.context["runtime_precision"] in ("bf16", "fp32")  # fp32 on CPUs without bf16 units
     assert report.gates.max_miou_drop == 0.5  # the bf16 defaults, not FP32's

@@ -249,5 +249,5 @@ def test_openvino_ir_parity_and_recorded_precision(setup, tmp_path: Path) -> Non
     ov.save_model(ov.convert_model(str(setup["onnx"])), str(xml), compress_to_fp16=False)
     r = validate_parity(setup["ckpt"], xml, setup["data"], num_images=3)
     assert r.passed and r.context["runtime"] == "openvino"
-    assert r.context["runtime_precision"] == "f32"  # the runner pins the f32 hint and records what ran
+    assert r.context["runtime_precision"] == "fp32"  # the runner pins the f32 hint and records what ran
     _assert_fp32_parity(r, _reference_logit_bound(setup, num_images=3))

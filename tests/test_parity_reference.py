@@ -111,6 +111,25 @@ def test_parity_from_a_saved_reference_equals_live_parity(setup) -> None:
     assert saved["checkpoint_sha256"] == live["checkpoint_sha256"] and saved["artifact_from_this_checkpoint"]
 
 
+def test_a_checkpoint_runs_against_a_saved_reference_on_its_device(setup) -> None:
+    """The PyTorch baseline target (gpu-torch-fp16 in a pipeline): the checkpoint itself is the ARTIFACT, run in
+    PyTorch at --device/--precision against the FP32 reference saved earlier. Here on the CPU in FP32 it must agree
+    exactly; a GPU without CUDA, or --precision on an ONNX artifact, is refused before any work."""
+    same = validate_parity(setup["ref"], setup["ckpt"], setup["data"]).to_dict()
+    assert same["passed"] and same["runtime"] == "torch" and same["reference"]["source"] == "saved reference"
+    assert same["pixel_agreement"] == 1.0 and same["miou_drop_points"] == 0.0
+    import torch
+
+    if not torch.cuda.is_available():
+        res = _cli("parity", setup["ref"], setup["ckpt"], "--data", setup["data"], "--device", "gpu", "--precision",
+                   "fp16")  # fmt: skip
+        assert res.exit_code == 7 and "no CUDA GPU" in res.stderr, res.stderr
+    res = _cli("parity", setup["ref"], setup["onnx"], "--data", setup["data"], "--precision", "fp16")
+    assert res.exit_code == 2 and "runs in onnxruntime as built" in res.stderr, res.stderr
+    res = _cli("parity", setup["ref"], setup["onnx"], "--data", setup["data"], "--precision", "fp8")
+    assert res.exit_code == 2 and "--precision must be" in res.stderr, res.stderr
+
+
 def test_parity_from_a_saved_reference_in_an_environment_without_torch(setup, tmp_path: Path) -> None:
     (tmp_path / "block").mkdir()
     (tmp_path / "block" / "sitecustomize.py").write_text(BLOCKER)

@@ -154,6 +154,10 @@ def probe_output(
             for g in guarded:
                 if _same_file(target, g):
                     raise UsageError(f"{what} {target} would overwrite the input {g}. Choose another output path")
+            if inp.is_dir() and target.is_file() and _inside(target, inp):
+                raise UsageError(
+                    f"{what} {target} would overwrite a file of the input folder {inp}. Choose another output path"
+                )
     for target in targets:
         if kind == "file" and target.is_dir():
             raise UsageError(f"{what} {target} is a folder. Pass a file name")
@@ -170,6 +174,14 @@ def probe_output(
             f"{what} {output}: cannot write in {ancestor} ({exc.strerror}). Choose a writable path"
         ) from exc
     return output
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def ensure_parent(path: str | Path) -> list[Path]:

@@ -177,16 +177,19 @@ def test_parse_failure_names_the_node(tmp_path, monkeypatch) -> None:
     from onnx import TensorProto, helper
 
     _install(monkeypatch, "11.1.0")
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, None])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [1, 1, 1, -1])
     graph = helper.make_graph(
         [
             helper.make_node("Relu", ["input"], ["r"], name="ok"),
-            helper.make_node("Unique", ["r"], ["y"], name="labels_unique"),
+            helper.make_node("Unique", ["r"], ["u"], name="labels_unique"),
+            helper.make_node("Reshape", ["u", "shape"], ["y"], name="to_image"),
         ],
         "g",
         [x],
         [y],
+        [shape],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "u.onnx"))
     with pytest.raises(EngineBuildError, match="node 'labels_unique' \\(Unique\\)"):

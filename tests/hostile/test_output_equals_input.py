@@ -83,8 +83,8 @@ CASES = [
     ),  # fmt: skip
     _case(
         "report-chart-over-input",
-        ("report", "bench.json", "-o", "bench.md"),
-        "bench",
+        ("report", "bench.json", "bench_latency.png", "-o", "bench.md"),
+        "bench_latency.png",
         setup=_copy("bench.json", "bench_latency.png"),
     ),  # fmt: skip
     _case("synth-into-dataset", ("data", "synth", "data", "--num", "1", "--size", "48x48"), "data"),

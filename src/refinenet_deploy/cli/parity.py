@@ -79,6 +79,14 @@ def parity_cmd(
     strict_labels: Annotated[
         bool, typer.Option("--strict-labels", help="Exit 5 when labels have class ids outside the model's classes.")
     ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="A checkpoint ARTIFACT: run it in PyTorch on cpu | gpu (the reference: FP32)."),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="A checkpoint ARTIFACT: PyTorch precision fp32 | tf32 | fp16 | bf16."),
+    ] = "fp32",
 ) -> None:
     """Prove the deployed model still segments like PyTorch: mIoU drop, agreement, gates (exit 3 on failure).
 
@@ -90,6 +98,7 @@ def parity_cmd(
       rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 --num-images 500 --save-worst 8 worst/
       rfdeploy parity demo.safetensors --data synth-val --save-reference ref.npz --reference-logits
       rfdeploy parity ref.npz demo.onnx demo.int8.onnx --data synth-val
+      rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 --data synth-val
     """
     from ..operations.parity import (
         check_gate_options,
@@ -104,6 +113,10 @@ def parity_cmd(
     from ..validate.reference import default_cache_dir, is_reference
 
     models = list(models or [])
+    if precision not in ("fp32", "tf32", "fp16", "bf16"):
+        raise UsageError(f"--precision must be fp32, tf32, fp16 or bf16, got {precision!r}")
+    if device is not None and device not in ("cpu", "gpu"):
+        raise UsageError(f"--device must be cpu or gpu, got {device!r}")
     if inference_precision not in ("f32", "bf16", "f16"):
         raise UsageError(f"--inference-precision must be f32, bf16 or f16, got {inference_precision!r}")
     scales = parse_scales(multi_scale) if multi_scale is not None else None
@@ -190,6 +203,8 @@ def parity_cmd(
                     save_reference=save_reference if index == 0 else None,
                     reference_logits=reference_logits,
                     reference_cache=None if is_reference(checkpoint) else cache,
+                    device=device,
+                    torch_precision=precision,
                 )
             reports.append(report)
             _announce_reference(report.context.get("reference") or {}, Path(tmp))

@@ -83,11 +83,20 @@ def pipeline_cmd(
         "input_size": input_size,
     }
     cfg = make_config(file_settings, overrides)
+    from ..errors import CheckpointError, DataError
+
     for what, path in (("--checkpoint", checkpoint), ("--data", data), ("--calib-data", calib_data)):
         if path is not None and not path.exists():
-            from ..errors import UsageError
+            error = CheckpointError if what == "--checkpoint" else DataError
+            raise error(f"{what} {path}: not found. Check the path")  # a missing input is exit 5, like elsewhere
+    if cfg.checkpoint is None and not resume:
+        from ..operations.pipeline.run import DEMO_CHECKPOINT
 
-            raise UsageError(f"{what}: not found: {path}")
+        if not DEMO_CHECKPOINT.is_file():
+            raise CheckpointError(
+                "no --checkpoint given, and the demo checkpoint ships with the source checkout "
+                "(demo/rf_lw_mbv2_synth.safetensors), not with this install. Pass --checkpoint"
+            )
     check_bundle_path(bundle, [checkpoint, data, calib_data, config])
 
     def progress(msg: str) -> None:

@@ -115,14 +115,12 @@ def load_model(
     """Read ``checkpoint`` and load it strictly into ``arch`` (``"auto"``: inferred from the keys)."""
     raw = read_checkpoint(checkpoint)
     sd = raw.state_dict
-    meta_arch = raw.metadata.get("arch")
+    meta_arch = _metadata_arch(raw, chosen=arch)
+    source = "--arch"
     if arch == "auto":
-        if isinstance(meta_arch, str) and meta_arch in list_models(include_test=True) and not kwargs:
-            ranked = dict((n, s) for s, n in rank_architectures(sd))
-            arch = meta_arch if ranked.get(meta_arch) == 1.0 else infer_architecture(sd)
-        else:
-            arch = infer_architecture(sd)
-        log.info("architecture inferred from %s: %s", raw.path.name, arch)
+        arch = meta_arch or infer_architecture(sd)
+        source = "its metadata's arch" if meta_arch else "--arch auto"
+        log.info("architecture of %s: %s (from %s)", raw.path.name, arch, source)
     cfg = get_model_cfg(arch)
     clf = _classifier_key(arch)
     ckpt_classes = num_classes_from_state_dict(sd, clf)
@@ -147,15 +145,62 @@ def load_model(
             else None
         )
         raise CheckpointError(
-            f"checkpoint {raw.path.name} does not fit {arch} ({n_cls} classes): {report.describe()}. "
-            "Check --arch, or use --arch auto",
+            f"checkpoint {raw.path.name} does not fit {arch} ({n_cls} classes, from {source}): {report.describe()}. "
+            + ("Check --arch, or use --arch auto" if source == "--arch" else "Pass the right --arch"),
             hint=hint,
         )
+    class_names = _metadata_classes(raw, n_cls)
     check_tensor_values(sd, model, raw.path.name)
     norm = raw.metadata.get("normalization")
     norm_name = cfg.normalization if norm is None else check_normalization_metadata(norm, raw.path.name)
     model.load_state_dict(checkpoint_filter_fn(sd, model), strict=True)
     model.eval()
-    names = raw.metadata.get("class_names")
-    class_names = tuple(names) if isinstance(names, (list, tuple)) and len(names) == n_cls else None
     return LoadedModel(model, arch, n_cls, cfg.with_classes(n_cls, class_names), raw, class_names, str(norm_name))
+
+
+def _metadata_arch(raw: RawCheckpoint, chosen: str = "auto") -> str | None:
+    """The architecture a checkpoint's metadata names (None when it names none).
+
+    A name the tool does not know is a CheckpointError unless the user chose ``--arch``. Weights that do not fit the
+    named architecture fail the strict load that follows, with its key report and the closest architecture: a
+    checkpoint whose metadata contradicts its weights is mislabelled or damaged, and guessing would deploy the wrong
+    thing.
+    """
+    meta_arch = raw.metadata.get("arch")
+    if meta_arch is None:
+        return None
+    known = list_models(include_test=True)
+    if not isinstance(meta_arch, str) or meta_arch not in known:
+        if chosen != "auto":  # the user named the architecture: a foreign label in the metadata is only noted
+            log.warning(
+                "%s: ignoring unknown architecture %r in its metadata (--arch %s)", raw.path.name, meta_arch, chosen
+            )
+            return None
+        raise CheckpointError(
+            f"checkpoint {raw.path.name}: its metadata names architecture {str(meta_arch)[:60]!r}, which this tool "
+            "does not know. Pass --arch (see `rfdeploy models`) or fix the file's metadata"
+        )
+    return meta_arch
+
+
+def _metadata_classes(raw: RawCheckpoint, n_cls: int) -> tuple[str, ...] | None:
+    """The class names of a checkpoint's metadata, refused when they or its ``num_classes`` contradict the weights."""
+    meta_n = raw.metadata.get("num_classes")
+    if meta_n is not None and (isinstance(meta_n, bool) or not isinstance(meta_n, int) or meta_n != n_cls):
+        raise CheckpointError(
+            f"checkpoint {raw.path.name}: its metadata says num_classes={str(meta_n)[:20]} but the classifier has "
+            f"{n_cls} classes. Fix the file's metadata or re-save it from the training code"
+        )
+    names = raw.metadata.get("class_names")
+    if names is None:
+        return None
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(
+            f"checkpoint {raw.path.name}: metadata class_names must be a list of strings. Fix the file's metadata"
+        )
+    if len(names) != n_cls:
+        raise CheckpointError(
+            f"checkpoint {raw.path.name}: its metadata lists {len(names)} class names but the classifier has "
+            f"{n_cls} classes. Fix the file's metadata or re-save it from the training code"
+        )
+    return tuple(names)

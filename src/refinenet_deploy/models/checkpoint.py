@@ -79,7 +79,11 @@ def _read_pickle(path: Path) -> Any:
             f"cannot read checkpoint {path.name}: the PyTorch loader rejected it as not a plain tensor checkpoint."
             " Check that the file is complete, or re-save it as a state_dict or .safetensors"
         ) from exc
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except MemoryError as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path.name}: it declares more data than fits in memory. The file is corrupt"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - junk bytes make the weights-only unpickler fail in many ways
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise CheckpointError(
             f"cannot read checkpoint {path.name}: {first}. The file is corrupt or not a PyTorch checkpoint"
@@ -98,7 +102,7 @@ SAFE_GLOBAL_PREFIXES = (
 )
 
 
-def pickle_globals(path: Path, limit_bytes: int = 64 << 20) -> list[str]:
+def pickle_globals(path: Path, limit_bytes: int = 16 << 20) -> list[str]:
     """Names of the globals (functions/classes) a pickle would import, found by parsing only (never executing).
 
     Looks inside a zip-format torch file at ``*/data.pkl``; reads every pickle of the legacy format in turn.
@@ -108,11 +112,14 @@ def pickle_globals(path: Path, limit_bytes: int = 64 << 20) -> list[str]:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
-                data = zf.read(name) if name else b""
+                if name is None:
+                    return []
+                with zf.open(name) as member:  # streamed: a zip bomb stops at the limit
+                    data = member.read(limit_bytes)
         else:
             with open(path, "rb") as fh:
                 data = fh.read(limit_bytes)
-    except (OSError, zipfile.BadZipFile, KeyError):
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, NotImplementedError):
         return []
     found: list[str] = []
     stream = io.BytesIO(data)

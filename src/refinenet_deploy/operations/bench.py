@@ -38,7 +38,7 @@ from ..backends import open_runner, resolve_device, resolve_runtime
 from ..backends.base import BaseRunner
 from ..enums import Device, Runtime
 from ..environment import collect_environment
-from ..errors import DataError, UsageError
+from ..errors import DataError, ModelNotFoundError, UsageError
 from ..validate.latency import achieved_gmacs, latency_stats, throughput_stats
 from ..validate.timing import TimingPlan, compute_step, end_to_end_step, throughput_loop, time_loop
 
@@ -462,7 +462,7 @@ def benchmark(
     )
     artifact = Path(artifact)
     if not artifact.exists():
-        raise UsageError(f"artifact not found: {artifact}. Check the path")
+        raise ModelNotFoundError(f"artifact not found: {artifact}. Check the path")
     if json_out is not None and str(json_out) != "-":
         probe_output(json_out, inputs=[artifact, data], what="--json")
     if data is not None and not end_to_end:

@@ -37,7 +37,7 @@ from ..data.datasets import open_dataset
 from ..data.preprocessing import Normalization
 from ..enums import Runtime
 from ..environment import package_versions
-from ..errors import DataError, ParityError, UsageError
+from ..errors import DataError, ModelNotFoundError, ParityError, UsageError
 from ..validate.metrics import LabelRangeCounter
 from ..validate.parity_engine import ParityEngine, ParityReport, Predictor
 from ..validate.reference import (
@@ -268,6 +268,8 @@ def validate_parity(
     save_reference: str | Path | None = None,
     reference_logits: bool = False,
     reference_cache: str | Path | None = None,
+    device: str | None = None,
+    torch_precision: str = "fp32",
 ) -> ParityReport:
     """Run ``artifact`` and the PyTorch reference on the same inputs; return the parity report.
 
@@ -276,6 +278,8 @@ def validate_parity(
     ``IncompatibleArtifactError``, exit 7). ``scales``/``flip`` default to (1.0,)/False, or to the saved
     reference's. ``save_reference``: also write the live reference there (with logits if ``reference_logits``).
     ``reference_cache``: a folder where live references are cached by digest and reused.
+    ``device`` and ``torch_precision`` (fp32 | tf32 | fp16 | bf16) run a checkpoint ``artifact`` in PyTorch on that
+    device at that precision (the PyTorch FP16 GPU baseline, against an FP32 reference); the reference stays FP32.
 
     The report's ``passed`` is False when a gate failed; raising is the caller's choice (the CLI exits 3).
     """
@@ -286,13 +290,16 @@ def validate_parity(
         raise UsageError("--save-worst needs a count of at least 1 and a folder: --save-worst K DIR")
     artifact = Path(artifact)
     if not artifact.exists():
-        raise UsageError(f"artifact not found: {artifact}. Check the path")
+        raise ModelNotFoundError(f"artifact not found: {artifact}. Check the path")
     from_reference = is_reference(checkpoint)
     if from_reference and save_reference is not None:
         raise UsageError("--save-reference needs a checkpoint: this run compares with a saved reference already")
     kind = resolve_runtime(artifact, runtime)
-    if from_reference and kind == Runtime.TORCH:
-        raise UsageError("comparing a checkpoint with a saved reference is not supported; compare the checkpoints")
+    if kind != Runtime.TORCH and (torch_precision != "fp32" or device not in (None, "cpu")):
+        raise UsageError(
+            f"--device/--precision run a checkpoint in PyTorch; {artifact.name} runs in {kind.value} as built. "
+            "Drop them"
+        )
     meta = read_metadata(artifact) if kind != Runtime.TORCH else {}
     ds, n = _dataset(data, split, num_images)
 
@@ -314,15 +321,20 @@ def validate_parity(
     loaded = None
     source = "saved reference" if saved is not None else "PyTorch"
     if kind == Runtime.TORCH:
-        loaded = _load(checkpoint, threads)
-        default_norm = _checkpoint_normalization(loaded)
-        info = _model_info(loaded, default_norm)
+        if saved is None:
+            loaded = _load(checkpoint, threads)
+            default_norm = _checkpoint_normalization(loaded)
+            info = _model_info(loaded, default_norm)
         policy = InputPolicy.from_metadata(meta, default=default_norm)
         key_settings = _settings(policy, scales, flip, "checkpoint")
+        from ..backends import resolve_device
         from ..backends.torch import open_checkpoint
 
-        backend = open_checkpoint(artifact, policy=policy, arch=loaded.arch)
-        precision = "fp32"
+        backend = open_checkpoint(
+            artifact, policy=policy, arch=info["arch"], device=resolve_device(Runtime.TORCH, device)
+        )
+        backend.configure(precision=torch_precision)
+        precision = "fp32" if torch_precision in ("fp32", "tf32") else torch_precision
     else:
         backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision, meta=meta)
         precision = artifact_precision(artifact, meta).value

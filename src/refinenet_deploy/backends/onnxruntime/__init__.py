@@ -26,8 +26,10 @@ def open_onnxruntime(
                 "on a machine with an NVIDIA GPU",
                 hint="pip uninstall onnxruntime && pip install onnxruntime-gpu",
             )
-        return OnnxRuntimeRunner(Path(model), providers=[CUDA_PROVIDER], threads=threads, require=CUDA_PROVIDER)
-    return OnnxRuntimeRunner(Path(model), threads=threads)
+        return OnnxRuntimeRunner(
+            Path(model), providers=[CUDA_PROVIDER], threads=threads, require=CUDA_PROVIDER, image_model=True
+        )
+    return OnnxRuntimeRunner(Path(model), threads=threads, image_model=True)
 
 
 __all__ = ["CUDA_PROVIDER", "OnnxRuntimeRunner", "open_onnxruntime"]

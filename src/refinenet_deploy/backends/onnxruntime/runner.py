@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import IncompatibleArtifactError, MissingDependencyError
+from ...errors import IncompatibleArtifactError, InvalidModelError, MissingDependencyError
 from ..base import BaseRunner, TensorSpec
 
 _ORT_TYPES = {
@@ -31,12 +31,14 @@ class OnnxRuntimeRunner(BaseRunner):
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int | None = None,
         require: str | None = None,
+        image_model: bool = False,
     ) -> None:
         super().__init__()
         self._model = model
         self._providers = list(providers)
         self._threads = threads
         self._require = require  # a provider that must really run (ORT falls back to the CPU silently otherwise)
+        self._image_model = image_model  # a user's artifact: one rank-4 image input and an output, or exit 5
         self.session = None
 
     def _activate(self) -> list[TensorSpec]:
@@ -69,7 +71,26 @@ class OnnxRuntimeRunner(BaseRunner):
         for i in self.session.get_inputs():
             dims = tuple(d if isinstance(d, int) else None for d in i.shape)
             specs.append(TensorSpec(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)), dims))
+        self._check_graph(specs)
         return specs
+
+    def _check_graph(self, specs: list[TensorSpec]) -> None:
+        """A model without outputs, or (for a user's image model) without exactly one rank-4 input, is refused
+        before any work: InvalidModelError (exit 5) naming the file."""
+        name = Path(self._model).name if isinstance(self._model, (str, Path)) else "the model"
+        problem = None
+        if not self.session.get_outputs():
+            problem = "has no graph output"
+        elif self._image_model and len(specs) != 1:
+            problem = f"has {len(specs)} graph inputs; an image model has one"
+        elif self._image_model and len(specs[0].shape) != 4:
+            problem = (
+                f"input {specs[0].name!r} has rank {len(specs[0].shape)}; an image model takes a rank-4 tensor "
+                "(N, 3, H, W) or (N, H, W, 3)"
+            )
+        if problem:
+            self.session = None
+            raise InvalidModelError(f"{name} {problem}. Pass an image model exported by 'rfdeploy export onnx'")
 
     def _infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in self.session.get_outputs()]

@@ -311,7 +311,7 @@ class Pipeline:
             from ..calibrate import calibrate_onnx
 
             if cfg.calib_images < FEW_CALIB_IMAGES:
-                self.warn(f"{cfg.calib_images} calibration images is few: {CALIB_GUIDANCE}")
+                self.warn(f"{cfg.calib_images} calibration images (default {FEW_CALIB_IMAGES}): {CALIB_GUIDANCE}")
             calibrate_onnx(
                 self.onnx,
                 self.calib_dir,
@@ -456,6 +456,9 @@ class Pipeline:
             )
             doc = report.to_dict()
             doc["artifact"] = self.rel(artifact)
+            doc["data"] = self.rel(self.val_dir)
+            if isinstance(doc.get("reference"), dict) and doc["reference"].get("path"):
+                doc["reference"]["path"] = self.rel(Path(doc["reference"]["path"]))
             doc["target"] = t.name
             write_json_atomic(out, doc)
             return {"passed": report.passed}
@@ -629,7 +632,7 @@ class Pipeline:
                 o.status = "pending on device"
                 o.reason = steps[0].blocked or "inputs not in the bundle"
                 o.commands = [c for s in steps for c in s.commands]
-                o.commands.append(f"rfdeploy pipeline --resume {shlex.quote(str(self.bundle))}")
+                o.commands.append("rfdeploy pipeline --resume .")  # run in the bundle folder, wherever it is
                 o.predicted = self._predicted(t)
             elif o.parity is not None and not o.parity.get("passed", False):
                 o.status = "failed gate"

@@ -88,7 +88,13 @@ def summary_markdown(outcomes: Sequence[Any], baseline: dict[str, Any] | None, r
         ]
     notes = [r for r in rows if r["status"] != "done"]
     if notes:
-        lines += ["", "## Not done here", ""]
+        lines += [
+            "",
+            "## Not done here",
+            "",
+            "Pending targets: run these commands in the bundle folder on that device.",
+            "",
+        ]
         for r in notes:
             lines.append(f"- **{r['target']}**: {r['status']}" + (f" ({r['reason']})" if r["reason"] else ""))
             for c in r["commands"] or []:
