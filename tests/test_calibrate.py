@@ -214,3 +214,26 @@ def test_modelopt_reader_streams_one_image_at_a_time(setup) -> None:
     assert len(seen) == 5 and np.array_equal(seen[0], first)  # get_first does not consume
     reader.rewind()
     assert np.array_equal(reader.get_next()["input"], first)
+
+
+def test_an_int8_model_below_its_agreement_gate_is_not_written(setup, tmp_path: Path, monkeypatch) -> None:
+    """The self-check: the INT8 model is compared with the FP32 one on the calibration images, and below the gate
+    calibrate exits 6 naming the causes, writing nothing. This tiny model agrees 100 %, so the measured agreement is
+    replaced by a labelled test double (91 %, what an overflowing INT8 path measured in issue 12): the gate logic,
+    the exit code and the clean-up are what is tested here; the real measurement is checked in the sidecar."""
+    from refinenet_deploy.operations import calibrate as calibrate_ops
+
+    meta = json.loads((setup["root"] / "m.int8.meta.json").read_text())
+    assert meta["check"]["min_agreement"] == 0.97
+    assert meta["check"]["argmax_agreement_vs_fp32_on_calibration_images"] >= 0.97
+    monkeypatch.setattr(calibrate_ops, "_agreement", lambda *a, **k: 0.9102)  # test double
+    out = tmp_path / "x.int8.onnx"
+    argv = ["calibrate", str(setup["fp32"]), "--data", str(setup["data"]), "--num-images", "8", "-o", str(out)]
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 6, res.stderr
+    assert res.stderr.startswith("error: the INT8 model agrees with the FP32 model on 91.02% of pixels")
+    assert "below the INT8 gate of 97%" in res.stderr and "representative images" in res.stderr
+    assert not list(tmp_path.iterdir())
+    res = CliRunner().invoke(app, [*argv, "--min-agreement", "90"])  # the user's own gate, in percent
+    assert res.exit_code == 0, res.stderr
+    assert json.loads((tmp_path / "x.int8.meta.json").read_text())["check"]["min_agreement"] == 0.9

@@ -98,3 +98,15 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, words: str) -> None
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_readme_config_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("  ```toml\n", 1)[1].split("  ```\n", 1)[0]
+    path = tmp_path / "deploy.toml"
+    path.write_text("\n".join(line[2:] for line in block.splitlines()) + "\n")
+    cfg = make_config(load_config(path), {})
+    assert cfg.checkpoint == str(tmp_path / "rf_lw50_voc.pth.tar")  # relative to the file
+    assert cfg.input_size == (512, 512) and cfg.val_images == 500 and cfg.calib_producer == "modelopt"
+    assert "gpu-trt-int8" in cfg.targets and set(CPU_TARGETS) <= set(cfg.targets)
+    assert (cfg.max_miou_drop, cfg.min_agreement, cfg.warmup, cfg.iterations) == (1.0, 0.97, 10, 100)

@@ -144,7 +144,7 @@ def test_a_non_result_file_is_not_imported(tmp_path: Path, bundle) -> None:  # n
 def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundle) -> None:  # noqa: ANN001
     path, _ = bundle
     killed = tmp_path / "killed"
-    argv = [sys.executable, "-m", "refinenet_deploy.cli", "pipeline", "-o", str(killed)]
+    argv = [sys.executable, "-m", "refinenet_deploy", "pipeline", "-o", str(killed)]
     for key, value in SMALL.items():
         if key in ("targets", "input_size", "calib_images"):
             argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -156,7 +156,9 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundl
         f"[gates]\nmax_miou_drop = {cfg['max_miou_drop']}\n"
     )
     argv.insert(4, str(toml))
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "first-run.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh)
     state = killed / ".pipeline" / "state.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:  # kill while the INT8 model is being made
@@ -164,6 +166,7 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundl
             time.sleep(1.0)
             break
         time.sleep(0.2)
+    assert proc.poll() is None, f"the first run ended before it could be killed:\n{log.read_text()[-2000:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=600)
@@ -179,4 +182,9 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundl
     }
     files = {e["path"] for e in manifest["artifacts"]}
     assert files == {e["path"] for e in reference["artifacts"]}
-    assert sha256_file(killed / "models/model.onnx") == sha256_file(path / "models/model.onnx")
+    for entry in manifest["artifacts"]:
+        assert sha256_file(killed / entry["path"]) == entry["sha256"], entry["path"]
+    import onnx  # the same network (the file's metadata records when and by which command it was made)
+
+    made = [onnx.load(str(b / "models/model.onnx")).graph.SerializeToString() for b in (killed, path)]
+    assert made[0] == made[1]

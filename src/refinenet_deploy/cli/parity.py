@@ -55,8 +55,9 @@ def parity_cmd(
     ] = None,
     threads: Threads = None,
     inference_precision: Annotated[
-        str, typer.Option("--inference-precision", help="OpenVINO: f32 | bf16 | f16 (recorded as run).")
-    ] = "f32",
+        str,
+        typer.Option("--inference-precision", help="OpenVINO: fp32 | bf16 | fp16 (f32/f16 accepted; recorded)."),
+    ] = "fp32",
     save_reference: Annotated[
         Path | None,
         typer.Option("--save-reference", help="Also save the PyTorch side (.npz) to compare artifacts with later."),
@@ -117,8 +118,10 @@ def parity_cmd(
         raise UsageError(f"--precision must be fp32, tf32, fp16 or bf16, got {precision!r}")
     if device is not None and device not in ("cpu", "gpu"):
         raise UsageError(f"--device must be cpu or gpu, got {device!r}")
-    if inference_precision not in ("f32", "bf16", "f16"):
-        raise UsageError(f"--inference-precision must be f32, bf16 or f16, got {inference_precision!r}")
+    spelled = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
+    if inference_precision.lower() not in spelled:
+        raise UsageError(f"--inference-precision must be fp32, bf16 or fp16, got {inference_precision!r}")
+    inference_precision = spelled[inference_precision.lower()]
     scales = parse_scales(multi_scale) if multi_scale is not None else None
     check_gate_options(max_miou_drop, min_agreement)
     k, worst_dir = save_worst if save_worst else (0, None)

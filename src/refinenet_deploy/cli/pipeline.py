@@ -97,7 +97,7 @@ def pipeline_cmd(
                 "no --checkpoint given, and the demo checkpoint ships with the source checkout "
                 "(demo/rf_lw_mbv2_synth.safetensors), not with this install. Pass --checkpoint"
             )
-    check_bundle_path(bundle, [checkpoint, data, calib_data, config])
+    check_bundle_path(bundle, [checkpoint, data, calib_data, None if resume else config])
 
     def progress(msg: str) -> None:
         if not _state["quiet"]:

@@ -31,8 +31,9 @@ from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..calibration.dataset import CalibrationSet, calibration_set_for_model
 from ..calibration.qdq import check_method, quantize_qdq
 from ..enums import Precision
-from ..errors import UsageError
+from ..errors import ExportError, UsageError
 from ..validate.compare import argmax_agreement
+from ..validate.tolerances import INT8
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,17 @@ def calibrate_onnx(
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
     report: Callable[[str], None] | None = None,
+    min_agreement: float | None = None,
 ) -> ArtifactResult:
     """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
 
     With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
     folder), the most sensitive parts of the network are left in float until the drop fits
     (``calibration.fallback``); the result records which parts fell back and the drop measured.
+
+    Every result checks itself: the INT8 model's argmax agreement with the FP32 model on the calibration images
+    (ONNX Runtime, CPU) must reach ``min_agreement`` (default: the INT8 gate, 97 %), else ExportError (exit 6)
+    naming the likely cause, and nothing is written.
     """
     require("onnxruntime.quantization", package="onnxruntime")
     method = check_method(producer, method)
@@ -107,6 +113,16 @@ def calibrate_onnx(
                 source, meta, stage.model, val_data or data, max_miou_drop, val_images, val_split, threads, report
             )
         agreement = _agreement(source, stage.model, cs, input_name)
+        gate = INT8.min_agreement if min_agreement is None else min_agreement
+        if agreement < gate:
+            raise ExportError(
+                f"the INT8 model agrees with the FP32 model on {agreement:.2%} of pixels of the calibration images, "
+                f"below the INT8 gate of {gate:.0%}; nothing was written. Likely causes: calibration images unlike "
+                "the deployment data, or layers too sensitive for INT8. Calibrate on representative images, try "
+                "--producer "
+                + ("onnxruntime" if producer == "modelopt" else "modelopt")
+                + ", or keep sensitive parts in float with --max-miou-drop"
+            )
         info = sidecar(
             "onnx",
             Precision.INT8,
@@ -131,7 +147,11 @@ def calibrate_onnx(
                 "skipped": manifest["skipped"],
                 "cache_key": cs.cache_key(model_sha),
             },
-            check={"argmax_agreement_vs_fp32_on_calibration_images": agreement, "runtime": "onnxruntime CPU"},
+            check={
+                "argmax_agreement_vs_fp32_on_calibration_images": agreement,
+                "min_agreement": gate,
+                "runtime": "onnxruntime CPU",
+            },
         )
         if fallback is not None:
             info["fallback"] = fallback

@@ -31,7 +31,7 @@ from ...artifacts import (
 from ...errors import RefineNetDeployError, UsageError
 from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
-from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target
+from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[4] / "demo" / "rf_lw_mbv2_synth.safetensors"
 CONFIG_FILE = "pipeline.json"
@@ -627,7 +627,9 @@ class Pipeline:
             if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
                 exc = failed.get(t.name) or failed_shared
                 o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
-            elif t.name in pending:
+            elif t.name in pending and not (
+                o.parity and o.bench and all(s.id.startswith("build:") for s in pending[t.name])
+            ):  # measured on the device from an engine that stayed there: done, whether the engine came back or not
                 steps = pending[t.name]
                 o.status = "pending on device"
                 o.reason = steps[0].blocked or "inputs not in the bundle"
@@ -774,7 +776,8 @@ def load_bundle_config(bundle: Path) -> dict[str, Any]:
     doc = _read_json(path)
     if doc is None:
         raise UsageError(f"{bundle} is not a pipeline bundle (no readable {CONFIG_FILE}). Pass -o BUNDLE to make one")
-    settings = {k: v for k, v in doc.items() if k not in ("checkpoint", "data", "calib_data", "source_checkpoint")}
+    bundle_only = ("checkpoint", "data", "calib_data", "source_checkpoint", "source_data")
+    settings = {k: v for k, v in doc.items() if k not in bundle_only}
     src = doc.get("source_checkpoint")
     if src and src != "demo":
         settings["checkpoint"] = src
@@ -784,7 +787,7 @@ def load_bundle_config(bundle: Path) -> dict[str, Any]:
     data = doc.get("source_data")
     if data:
         settings["data"] = data
-    return settings
+    return validate_settings(settings, where=f"{path}: ")
 
 
 def check_bundle_path(bundle: Path, inputs: list[Path | None]) -> None:
