@@ -212,7 +212,7 @@ def test_a_damaged_reference_is_refused(setup, tmp_path: Path) -> None:
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
     res = _cli("parity", bad, setup["onnx"], "--data", setup["data"])
-    assert res.exit_code == 7 and "is not a parity reference" in res.stderr
+    assert res.exit_code == 5 and "is not a parity reference" in res.stderr
 
 
 def test_the_cache_makes_n_artifacts_cost_one_pytorch_pass(setup, tmp_path: Path, monkeypatch) -> None:
@@ -325,3 +325,38 @@ def test_json_into_a_missing_folder_is_created_and_announced(setup, tmp_path: Pa
     assert res.exit_code == 0, res.stderr
     assert json.loads(out.read_text())["num_images"] == 2 and md.read_text().startswith("# Parity")
     assert f"wrote {out}" in res.stderr and f"wrote {md}" in res.stderr
+
+
+def _rewrite_reference(src: Path, dst: Path, edit) -> None:  # noqa: ANN001
+    """Copy a reference, passing its manifest (a dict) and arrays through ``edit`` (hostile variants)."""
+    with zipfile.ZipFile(src) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    with np.load(src, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "manifest.json"}
+    manifest, arrays = edit(manifest, arrays)
+    np.savez(dst, **arrays)
+    with zipfile.ZipFile(dst, "a") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("case", "edit", "words"),
+    [
+        ("manifest-list", lambda m, a: ([1, 2], a), "is not a parity reference"),
+        ("no-model", lambda m, a: ({k: v for k, v in m.items() if k != "model"}, a), "model must be an object"),
+        ("classes-string", lambda m, a: ({**m, "model": {**m["model"], "num_classes": "6"}}, a), "num_classes"),
+        ("scales-nan", lambda m, a: ({**m, "settings": {**m["settings"], "scales": ["x"]}}, a), "settings.scales"),
+        ("images-missing", lambda m, a: ({**m, "images": None}, a), "images must be"),
+        ("map-out-of-range", lambda m, a: (m, {**a, "map_00000": a["map_00000"] * 0 + 200}), "map_00000"),
+        ("map-object", lambda m, a: (m, {**a, "map_00000": np.array([{"x": 1}], dtype=object)}), "map_00000"),
+        ("logits-classes", lambda m, a: (m, {**a, "logits_00000": a["logits_00000"][..., :2, :, :]}), "logits_00000"),
+    ],
+)
+def test_a_hostile_reference_is_refused_in_one_line(setup, tmp_path: Path, case: str, edit, words: str) -> None:  # noqa: ANN001
+    bad = tmp_path / f"{case}.npz"
+    _rewrite_reference(setup["ref"], bad, edit)
+    before = sha256_file(bad)
+    res = _cli("parity", bad, setup["onnx"], "--data", setup["data"])
+    assert res.exit_code == 5, (res.exit_code, res.stderr)
+    assert res.stderr.startswith("error: ") and words in res.stderr and "Traceback" not in res.stderr
+    assert sha256_file(bad) == before and sorted(p.name for p in tmp_path.iterdir()) == [bad.name]

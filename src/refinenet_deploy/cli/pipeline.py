@@ -59,11 +59,14 @@ def pipeline_cmd(
       rfdeploy pipeline deploy.toml -o out/
       rfdeploy pipeline --resume out/                     # on the GPU machine or the Jetson
     """
+    from ..errors import CheckpointError, DataError
     from ..operations.pipeline import Pipeline, load_bundle_config, load_config, make_config
     from ..operations.pipeline.run import check_bundle_path
 
     file_settings: dict = {}
     bundle = output
+    if resume and config is not None and not config.exists():
+        raise DataError(f"--resume {config}: no such bundle folder. Pass the folder a pipeline wrote (its -o)")
     if config is not None and config.is_dir():
         if bundle is not None and bundle.resolve() != config.resolve():
             raise typer.BadParameter("give the bundle once: as the argument or as -o")
@@ -83,8 +86,6 @@ def pipeline_cmd(
         "input_size": input_size,
     }
     cfg = make_config(file_settings, overrides)
-    from ..errors import CheckpointError, DataError
-
     for what, path in (("--checkpoint", checkpoint), ("--data", data), ("--calib-data", calib_data)):
         if path is not None and not path.exists():
             error = CheckpointError if what == "--checkpoint" else DataError
@@ -116,9 +117,8 @@ def pipeline_cmd(
         )
     elif code:
         failed = [o for o in result.outcomes if o.error is not None]
-        err.print(
-            f"error: {failed[0].target.name}: {failed[0].error.message}", markup=False, highlight=False, soft_wrap=True
-        )
+        where = f"step {result.failed_step}" if result.failed_step else failed[0].target.name
+        err.print(f"error: {where}: {failed[0].error.message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

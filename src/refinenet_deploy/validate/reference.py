@@ -31,7 +31,7 @@ import numpy as np
 from .. import __version__
 from ..artifacts import ensure_parent, remove_created, sha256_file, utc_now, write_atomic
 from ..data.datasets import Sample
-from ..errors import IncompatibleArtifactError
+from ..errors import DataError, IncompatibleArtifactError
 
 REFERENCE_SCHEMA = "refinenet-deploy/parity-reference"
 REFERENCE_SCHEMA_VERSION = 1
@@ -214,31 +214,70 @@ def new_manifest(
 
 
 # --------------------------------------------------------------------------------------------- reading
+def _check_manifest(m: dict[str, Any], path: Path) -> None:
+    """Refuse (DataError, exit 5, naming the field) a manifest without the fields and types a reference has."""
+
+    def bad(field: str, want: str) -> DataError:
+        return DataError(f"{path}: damaged reference manifest: {field} must be {want}. Save the reference again")
+
+    model, settings, data = m.get("model"), m.get("settings"), m.get("data")
+    if not isinstance(model, dict):
+        raise bad("model", "an object")
+    if not isinstance(model.get("arch"), str):
+        raise bad("model.arch", "a string")
+    n = model.get("num_classes")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 65535:
+        raise bad("model.num_classes", "an integer 1..65535")
+    if not isinstance(model.get("normalization"), dict):
+        raise bad("model.normalization", "an object")
+    if not isinstance(settings, dict):
+        raise bad("settings", "an object")
+    scales = settings.get("scales")
+    if (
+        not isinstance(scales, list)
+        or not scales
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0.25 <= x <= 4 for x in scales)
+    ):
+        raise bad("settings.scales", "a list of numbers 0.25..4")
+    if not isinstance(settings.get("flip"), bool):
+        raise bad("settings.flip", "true or false")
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise bad("data.files", "a list")
+    if not all(isinstance(f, dict) and isinstance(f.get("image"), str) for f in data["files"]):
+        raise bad("data.files[]", "objects with an image name")
+    images = m.get("images")
+    if not isinstance(images, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("map"), str) for e in images
+    ):
+        raise bad("images", "a list of objects with name and map")
+    if not isinstance(m.get("digest"), str):
+        raise bad("digest", "a string")
+
+
 class SavedReference:
     """A saved reference opened for reading; ``prediction(i, name)`` gives the i-th image's class map and logits."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise IncompatibleArtifactError(
-                f"reference not found: {self.path}. Pass a file saved with --save-reference"
-            )
+            raise DataError(f"reference not found: {self.path}. Pass a file saved with --save-reference")
         try:
             with zipfile.ZipFile(self.path) as zf:
                 manifest = json.loads(zf.read(MANIFEST))
             self._npz = np.load(self.path, allow_pickle=False)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise IncompatibleArtifactError(
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, RuntimeError) as exc:
+            raise DataError(
                 f"{self.path} is not a parity reference ({type(exc).__name__}). "
                 "Save one with: rfdeploy parity CKPT --data DIR --save-reference REF.npz"
             ) from exc
         if not isinstance(manifest, dict) or manifest.get("schema") != REFERENCE_SCHEMA:
-            raise IncompatibleArtifactError(f"{self.path} is not a parity reference (no {REFERENCE_SCHEMA} manifest)")
+            raise DataError(f"{self.path} is not a parity reference (no {REFERENCE_SCHEMA} manifest)")
         if manifest.get("schema_version") != REFERENCE_SCHEMA_VERSION:
             raise IncompatibleArtifactError(
                 f"{self.path} has reference schema version {manifest.get('schema_version')}; this rfdeploy reads "
                 f"{REFERENCE_SCHEMA_VERSION}. Save the reference again with this version"
             )
+        _check_manifest(manifest, self.path)
         self.manifest: dict[str, Any] = manifest
         self.images: list[dict[str, Any]] = list(manifest.get("images") or [])
         self.has_logits = bool(manifest.get("has_logits"))
@@ -262,8 +301,8 @@ class SavedReference:
     def _array(self, key: str) -> np.ndarray:
         try:
             return self._npz[key]
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise IncompatibleArtifactError(
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(
                 f"{self.path}: array {key} is missing or unreadable ({type(exc).__name__}). Save the reference again"
             ) from exc
 
@@ -274,11 +313,18 @@ class SavedReference:
             )
         entry = self.images[index]
         class_map = self._array(entry["map"])
-        if class_map.ndim != 2 or not np.issubdtype(class_map.dtype, np.integer):
-            raise IncompatibleArtifactError(f"{self.path}: {entry['map']} is not a class map. Save the reference again")
+        n = self.model["num_classes"]
+        if (
+            class_map.ndim != 2
+            or not np.issubdtype(class_map.dtype, np.integer)
+            or (class_map.size and (class_map.min() < 0 or class_map.max() >= n))
+        ):
+            raise DataError(f"{self.path}: {entry['map']} is not a class map of {n} classes. Save the reference again")
         logits = self._array(entry["logits"]) if entry.get("logits") else None
-        if logits is not None and logits.dtype != np.float32:
-            raise IncompatibleArtifactError(f"{self.path}: {entry['logits']} is not float32. Save the reference again")
+        if logits is not None and (logits.dtype != np.float32 or logits.ndim < 3 or logits.shape[-3] != n):
+            raise DataError(
+                f"{self.path}: {entry['logits']} is not float32 logits of {n} classes. Save the reference again"
+            )
         return class_map.astype(np.int64), logits
 
     def close(self) -> None:

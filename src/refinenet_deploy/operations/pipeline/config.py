@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...artifacts import parse_size
-from ...errors import UsageError
+from ...errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
+        raise DataError(f"config file not found: {path}. Check the path") from None  # a missing input: exit 5
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -79,6 +79,7 @@ class PipelineResult:
     baseline: dict[str, Any] | None
     report: list[Path]
     manifest: Path
+    failed_step: str | None = None  # a step every target needed (export, calibrate, ...) that failed
 
     @property
     def exit_code(self) -> int:
@@ -517,11 +518,21 @@ class Pipeline:
 
     # ----------------------------------------------------------------------------------------- run
     def run(self) -> PipelineResult:
+        if not self.bundle.exists():
+            self._preflight()  # a new bundle is only made for inputs that load: a bad checkpoint leaves nothing
         self.bundle.mkdir(parents=True, exist_ok=True)
         with BundleLock(self.bundle) as lock:
             if lock.stale_taken_over:
                 self.warn(f"took over a lock left by a pipeline that is gone (pid {lock.stale_taken_over.get('pid')})")
             return self._run_locked()
+
+    def _preflight(self) -> None:
+        """Load the user's checkpoint once before anything is written (CheckpointError, exit 5, otherwise)."""
+        if self.config.checkpoint is None or not caps.has_torch():
+            return
+        from ...models import load_model
+
+        load_model(self.config.checkpoint, arch=self.config.arch)
 
     def _run_locked(self) -> PipelineResult:
         state = BundleState(self.bundle)
@@ -532,6 +543,7 @@ class Pipeline:
         imported: list[str] = []
         failed_targets: dict[str, RefineNetDeployError] = {}
         failed_shared: RefineNetDeployError | None = None
+        failed_step: str | None = None
         pending: dict[str, list[Step]] = {}
         for i, step in enumerate(steps, 1):
             label = f"[{i}/{len(steps)}] {step.id}"
@@ -562,7 +574,8 @@ class Pipeline:
                     f"step {step.id} cannot run here ({step.blocked or 'its inputs are missing'}) and the bundle "
                     "has no result for it"
                 )
-                failed_shared = failed_shared or err
+                if failed_shared is None:
+                    failed_shared, failed_step = err, step.id
                 self.progress(f"{label}: cannot run: {err.message}")
                 continue
             self.progress(f"{label}: {step.title}")
@@ -574,7 +587,7 @@ class Pipeline:
                 if step.target is not None:
                     failed_targets[step.target] = exc
                 else:
-                    failed_shared = exc
+                    failed_shared, failed_step = exc, step.id
                 continue
             info["seconds"] = round(time.perf_counter() - started, 1)
             state.record(step.id, key or "", [o for o in step.outputs if o.exists()], info=info)
@@ -584,7 +597,7 @@ class Pipeline:
         baseline = _read_json(self.target_dir(BASELINE) / "bench.json")
         report = self._report(state, outcomes, baseline)
         manifest = self._manifest(state, outcomes)
-        return PipelineResult(self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest)
+        return PipelineResult(self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest, failed_step)
 
     def _digests(self, step: Step) -> dict[str, str] | None:
         """Digests of the step's inputs; None when one that must travel is missing (then the recorded outputs
