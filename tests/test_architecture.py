@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "validate": 5,
     "operations": 6,
     "cli": 7,
+    "__main__": 7,  # python -m refinenet_deploy: the CLI
 }
 
 # Optional third-party packages and the only places that may import them.

@@ -35,7 +35,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("trt")
     paths = tiny_fp32_export(root, images=8, data_seed=4, model_seed=21)
     qdq = root / "m.int8.onnx"
-    calibrate_onnx(paths["fp32"], paths["data"], qdq, num_images=8, producer="onnxruntime", method="max")
+    # min_agreement=0: this random-weight model's near-tied logits flip under INT8 (87.6 % agreement); the engine
+    # build is what is tested here, the self-check in tests/test_calibrate.py
+    calibrate_onnx(
+        paths["fp32"], paths["data"], qdq, num_images=8, producer="onnxruntime", method="max", min_agreement=0.0
+    )
     dyn = root / "dyn.onnx"
     export_onnx(paths["ckpt"], dyn, ExportSpec(input_size=(48, 48), dynamic=True, verify_sizes=((40, 56),)))
     return {**paths, "qdq": qdq, "dynamic": dyn}
@@ -117,6 +121,8 @@ def test_int8_from_fp32_calibrates_first(setup, tmp_path: Path) -> None:
             str(setup["data"]),
             "--num-images",
             "4",
+            "--min-agreement",
+            "0",  # a random-weight model: its INT8 self-check is tested in tests/test_calibrate.py
             "-o",
             str(engine),
         ],

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
-from .options import MAX_THREADS, NumImages, Seed, Split, ValImages, finite_float, parse_size
+from .options import (
+    MAX_THREADS,
+    Int8MinAgreement,
+    NumImages,
+    Seed,
+    Split,
+    ValImages,
+    finite_float,
+    fraction,
+    parse_size,
+)
 
 
 # --------------------------------------------------------------------------------------------- build openvino
@@ -166,6 +176,7 @@ def build_trt_cmd(
     seed: Seed = 0,
     split: Split = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sidecar as JSON instead of a summary.")] = False,
+    min_agreement: Int8MinAgreement = None,
 ) -> None:
     """TensorRT engine (TensorRT 10/11 on the device; TensorRT-RTX builds without a GPU). Precision comes from the
     ONNX. Exits 6 naming the failing node if TensorRT cannot parse or build it; 4 without a TensorRT library.
@@ -204,6 +215,7 @@ def build_trt_cmd(
             calibrator=calibrator,
             command=command_line(),
             progress=(lambda msg: st.update(msg)) if st is not None else None,
+            min_agreement=fraction(min_agreement),
         )
     kept = res.metadata.get("onnx", {}).get("kept_as")
     err.print(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import _state, app, command_line, err, handle_errors, out, progress_bar
-from .options import MAX_THREADS, NumImages, Seed, Split, ValImages, finite_float
+from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValImages, finite_float, fraction
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -50,15 +50,7 @@ def calibrate_cmd(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for ONNX Runtime.")
     ] = None,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(
-            "--min-agreement",
-            callback=finite_float(0.0, 100.0),
-            help="Self-check: min INT8-vs-FP32 pixel agreement on the calibration images, 0-1 or percent "
-            "(default: the INT8 gate, 97 %); below it, exit 6 and nothing is written.",
-        ),
-    ] = None,
+    min_agreement: Int8MinAgreement = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
@@ -87,11 +79,7 @@ def calibrate_cmd(
             command=command_line(),
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False),
-            min_agreement=None
-            if min_agreement is None
-            else min_agreement / 100
-            if min_agreement > 1
-            else min_agreement,
+            min_agreement=fraction(min_agreement),
         )
     from ..operations.calibrate import calibration_manifest_path
 

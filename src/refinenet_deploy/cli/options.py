@@ -63,6 +63,22 @@ NumImages = Annotated[
 ValImages = Annotated[
     int, typer.Option("--val-images", min=1, max=MAX_IMAGES, help="Images evaluated for --max-miou-drop.")
 ]
+Int8MinAgreement = Annotated[
+    float | None,
+    typer.Option(
+        "--min-agreement",
+        callback=finite_float(0.0, 100.0),
+        help="INT8 self-check: min pixel agreement with the FP32 model on the calibration images, 0-1 or percent "
+        "(default: the INT8 gate, 97 %); below it, exit 6 and nothing is written.",
+    ),
+]
+
+
+def fraction(value: float | None) -> float | None:
+    """An agreement given as 0-1 or as a percentage (above 1) -> a fraction."""
+    return None if value is None else value / 100 if value > 1 else value
+
+
 MaxMiouDrop = Annotated[
     float | None,
     typer.Option(

@@ -220,6 +220,7 @@ def build_engine(
     producer: str = "modelopt",
     command: str = "",
     progress: Callable[[str], None] | None = None,
+    min_agreement: float | None = None,
 ) -> EngineResult:
     """Write ``output`` (a serialized engine) and its ``.meta.json``; parser/builder failures exit 6 and leave
     nothing behind. ``precision``: ``fp16``, ``int8`` or None (what the ONNX holds)."""
@@ -313,6 +314,7 @@ def build_engine(
                 split=split,
                 producer=producer,
                 command=command,
+                min_agreement=min_agreement,  # the calibration's INT8 self-check (exit 6 below it)
             )
             calibration = calibrated.metadata["calibration"]
             embed_metadata(onnx_used, calibrated.metadata)

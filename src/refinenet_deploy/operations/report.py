@@ -206,7 +206,7 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
         if not isinstance(doc, dict):
             raise _bad(path, f"expected a JSON object, found {type(doc).__name__} ({json.dumps(doc)[:40]})")
         schema = doc.get("schema")
-        if schema not in known:
+        if not isinstance(schema, str) or schema not in known:
             found = "no 'schema' field" if schema is None else f"schema {schema!r}"
             raise _bad(path, f"not a bench or parity result ({found}; expected {' or '.join(known)})")
         version = doc.get("schema_version")
