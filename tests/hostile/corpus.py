@@ -741,6 +741,17 @@ def _cases() -> list[Case]:  # noqa: PLR0915  (one flat list, read top to bottom
         ["q.onnx", "fp32"])  # fmt: skip
     add("onnx-missing", "onnx", ["bench", "nope.onnx"], 5, ["nope.onnx"])
 
+    # ---- OpenVINO IR files that are not one: refused before OpenVINO's frontends try (and log) other formats
+    ir_cases: list[tuple[str, str, Setup, str]] = [
+        ("ir-not-xml", "b.xml", _w("b.xml", "<net"), "b.xml"),
+        ("ir-foreign-root", "f.xml", _w("f.xml", '<?xml version="1.0"?><graph/>'), "f.xml"),
+        ("ir-missing-bin", "nb.xml", _copy("v.xml", "nb.xml"), "nb.bin"),
+    ]
+    for cid, name, setup, word in ir_cases:
+        add(f"{cid}-bench", "onnx", ["bench", name, "--warmup", 0, "--iterations", 1, "--no-peak"], 5, [word],
+            setup=setup)  # fmt: skip
+        add(f"{cid}-parity", "onnx", ["parity", "m.safetensors", name, "--data", "data"], 5, [word], setup=setup)
+
     # ---- images
     bad_images: list[tuple[str, bytes]] = [
         ("corrupt-jpeg", (b"\xff\xd8\xff\xe0" + _rand(600, 5))),

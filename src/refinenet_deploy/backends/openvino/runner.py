@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
-from ...errors import IncompatibleArtifactError, UsageError
+from ...errors import IncompatibleArtifactError, InvalidModelError, UsageError
 from ..base import BaseRunner, TensorSpec
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -72,6 +72,32 @@ class AsyncPool:
         self._queue.wait_all()
 
 
+def check_ir_files(xml: Path) -> None:
+    """Refuse (InvalidModelError, exit 5) an ``.xml`` that is not an OpenVINO IR, or one without its ``.bin``, before
+    OpenVINO reads it (its frontends would otherwise try other formats and log their parse errors to stderr). Only
+    the root element is parsed."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        _, root = next(ET.iterparse(str(xml), events=("start",)))
+    except (ET.ParseError, StopIteration, UnicodeDecodeError) as exc:
+        raise InvalidModelError(
+            f"{xml.name} is not an OpenVINO IR (not well-formed XML: {str(exc)[:80]}). Build one with "
+            "'rfdeploy build openvino'"
+        ) from None
+    except OSError as exc:
+        raise InvalidModelError(f"cannot read {xml}: {exc.strerror}. Check the path") from None
+    if root.tag != "net":
+        raise InvalidModelError(
+            f"{xml.name} is not an OpenVINO IR (root element <{root.tag[:40]}>, not <net>). Build one with "
+            "'rfdeploy build openvino'"
+        )
+    if not xml.with_suffix(".bin").is_file():
+        raise InvalidModelError(
+            f"{xml.name}: its weights file {xml.with_suffix('.bin').name} is missing. Copy the .xml and .bin together"
+        )
+
+
 class OpenVINORunner(BaseRunner):
     name = "openvino"
 
@@ -98,8 +124,16 @@ class OpenVINORunner(BaseRunner):
     def _activate(self) -> list[TensorSpec]:
         ov = require("openvino", extra="openvino")
         core = ov.Core()
+        ir = not callable(self._model) and Path(self._model).suffix.lower() == ".xml"  # else an ONNX, or built here
+        if ir:
+            check_ir_files(Path(self._model))
         try:
-            model = self._model() if callable(self._model) else core.read_model(str(self._model))
+            if callable(self._model):
+                model = self._model()
+            elif ir:
+                model = core.read_model(str(self._model), str(Path(self._model).with_suffix(".bin")))
+            else:
+                model = core.read_model(str(self._model))
         except Exception as exc:
             raise IncompatibleArtifactError(
                 f"OpenVINO cannot read {self._model}: {str(exc).splitlines()[0][:200]}. "
