@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from refinenet_deploy.errors import UsageError
+from refinenet_deploy.errors import DataError, UsageError
 from refinenet_deploy.operations.pipeline.config import (
     CPU_TARGETS,
     DEMO_TARGETS,
@@ -96,8 +96,9 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, words: str) -> None
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="config file not found"):
+    with pytest.raises(DataError, match="config file not found") as info:  # a missing input: exit 5
         load_config(tmp_path / "nope.toml")
+    assert info.value.exit_code == 5
 
 
 def test_the_readme_config_example_loads(tmp_path: Path) -> None:
