@@ -111,13 +111,18 @@ def test_parity_from_a_saved_reference_equals_live_parity(setup) -> None:
     assert saved["checkpoint_sha256"] == live["checkpoint_sha256"] and saved["artifact_from_this_checkpoint"]
 
 
-def test_a_checkpoint_runs_against_a_saved_reference_on_its_device(setup) -> None:
+def test_a_checkpoint_runs_against_a_saved_reference_on_its_device(setup, tmp_path: Path) -> None:
     """The PyTorch baseline target (gpu-torch-fp16 in a pipeline): the checkpoint itself is the ARTIFACT, run in
     PyTorch at --device/--precision against the FP32 reference saved earlier. Here on the CPU in FP32 it must agree
     exactly; a GPU without CUDA, or --precision on an ONNX artifact, is refused before any work."""
     same = validate_parity(setup["ref"], setup["ckpt"], setup["data"]).to_dict()
     assert same["passed"] and same["runtime"] == "torch" and same["reference"]["source"] == "saved reference"
     assert same["pixel_agreement"] == 1.0 and same["miou_drop_points"] == 0.0
+    static = tmp_path / "static.npz"  # what the pipeline saves: a reference at the export's static size
+    res = _cli("parity", setup["ckpt"], "--data", setup["data"], "--save-reference", static, "--input-size", "32x48")
+    assert res.exit_code == 0, res.stderr
+    at_size = validate_parity(static, setup["ckpt"], setup["data"]).to_dict()
+    assert at_size["passed"] and at_size["pixel_agreement"] == 1.0
     import torch
 
     if not torch.cuda.is_available():

@@ -154,7 +154,7 @@ def probe_output(
             for g in guarded:
                 if _same_file(target, g):
                     raise UsageError(f"{what} {target} would overwrite the input {g}. Choose another output path")
-            if inp.is_dir() and target.is_file() and _inside(target, inp):
+            if inp.is_dir() and target.is_file() and _is_data_file(target) and _inside(target, inp):
                 raise UsageError(
                     f"{what} {target} would overwrite a file of the input folder {inp}. Choose another output path"
                 )
@@ -174,6 +174,14 @@ def probe_output(
             f"{what} {output}: cannot write in {ancestor} ({exc.strerror}). Choose a writable path"
         ) from exc
     return output
+
+
+def _is_data_file(path: Path) -> bool:
+    """An image, label, split list or dataset description: what the dataset readers take from an input folder
+    (a JSON this tool wrote there before may be replaced, so a command can be repeated)."""
+    from .data.datasets import IMAGE_EXTENSIONS
+
+    return path.suffix.lower() in {*IMAGE_EXTENSIONS, ".txt"} or path.name == "dataset.json"
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -100,3 +100,20 @@ CASES = [
 def test_output_equal_to_input_is_refused(case: Case, work: Path) -> None:
     problems = check_case(case, work)
     assert not problems, "\n".join(problems)
+
+
+def test_a_result_inside_an_input_folder_can_be_written_again(tmp_path: Path) -> None:
+    """Inside an input folder, what the dataset readers take (images, labels, split lists, dataset.json) is refused
+    as an output; a JSON this tool wrote there before is replaced, so the command can be repeated."""
+    from refinenet_deploy.artifacts import probe_output
+    from refinenet_deploy.errors import UsageError
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "p0.png").write_bytes(b"an image")
+    (frames / "bench.json").write_text("{}")  # an earlier run's result
+    assert probe_output(frames / "bench.json", inputs=[frames]) == frames / "bench.json"
+    for name in ("p0.png", "dataset.json"):
+        (frames / name).write_text("x")
+        with pytest.raises(UsageError, match="would overwrite a file of the input folder"):
+            probe_output(frames / name, inputs=[frames])

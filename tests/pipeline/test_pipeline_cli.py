@@ -46,3 +46,11 @@ def test_refusals_exit_with_their_code_and_write_nothing(tmp_path: Path, argv, c
     assert res.exit_code == code, res.stderr
     assert res.stderr.startswith("error: ") and words in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_bundle_inside_its_data_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "ck.safetensors").write_bytes(b"never read: refused before")
+    res = _run(tmp_path, "--checkpoint", "ck.safetensors", "--data", "d", "-o", "d/bundle")
+    assert res.exit_code == 2 and "inside the input folder d" in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ck.safetensors", "d"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from refinenet_deploy.artifacts import sha256_file
+from refinenet_deploy.artifacts import sha256_file, sidecar_path
 from refinenet_deploy.operations.pipeline import Pipeline, make_config
 from refinenet_deploy.operations.pipeline.capabilities import has_module
 
@@ -116,9 +116,14 @@ def test_result_made_elsewhere_is_merged_on_resume(tmp_path: Path, bundle) -> No
         doc = json.loads((copy / "targets" / "cpu-onnxruntime-int8" / name).read_text())
         doc["note"] = "hand-made test result standing in for a Jetson run"
         (target / name).write_text(json.dumps(doc))
+    without_engine = run(copy)  # the results alone: the engine they came from is not in the bundle
+    assert statuses(without_engine)["jetson-trt-int8"] == "pending on device"
+    engine = target / "model.engine"
+    engine.write_bytes(b"stand-in for the engine built on the Jetson (test double)")
+    shutil.copyfile(copy / "models" / "model.int8.meta.json", sidecar_path(engine))
     result = run(copy)
     assert statuses(result)["jetson-trt-int8"] == "done"
-    assert {"parity:jetson-trt-int8", "bench:jetson-trt-int8"} <= set(result.imported)
+    assert {"build:jetson-trt-int8", "parity:jetson-trt-int8", "bench:jetson-trt-int8"} <= set(result.imported)
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["targets"]["jetson-trt-int8"]["status"] == "done"
     assert manifest["targets"]["jetson-trt-int8"]["p50_ms"] is not None
@@ -188,3 +193,22 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bundle(tmp_path: Path, bundl
 
     made = [onnx.load(str(b / "models/model.onnx")).graph.SerializeToString() for b in (killed, path)]
     assert made[0] == made[1]
+
+
+def test_device_results_from_older_inputs_are_not_used(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    """A device result imported for one ONNX is not taken for another: when the shared inputs change (here the
+    calibration size, so a new Q/DQ model), the imported engine and results are refused and the target is pending."""
+    path, _ = bundle
+    copy = tmp_path / "stale"
+    shutil.copytree(path, copy)
+    target = copy / "targets" / "jetson-trt-int8"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("parity.json", "bench.json"):  # hand-made stand-ins (test doubles), as above
+        (target / name).write_text((copy / "targets" / "cpu-onnxruntime-int8" / name).read_text())
+    engine = target / "model.engine"
+    engine.write_bytes(b"stand-in for the engine built on the Jetson (test double)")
+    shutil.copyfile(copy / "models" / "model.int8.meta.json", sidecar_path(engine))
+    assert statuses(run(copy))["jetson-trt-int8"] == "done"
+    changed = run(copy, calib_images=6)  # a new INT8 ONNX: the engine and its results are now stale
+    assert statuses(changed)["jetson-trt-int8"] == "pending on device"
+    assert "calibrate" in changed.ran

@@ -110,15 +110,23 @@ def pipeline_cmd(
     result = Pipeline(cfg, bundle, force=force, progress=progress, warn=warn, command=command_line()).run()
     _print_summary(result)
     code = result.exit_code
-    if code == 3:
+    if result.shared_error is not None:
+        err.print(
+            f"error: step {result.failed_step}: {result.shared_error.message}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif code == 3:
         failed = [o.target.name for o in result.outcomes if o.status == "failed gate"]
         err.print(
             f"error: parity gate failed for {', '.join(failed)} (see {bundle}/report.md)", markup=False, soft_wrap=True
         )
     elif code:
         failed = [o for o in result.outcomes if o.error is not None]
-        where = f"step {result.failed_step}" if result.failed_step else failed[0].target.name
-        err.print(f"error: {where}: {failed[0].error.message}", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"error: {failed[0].target.name}: {failed[0].error.message}", markup=False, highlight=False, soft_wrap=True
+        )
     raise typer.Exit(code)
 
 

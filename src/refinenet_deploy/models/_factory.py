@@ -161,30 +161,29 @@ def load_model(
 def _metadata_arch(raw: RawCheckpoint, chosen: str = "auto") -> str | None:
     """The architecture a checkpoint's metadata names (None when it names none).
 
-    A name the tool does not know is a CheckpointError unless the user chose ``--arch``. Weights that do not fit the
-    named architecture fail the strict load that follows, with its key report and the closest architecture: a
-    checkpoint whose metadata contradicts its weights is mislabelled or damaged, and guessing would deploy the wrong
-    thing.
+    A name the tool does not know (another tool's label) is ignored with a warning: the keys decide. Weights that do
+    not fit a known named architecture fail the strict load that follows, with its key report and the closest
+    architecture: such a checkpoint is mislabelled or damaged, and guessing would deploy the wrong thing.
     """
     meta_arch = raw.metadata.get("arch")
     if meta_arch is None:
         return None
     known = list_models(include_test=True)
     if not isinstance(meta_arch, str) or meta_arch not in known:
-        if chosen != "auto":  # the user named the architecture: a foreign label in the metadata is only noted
-            log.warning(
-                "%s: ignoring unknown architecture %r in its metadata (--arch %s)", raw.path.name, meta_arch, chosen
-            )
-            return None
-        raise CheckpointError(
-            f"checkpoint {raw.path.name}: its metadata names architecture {str(meta_arch)[:60]!r}, which this tool "
-            "does not know. Pass --arch (see `rfdeploy models`) or fix the file's metadata"
+        # another tool's name for it (re-packaged files carry their own labels): the keys decide, as without one
+        log.warning(
+            "%s: its metadata names architecture %r, which this tool does not know; %s",
+            raw.path.name,
+            str(meta_arch)[:60],
+            "inferring it from the weights" if chosen == "auto" else f"using --arch {chosen}",
         )
+        return None
     return meta_arch
 
 
 def _metadata_classes(raw: RawCheckpoint, n_cls: int) -> tuple[str, ...] | None:
-    """The class names of a checkpoint's metadata, refused when they or its ``num_classes`` contradict the weights."""
+    """The class names of a checkpoint's metadata: a ``num_classes`` that contradicts the classifier is a
+    CheckpointError; names that do not fit it are dropped with a warning."""
     meta_n = raw.metadata.get("num_classes")
     if meta_n is not None and (isinstance(meta_n, bool) or not isinstance(meta_n, int) or meta_n != n_cls):
         raise CheckpointError(
@@ -194,13 +193,14 @@ def _metadata_classes(raw: RawCheckpoint, n_cls: int) -> tuple[str, ...] | None:
     names = raw.metadata.get("class_names")
     if names is None:
         return None
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise CheckpointError(
-            f"checkpoint {raw.path.name}: metadata class_names must be a list of strings. Fix the file's metadata"
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names) or len(names) != n_cls:
+        # e.g. the 20 VOC object names on a 21-class head: wrong names would mislabel every per-class result
+        count = f"{len(names)} class names" if isinstance(names, (list, tuple)) else "class names that are not a list"
+        log.warning(
+            "%s: its metadata has %s for a classifier of %d classes; not using them (classes are numbered)",
+            raw.path.name,
+            count,
+            n_cls,
         )
-    if len(names) != n_cls:
-        raise CheckpointError(
-            f"checkpoint {raw.path.name}: its metadata lists {len(names)} class names but the classifier has "
-            f"{n_cls} classes. Fix the file's metadata or re-save it from the training code"
-        )
+        return None
     return tuple(names)

@@ -76,6 +76,10 @@ def calibrate_onnx(
     naming the likely cause, and nothing is written.
     """
     require("onnxruntime.quantization", package="onnxruntime")
+    if min_agreement is not None:  # 0-1, or a percentage as the CLI takes it
+        if not 0 <= min_agreement <= 100:
+            raise UsageError(f"--min-agreement must be 0-1 or a percentage 0-100, got {min_agreement}")
+        min_agreement = min_agreement / 100 if min_agreement > 1 else min_agreement
     method = check_method(producer, method)
     if max_miou_drop is not None and max_miou_drop < 0:
         raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
@@ -117,8 +121,8 @@ def calibrate_onnx(
         if agreement < gate:
             raise ExportError(
                 f"the INT8 model agrees with the FP32 model on {agreement:.2%} of pixels of the calibration images, "
-                f"below the INT8 gate of {gate:.0%}; nothing was written. Likely causes: calibration images unlike "
-                "the deployment data, or layers too sensitive for INT8. Calibrate on representative images, try "
+                f"below the INT8 gate of {gate * 100:g}%; nothing was written. Likely causes: calibration images "
+                "unlike the deployment data, or layers too sensitive for INT8. Calibrate on representative images, try "
                 "--producer "
                 + ("onnxruntime" if producer == "modelopt" else "modelopt")
                 + ", or keep sensitive parts in float with --max-miou-drop"

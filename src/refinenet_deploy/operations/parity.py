@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +325,8 @@ def validate_parity(
             loaded = _load(checkpoint, threads)
             default_norm = _checkpoint_normalization(loaded)
             info = _model_info(loaded, default_norm)
+        else:  # the checkpoint runs as the reference was made: its input format, head and (below) static size
+            meta = {"input_format": saved.settings.get("input_format"), "head": saved.settings.get("head")}
         policy = InputPolicy.from_metadata(meta, default=default_norm)
         key_settings = _settings(policy, scales, flip, "checkpoint")
         from ..backends import resolve_device
@@ -334,7 +336,8 @@ def validate_parity(
             artifact, policy=policy, arch=info["arch"], device=resolve_device(Runtime.TORCH, device)
         )
         backend.configure(precision=torch_precision)
-        precision = "fp32" if torch_precision in ("fp32", "tf32") else torch_precision
+        meta = {**meta, "num_classes": backend.loaded.num_classes}
+        precision = torch_precision  # tf32 is judged by the fp16 gates (tolerance_for)
     else:
         backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision, meta=meta)
         precision = artifact_precision(artifact, meta).value
@@ -369,6 +372,8 @@ def validate_parity(
                 default_norm = _checkpoint_normalization(loaded)
                 info = _model_info(loaded, default_norm)
         policy = InputPolicy.from_metadata(meta, default=default_norm).for_input(spec.name, spec.shape)
+        if kind == Runtime.TORCH and saved is not None and saved.settings.get("static_size"):
+            policy = replace(policy, static_size=tuple(int(v) for v in saved.settings["static_size"]))
         settings = _settings(policy, scales, flip, policy.normalization.to_dict())
         if saved is None and meta.get("num_classes") not in (None, info["num_classes"]):
             raise UsageError(

@@ -243,8 +243,15 @@ def _check_manifest(m: dict[str, Any], path: Path) -> None:
         raise bad("settings.flip", "true or false")
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         raise bad("data.files", "a list")
-    if not all(isinstance(f, dict) and isinstance(f.get("image"), str) for f in data["files"]):
-        raise bad("data.files[]", "objects with an image name")
+    if not all(
+        isinstance(f, dict)
+        and isinstance(f.get("name"), str)
+        and isinstance(f.get("image"), str)
+        and isinstance(f.get("image_sha256"), str)
+        and isinstance(f.get("label_sha256"), (str, type(None)))
+        for f in data["files"]
+    ):
+        raise bad("data.files[]", "objects with name, image, image_sha256 and label_sha256")
     images = m.get("images")
     if not isinstance(images, list) or not all(
         isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("map"), str) for e in images

@@ -65,7 +65,10 @@ DEFAULT_GATES: dict[str, Gates] = {p.value: t.gates for p, t in TOLERANCES.items
 
 
 def tolerance_for(precision: str) -> Tolerance:
-    """The tolerance row of ``precision`` (fp32 for anything unknown)."""
+    """The tolerance row of ``precision`` (fp32 for anything unknown; PyTorch's tf32, 10 mantissa bits like fp16,
+    takes the fp16 row)."""
+    if str(precision).lower() == "tf32":
+        return TOLERANCES[Precision.FP16]
     try:
         return TOLERANCES[Precision(precision)]
     except ValueError:

@@ -79,7 +79,8 @@ def check_ir_files(xml: Path) -> None:
     import xml.etree.ElementTree as ET
 
     try:
-        _, root = next(ET.iterparse(str(xml), events=("start",)))
+        with open(xml, "rb") as fh:
+            _, root = next(ET.iterparse(fh, events=("start",)))
     except (ET.ParseError, StopIteration, UnicodeDecodeError) as exc:
         raise InvalidModelError(
             f"{xml.name} is not an OpenVINO IR (not well-formed XML: {str(exc)[:80]}). Build one with "

@@ -28,7 +28,7 @@ from ...artifacts import (
     utc_now,
     write_json_atomic,
 )
-from ...errors import RefineNetDeployError, UsageError
+from ...errors import DataError, RefineNetDeployError, UsageError
 from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
 from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
@@ -80,9 +80,12 @@ class PipelineResult:
     report: list[Path]
     manifest: Path
     failed_step: str | None = None  # a step every target needed (export, calibrate, ...) that failed
+    shared_error: RefineNetDeployError | None = None  # its error
 
     @property
     def exit_code(self) -> int:
+        if self.shared_error is not None:  # whatever older results the targets still show
+            return self.shared_error.exit_code
         errors = [o.error for o in self.outcomes if o.error is not None]
         if any(o.status == "failed gate" for o in self.outcomes):
             return 3
@@ -320,6 +323,7 @@ class Pipeline:
                 num_images=cfg.calib_images,
                 producer=cfg.calib_producer,
                 command=self.command,
+                min_agreement=cfg.min_agreement,  # the self-check uses the gate the user set, if any
             )
             return {}
 
@@ -330,7 +334,7 @@ class Pipeline:
             "calibrate",
             f"the Q/DQ INT8 ONNX ({cfg.calib_producer}, {cfg.calib_images} calibration images)",
             {"onnx": self.onnx, "calib": self.calib_dir},
-            {"num_images": cfg.calib_images, "producer": cfg.calib_producer},
+            {"num_images": cfg.calib_images, "producer": cfg.calib_producer, "min_agreement": cfg.min_agreement},
             [self.onnx_int8, sidecar_path(self.onnx_int8), calibration_manifest_path(self.onnx_int8)],
             run,
             blocked=blocked,
@@ -597,7 +601,9 @@ class Pipeline:
         baseline = _read_json(self.target_dir(BASELINE) / "bench.json")
         report = self._report(state, outcomes, baseline)
         manifest = self._manifest(state, outcomes)
-        return PipelineResult(self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest, failed_step)
+        return PipelineResult(
+            self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest, failed_step, failed_shared
+        )
 
     def _digests(self, step: Step) -> dict[str, str] | None:
         """Digests of the step's inputs; None when one that must travel is missing (then the recorded outputs
@@ -615,6 +621,14 @@ class Pipeline:
         if not step.id.startswith(("parity:", "bench:", "build:")) or not step.outputs:
             return False
         if not all(o.is_file() for o in step.outputs):
+            return False
+        rec = state.steps.get(step.id)
+        if rec is not None and key is not None and rec.key not in (key, "imported"):
+            # made (or imported) from other inputs: the ONNX, the reference or a setting changed since
+            self.warn(
+                f"{self.rel(step.outputs[0])}: made from inputs that have changed since; not used. Redo it on the "
+                "device (the commands below)"
+            )
             return False
         if step.id.startswith(("parity:", "bench:")):
             doc = _read_json(step.outputs[0])
@@ -640,9 +654,7 @@ class Pipeline:
             if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
                 exc = failed.get(t.name) or failed_shared
                 o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
-            elif t.name in pending and not (
-                o.parity and o.bench and all(s.id.startswith("build:") for s in pending[t.name])
-            ):  # measured on the device from an engine that stayed there: done, whether the engine came back or not
+            elif t.name in pending:
                 steps = pending[t.name]
                 o.status = "pending on device"
                 o.reason = steps[0].blocked or "inputs not in the bundle"
@@ -761,6 +773,7 @@ class Pipeline:
         d["data"] = self.rel(self.val_dir)
         d["calib_data"] = self.rel(self.calib_dir) if self.config.calib_data is None else self.config.calib_data
         d["source_data"] = self.config.data
+        d["source_calib_data"] = self.config.calib_data
         return d
 
 
@@ -786,16 +799,18 @@ def _p50(bench: dict[str, Any] | None) -> float | None:
 def load_bundle_config(bundle: Path) -> dict[str, Any]:
     """The settings a bundle was made with (for ``--resume``), paths resolved against the bundle."""
     path = bundle / CONFIG_FILE
+    if not bundle.exists():
+        raise DataError(f"--resume {bundle}: no such bundle folder. Pass the folder a pipeline wrote (its -o)")
     doc = _read_json(path)
     if doc is None:
         raise UsageError(f"{bundle} is not a pipeline bundle (no readable {CONFIG_FILE}). Pass -o BUNDLE to make one")
-    bundle_only = ("checkpoint", "data", "calib_data", "source_checkpoint", "source_data")
+    bundle_only = ("checkpoint", "data", "calib_data", "source_checkpoint", "source_data", "source_calib_data")
     settings = {k: v for k, v in doc.items() if k not in bundle_only}
     src = doc.get("source_checkpoint")
     if src and src != "demo":
         settings["checkpoint"] = src
-    calib = doc.get("calib_data")
-    if calib and not str(calib).startswith("data/"):
+    calib = doc["source_calib_data"] if "source_calib_data" in doc else doc.get("calib_data")
+    if calib and ("source_calib_data" in doc or not str(calib).startswith("data/")):
         settings["calib_data"] = calib
     data = doc.get("source_data")
     if data:
@@ -806,3 +821,17 @@ def load_bundle_config(bundle: Path) -> dict[str, Any]:
 def check_bundle_path(bundle: Path, inputs: list[Path | None]) -> None:
     """Refuse (exit 2) a bundle path that is a file, an input, or cannot be written, before any work."""
     probe_output(bundle, inputs=inputs, what="-o", kind="dir")
+    for folder in inputs:
+        if folder is not None and Path(folder).is_dir() and _inside_folder(bundle, Path(folder)):
+            raise UsageError(
+                f"-o {bundle} is inside the input folder {folder}: the bundle would be copied into itself. "
+                "Choose a bundle folder outside it"
+            )
+
+
+def _inside_folder(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
