@@ -365,3 +365,15 @@ def test_a_hostile_reference_is_refused_in_one_line(setup, tmp_path: Path, case:
     assert res.exit_code == 5, (res.exit_code, res.stderr)
     assert res.stderr.startswith("error: ") and words in res.stderr and "Traceback" not in res.stderr
     assert sha256_file(bad) == before and sorted(p.name for p in tmp_path.iterdir()) == [bad.name]
+
+
+def test_a_killed_reference_writer_leaves_nothing_for_the_next_run(setup, tmp_path: Path) -> None:
+    """A SIGKILL mid-write leaves the writer's staging file (``.NAME.staging.PID.rfdeploy.tmp``); the next writer
+    to the same folder removes it, because its process is gone."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".r.npz.staging.{int(dead.stdout)}.rfdeploy.tmp"
+    stale.write_bytes(b"half a zip")
+    out = tmp_path / "r.npz"
+    res = _cli("parity", setup["ckpt"], "--data", setup["data"], "--save-reference", out, "--no-reference-cache")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]

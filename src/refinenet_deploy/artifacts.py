@@ -767,7 +767,8 @@ def staged_dir(output: str | Path, step: str) -> Iterator[Path]:
     for it, if the block fails."""
     output = Path(output)
     created = ensure_parent(output)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.{step}-"))
+    clean_stale(output.parent)  # folders left by a killed run (their .owner pid is gone)
+    tmp = _owned_tempdir(output.parent, f".{output.name}.{step}-")
     done = False
     try:
         yield tmp / output.name

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..artifacts import ensure_parent, remove_created, sha256_file, utc_now, write_atomic
+from ..artifacts import TMP_SUFFIX, clean_stale, ensure_parent, remove_created, sha256_file, utc_now, write_atomic
 from ..data.datasets import Sample
 from ..errors import DataError, IncompatibleArtifactError
 
@@ -137,9 +136,10 @@ class ReferenceWriter:
         self.with_logits = with_logits
         self.images: list[dict[str, Any]] = []
         self._created = ensure_parent(self.output)
-        fd, name = tempfile.mkstemp(dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".partial")
-        os.close(fd)
-        self._staging = Path(name)
+        clean_stale(self.output.parent, names=[self.output.name])  # debris of a killed writer: its pid is gone
+        # ``.NAME.PID.rfdeploy.tmp``: the form clean_stale recognises, so a SIGKILL leaves nothing for long
+        self._staging = self.output.with_name(f".{self.output.name}.staging.{os.getpid()}{TMP_SUFFIX}")
+        self._staging.unlink(missing_ok=True)
         self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
 
     def _put(self, key: str, array: np.ndarray, compress: bool) -> None:
