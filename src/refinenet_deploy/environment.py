@@ -124,7 +124,12 @@ def host_fingerprint() -> dict[str, object]:
     and the Jetson release (JetPack/L4T) when present. Fast: imports no framework."""
     from .jetson import jetson_fingerprint
 
-    host: dict[str, object] = {"platform": platform.platform(), "python": sys.version.split()[0], **cpu_info()}
+    host: dict[str, object] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        **cpu_info(),
+    }
     gpus = nvidia_gpus()
     if gpus:
         host["gpus"] = gpus
@@ -140,6 +145,7 @@ def collect_environment() -> dict[str, object]:
     env: dict[str, object] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "machine": platform.machine(),
         **cpu_info(),
         **gpu_info(),
     }

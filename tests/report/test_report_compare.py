@@ -305,3 +305,17 @@ def test_odd_but_valid_json_values_do_not_break_grouping_or_charts(tmp_path: Pat
     assert "Cost $5 CPU $x^2$" in result.output.read_text()
     if result.charts:  # with matplotlib: rendered, "$" not parsed as mathtext
         assert result.charts[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_another_architecture_is_another_device_in_both_tables() -> None:
+    """An x86 host and an aarch64 device that report the same CPU text (qemu-user passes the host's /proc/cpuinfo
+    through) are different devices for the report and for the pipeline's table alike."""
+    from refinenet_deploy.operations.pipeline.summary import same_model
+
+    x86 = {"cpu": "AMD EPYC", "cpu_count": 2, "isa": ["avx2"], "platform": "Linux-6.1-x86_64-with-glibc2.36"}
+    arm = {**x86, "platform": "Linux-6.1-aarch64-with-glibc2.36", "machine": "aarch64"}
+    assert device_identity(x86, "cpu")[0] != device_identity(arm, "cpu")[0]
+    assert device_identity(x86, "cpu")[0] == device_identity({**x86, "machine": "x86_64"}, "cpu")[0]  # old files
+    base = {"arch": "rf_lw_mbv2", "num_classes": 6, "input_size": [128, 128], "batch": 1, "device": "cpu"}
+    assert same_model({**base, "fingerprint": x86}, {**base, "fingerprint": x86})
+    assert not same_model({**base, "fingerprint": x86}, {**base, "fingerprint": arm})

@@ -235,3 +235,23 @@ def test_p50_outside_any_timing_is_refused(tmp_path: Path, p50: float) -> None:
     (path,) = write_docs(tmp_path / "in", doc)
     with pytest.raises(DataError, match=r"'compute_only.p50_ms'"):
         write_report([path], tmp_path / "r.md")
+
+
+def test_charts_of_an_earlier_report_do_not_outlive_it(tmp_path: Path, good: list[Path], monkeypatch) -> None:
+    """A report rewritten without charts (matplotlib missing: a labelled test double here) removes the PNGs an
+    earlier run left beside it, so the folder never shows charts that no longer match the table."""
+    from refinenet_deploy.errors import MissingDependencyError
+    from refinenet_deploy.operations import report as report_ops
+
+    out = tmp_path / "r.md"
+    stale = [tmp_path / "r_latency.png", tmp_path / "r_accuracy_vs_latency.png"]
+    for png in stale:
+        png.write_bytes(b"an old chart")
+
+    def no_matplotlib(rows):  # noqa: ANN001, ANN202
+        raise MissingDependencyError("matplotlib is not installed (test double)")
+
+    monkeypatch.setattr(report_ops, "render_charts", no_matplotlib)
+    result = write_report(good, out)
+    assert result.charts == [] and result.charts_skipped and out.is_file()
+    assert not any(p.exists() for p in stale)

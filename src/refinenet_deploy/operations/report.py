@@ -242,6 +242,17 @@ def _device_kind(device: Any) -> str:
     return "gpu" if text.startswith("cuda") else text.split(":")[0]
 
 
+def _machine(fp: Mapping[str, Any]) -> str | None:
+    """The CPU architecture of a fingerprint (``x86_64``, ``aarch64``); read from ``platform`` for older files."""
+    if fp.get("machine"):
+        return str(fp["machine"]).lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+    text = str(fp.get("platform") or "").lower()
+    for token, name in (("x86_64", "x86_64"), ("amd64", "x86_64"), ("aarch64", "aarch64"), ("arm64", "aarch64")):
+        if token in text:
+            return name
+    return None
+
+
 def device_identity(fp: Mapping[str, Any] | None, device: str) -> tuple[tuple[Any, ...], str]:
     """(identity, label) of the device a result was measured on: the device kind plus the host/GPU fingerprint.
 
@@ -256,7 +267,16 @@ def device_identity(fp: Mapping[str, Any] | None, device: str) -> tuple[tuple[An
     cores = fp.get("cpu_affinity") or fp.get("cpu_count")
     gpus = _gpu_names(fp)
     host = fp.get("hostname")
-    parts = (host, jetson.get("model"), jetpack, cpu, fp.get("cpu_count"), fp.get("cpu_affinity"), fp.get("isa"))
+    parts = (
+        host,
+        _machine(fp),
+        jetson.get("model"),
+        jetpack,
+        cpu,
+        fp.get("cpu_count"),
+        fp.get("cpu_affinity"),
+        fp.get("isa"),
+    )
     identity = (
         kind,
         *(json.dumps(v, sort_keys=True, default=str) for v in parts),  # hashable whatever the JSON held
@@ -947,6 +967,8 @@ def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResu
         )
         write_atomic(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         written.append(output)
+        for old in set(pngs) - set(chart_files):  # charts of an earlier report at this path: no longer true
+            old.unlink(missing_ok=True)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -15,9 +15,10 @@ def _p50(bench: dict[str, Any] | None) -> float | None:
 
 
 def _host(bench: dict[str, Any]) -> tuple[Any, ...]:
-    fp = bench.get("fingerprint") or {}
-    cpu = (fp.get("cpu") or {}) if isinstance(fp.get("cpu"), dict) else {}
-    return (fp.get("hostname") or cpu.get("model") or fp.get("platform"), str(bench.get("device")))
+    """The device a result was measured on, by the report's rule (one rule for both tables)."""
+    from ..report import device_identity
+
+    return device_identity(bench.get("fingerprint"), str(bench.get("device") or "cpu"))[0]
 
 
 def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
