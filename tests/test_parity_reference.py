@@ -131,6 +131,9 @@ def test_a_checkpoint_runs_against_a_saved_reference_on_its_device(setup, tmp_pa
         assert res.exit_code == 7 and "no CUDA GPU" in res.stderr, res.stderr
     res = _cli("parity", setup["ref"], setup["onnx"], "--data", setup["data"], "--precision", "fp16")
     assert res.exit_code == 2 and "runs in onnxruntime as built" in res.stderr, res.stderr
+    both = _cli("parity", setup["ref"], setup["ckpt"], setup["onnx"], "--data", setup["data"], "--precision", "bf16")
+    assert both.exit_code == 2 and "m.onnx runs in onnxruntime as built" in both.stderr, both.stderr
+    assert "parity:" not in both.stdout  # refused before the first MODEL ran
     res = _cli("parity", setup["ref"], setup["onnx"], "--data", setup["data"], "--precision", "fp8")
     assert res.exit_code == 2 and "--precision must be" in res.stderr, res.stderr
 

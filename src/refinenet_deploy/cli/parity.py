@@ -104,6 +104,7 @@ def parity_cmd(
     from ..operations.parity import (
         check_gate_options,
         check_parity_outputs,
+        check_torch_options,
         parse_scales,
         raise_for_gates,
         raise_for_labels,
@@ -142,6 +143,7 @@ def parity_cmd(
         raise UsageError("nothing to do: pass an ARTIFACT to compare, or --save-reference REF.npz to save a reference")
     if not models and is_reference(checkpoint):
         raise UsageError(f"{checkpoint} is a saved reference: pass an ARTIFACT to compare with it")
+    check_torch_options(models, runtime, device, precision)
     inputs = [checkpoint, *models]
     check_parity_outputs(
         inputs=inputs,

@@ -248,6 +248,20 @@ class _Recorder:
 
 
 # --------------------------------------------------------------------------------------------- parity
+def check_torch_options(models: Sequence[str | Path], runtime: str, device: str | None, precision: str) -> None:
+    """Refuse (exit 2, before any work) ``--device``/``--precision`` for MODELs that are not checkpoints: those
+    options set how a checkpoint runs in PyTorch; an artifact runs as it was built."""
+    if device in (None, "cpu") and precision == "fp32":
+        return
+    for model in models:
+        kind = resolve_runtime(model, runtime)
+        if kind != Runtime.TORCH:
+            raise UsageError(
+                f"--device/--precision run a checkpoint in PyTorch; {Path(model).name} runs in {kind.value} as built. "
+                "Drop them, or run parity once per kind of MODEL"
+            )
+
+
 def validate_parity(
     checkpoint: str | Path,
     artifact: str | Path,

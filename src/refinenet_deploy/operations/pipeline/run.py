@@ -769,11 +769,17 @@ class Pipeline:
     def _bundle_config(self) -> dict[str, Any]:
         d = self.config.to_dict()
         d["checkpoint"] = self.rel(self.checkpoint)
-        d["source_checkpoint"] = self.config.checkpoint or "demo"
+
+        def absolute(path: str | None) -> str | None:  # provenance of the sources, whatever folder ran it
+            return None if path is None else str(Path(path).resolve())
+
+        d["source_checkpoint"] = absolute(self.config.checkpoint) or "demo"
         d["data"] = self.rel(self.val_dir)
-        d["calib_data"] = self.rel(self.calib_dir) if self.config.calib_data is None else self.config.calib_data
-        d["source_data"] = self.config.data
-        d["source_calib_data"] = self.config.calib_data
+        d["calib_data"] = (
+            self.rel(self.calib_dir) if self.config.calib_data is None else absolute(self.config.calib_data)
+        )
+        d["source_data"] = absolute(self.config.data)
+        d["source_calib_data"] = absolute(self.config.calib_data)
         return d
 
 
