@@ -154,7 +154,7 @@ def probe_output(
             for g in guarded:
                 if _same_file(target, g):
                     raise UsageError(f"{what} {target} would overwrite the input {g}. Choose another output path")
-            if inp.is_dir() and target.is_file() and _is_data_file(target) and _inside(target, inp):
+            if inp.is_dir() and target.is_file() and _is_data_file(target) and is_inside(target, inp):
                 raise UsageError(
                     f"{what} {target} would overwrite a file of the input folder {inp}. Choose another output path"
                 )
@@ -184,7 +184,8 @@ def _is_data_file(path: Path) -> bool:
     return path.suffix.lower() in {*IMAGE_EXTENSIONS, ".txt"} or path.name == "dataset.json"
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (links resolved)."""
     try:
         path.resolve().relative_to(folder.resolve())
     except (ValueError, OSError):

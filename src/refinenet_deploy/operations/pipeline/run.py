@@ -20,6 +20,7 @@ from typing import Any
 
 from ... import __version__
 from ...artifacts import (
+    is_inside,
     probe_output,
     read_metadata,
     sha256_file,
@@ -828,16 +829,8 @@ def check_bundle_path(bundle: Path, inputs: list[Path | None]) -> None:
     """Refuse (exit 2) a bundle path that is a file, an input, or cannot be written, before any work."""
     probe_output(bundle, inputs=inputs, what="-o", kind="dir")
     for folder in inputs:
-        if folder is not None and Path(folder).is_dir() and _inside_folder(bundle, Path(folder)):
+        if folder is not None and Path(folder).is_dir() and is_inside(bundle, Path(folder)):
             raise UsageError(
                 f"-o {bundle} is inside the input folder {folder}: the bundle would be copied into itself. "
                 "Choose a bundle folder outside it"
             )
-
-
-def _inside_folder(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
