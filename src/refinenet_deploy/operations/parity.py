@@ -308,12 +308,8 @@ def validate_parity(
     from_reference = is_reference(checkpoint)
     if from_reference and save_reference is not None:
         raise UsageError("--save-reference needs a checkpoint: this run compares with a saved reference already")
+    check_torch_options([artifact], runtime, device, torch_precision)
     kind = resolve_runtime(artifact, runtime)
-    if kind != Runtime.TORCH and (torch_precision != "fp32" or device not in (None, "cpu")):
-        raise UsageError(
-            f"--device/--precision run a checkpoint in PyTorch; {artifact.name} runs in {kind.value} as built. "
-            "Drop them"
-        )
     meta = read_metadata(artifact) if kind != Runtime.TORCH else {}
     ds, n = _dataset(data, split, num_images)
 
