@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "enums": 0,
     "environment": 1,
     "jetson": 1,
+    "telemetry": 1,
     "data": 1,
     "artifacts": 2,
     "models": 2,

@@ -16,6 +16,7 @@ from refinenet_deploy.cli import app
 from refinenet_deploy.errors import DataError, UsageError
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import (
+    BENCH_SCHEMA_VERSION,
     MAX_BATCH,
     benchmark,
     normalize_inference_precision,
@@ -107,7 +108,7 @@ def test_json_output_is_probed_before_work_and_parents_created(models: dict[str,
     nested = tmp_path / "new" / "deeper" / "b.json"
     res = _cli(str(models["onnx"]), "--warmup", "0", "--iterations", "1", "--no-peak", "--json", str(nested))
     assert res.exit_code == 0, res.output
-    assert json.loads(nested.read_text())["schema_version"] == 2 and f"wrote {nested}" in res.stderr
+    assert json.loads(nested.read_text())["schema_version"] == BENCH_SCHEMA_VERSION and f"wrote {nested}" in res.stderr
 
 
 # --------------------------------------------------------------------------------------------- precisions
@@ -240,7 +241,7 @@ def test_peak_probe_refuses_where_no_honest_peak_exists() -> None:
 def test_fp16_onnx_probe_runs_in_fp16(tmp_path: Path) -> None:
     import onnx
 
-    from refinenet_deploy.operations.bench import _probe_onnx
+    from refinenet_deploy.operations.bench.peak import _probe_onnx
 
     _probe_onnx(tmp_path / "p.onnx", (1, 8, 16, 16), "fp16")
     graph = onnx.load(str(tmp_path / "p.onnx")).graph

@@ -63,6 +63,41 @@ def resolve_device(runtime: Runtime, device: str | None = None) -> Device:
     return Device(device)
 
 
+def check_runtime_options(
+    kind: Runtime,
+    device: Device,
+    *,
+    cuda_graph: bool = False,
+    torch_precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,  # noqa: A002
+    compile_mode: str | None = None,
+    cudnn_benchmark: bool | None = None,
+) -> None:
+    """UsageError (exit 2) for an option that does not apply to this runtime and device: options are refused,
+    never ignored. PyTorch's own GPU-only options are checked by its runner (``check_torch_gpu_options``)."""
+    if cuda_graph and kind not in (Runtime.TENSORRT, Runtime.TORCH):
+        raise UsageError(
+            f"--cuda-graph replays a CUDA graph of a TensorRT engine or of a checkpoint on a GPU, not of {kind}. "
+            "Drop --cuda-graph"
+        )
+    if cuda_graph and kind == Runtime.TENSORRT and device == Device.DLA:
+        raise UsageError("--cuda-graph: DLA engines are not captured into CUDA graphs. Drop --cuda-graph")
+    torch_only = {
+        "--precision": torch_precision != "fp32",
+        "--channels-last": channels_last,
+        "--compile": compile,
+        "--compile-mode": compile_mode is not None,
+        "--cudnn-benchmark": cudnn_benchmark is not None,
+    }
+    given = [name for name, on in torch_only.items() if on]
+    if kind != Runtime.TORCH and given:
+        raise UsageError(
+            f"{'/'.join(given)} set how a checkpoint runs in PyTorch, not {kind}. "
+            "Drop them (an artifact's precision is fixed when it is built)"
+        )
+
+
 def open_runner(
     artifact: str | Path,
     runtime: str = "auto",
@@ -77,26 +112,33 @@ def open_runner(
     torch_precision: str = "fp32",
     channels_last: bool = False,
     compile: bool = False,  # noqa: A002  (named as the CLI option --compile)
+    compile_mode: str | None = None,
+    cudnn_benchmark: bool | None = None,
 ) -> BaseRunner:
     """A (not yet activated) runner for an artifact or a checkpoint.
 
     ``device`` defaults to what the runtime runs on first (cpu; gpu for engines) and is recorded on the runner
     (``runner.device``). For a checkpoint, ``policy`` (an ``artifacts.InputPolicy``) sets the deploy wrapper's
     normalisation, input format and head, so that the PyTorch side computes what an artifact computes.
-    ``cuda_graph``: TensorRT engines with static shapes replay one captured CUDA graph per inference.
+    ``cuda_graph``: TensorRT engines with static shapes, and checkpoints on a CUDA GPU, replay one captured CUDA
+    graph per inference (refused elsewhere: exit 2, never ignored).
     ``inference_precision`` (OpenVINO: fp32 | fp16 | bf16, f32/f16 accepted) sets the float parts' precision hint.
     ``torch_precision`` (fp32 | tf32 | fp16 | bf16), ``channels_last`` and ``compile`` (torch.compile) set how a
-    checkpoint runs in PyTorch (see ``backends.torch.runner``); a precision the device cannot run is a UsageError.
+    checkpoint runs in PyTorch (see ``backends.torch.runner``), with ``compile_mode`` and ``cudnn_benchmark`` (GPU);
+    a precision or option the device cannot run is a UsageError.
     """
     kind = resolve_runtime(artifact, runtime)
     dev = resolve_device(kind, device)
-    if cuda_graph and kind != Runtime.TENSORRT:
-        raise UsageError(f"--cuda-graph applies to TensorRT engines, not {kind}")
-    if kind != Runtime.TORCH and (torch_precision != "fp32" or channels_last or compile):
-        raise UsageError(
-            f"--precision/--channels-last/--compile set how a checkpoint runs in PyTorch, not {kind}. "
-            "Drop them (an artifact's precision is fixed when it is built)"
-        )
+    check_runtime_options(
+        kind,
+        dev,
+        cuda_graph=cuda_graph,
+        torch_precision=torch_precision,
+        channels_last=channels_last,
+        compile=compile,
+        compile_mode=compile_mode,
+        cudnn_benchmark=cudnn_benchmark,
+    )
     if kind == Runtime.ONNXRUNTIME:
         from .onnxruntime import open_onnxruntime
 
@@ -122,7 +164,14 @@ def open_runner(
         from .torch import open_checkpoint
 
         runner = open_checkpoint(artifact, device=dev, policy=policy)
-        runner.configure(precision=torch_precision, channels_last=channels_last, compile=compile)
+        runner.configure(
+            precision=torch_precision,
+            channels_last=channels_last,
+            compile=compile,
+            compile_mode=compile_mode,
+            cuda_graph=cuda_graph,
+            cudnn_benchmark=cudnn_benchmark,
+        )
     runner.device = dev
     return runner
 
@@ -132,6 +181,7 @@ __all__ = [
     "RUNTIMES",
     "BaseRunner",
     "TensorSpec",
+    "check_runtime_options",
     "detect_runtime",
     "open_runner",
     "resolve_device",

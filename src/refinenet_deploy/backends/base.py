@@ -37,10 +37,21 @@ class TensorSpec:
 
 
 class BaseRunner(ABC):
-    """Lifecycle and input checking; subclasses implement ``_activate``, ``_infer``, ``_deactivate``."""
+    """Lifecycle and input checking; subclasses implement ``_activate``, ``_infer``, ``_deactivate``.
+
+    The whole contract a caller may rely on, with defaults for runtimes that have nothing to say (callers never
+    probe with ``getattr``):
+
+    - ``device``: where it runs (an ``enums.Device`` value; ``open_runner`` records the resolved one);
+    - ``executed_precision`` / ``runtime_config``: what ran, filled in by ``_activate``;
+    - ``device_times_ms``: one device-side time per ``infer`` (CUDA events), empty where there is no device clock;
+    - ``device_memory_mib()``: peak device memory, None where not measured;
+    - ``precision_fallback``: True when the runtime compiled another precision than the one requested;
+    - ``async_pool()``: asynchronous requests in flight (OpenVINO); others raise ``UsageError``.
+    """
 
     name = "runner"
-    device: str = "cpu"  # where it runs (an ``enums.Device`` value); set by ``open_runner``
+    device: str = "cpu"
 
     def __init__(self) -> None:
         self.is_active = False
@@ -49,6 +60,16 @@ class BaseRunner(ABC):
         # the runtime does not say), and the runtime's own settings (providers, streams, flags) for the record
         self.executed_precision: str | None = None
         self.runtime_config: dict[str, Any] = {}
+        self.device_times_ms: list[float] = []
+        self.precision_fallback = False
+
+    def device_memory_mib(self) -> float | None:
+        """Peak device memory of the runs so far (MiB); None where the runtime has no device memory to report."""
+        return None
+
+    def async_pool(self, jobs: int | None = None) -> Any:
+        """A pool of asynchronous infer requests (``jobs``, ``submit``, ``wait_all``, ``latencies_ms``)."""
+        raise UsageError(f"{self.name} has no asynchronous requests (throughput mode is OpenVINO's)")
 
     def __enter__(self) -> BaseRunner:
         self.activate()

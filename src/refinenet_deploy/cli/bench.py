@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..operations.bench import DEFAULT_ITERATIONS, benchmark
+from ..operations.bench import DEFAULT_ITERATIONS, DEFAULT_MAX_WARMUP, DEFAULT_WARMUP, benchmark
 from .app import app, err, handle_errors, out
 from .options import Threads, parse_size
 
@@ -40,7 +40,17 @@ def bench_cmd(
             "--input-size", help="HxW; required unless the artifact or checkpoint records its size (static shape)."
         ),
     ] = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first, 0..10000.")] = 10,
+    warmup: Annotated[
+        int, typer.Option("--warmup", help="Untimed iterations first (the minimum), 0..10000.")
+    ] = DEFAULT_WARMUP,
+    max_warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--max-warmup",
+            help=f"Warm-up goes on until timings settle, at most this many (default max(--warmup, "
+            f"{DEFAULT_MAX_WARMUP})); = --warmup for a fixed warm-up.",
+        ),
+    ] = None,
     iterations: Annotated[
         int | None,
         typer.Option("--iterations", help=f"Timed iterations, 1..1000000 (default {DEFAULT_ITERATIONS})."),
@@ -83,6 +93,17 @@ def bench_cmd(
     compile_model: Annotated[
         bool, typer.Option("--compile", help="PyTorch: torch.compile the model (first call timed apart).")
     ] = False,
+    compile_mode: Annotated[
+        str | None,
+        typer.Option("--compile-mode", help="PyTorch: default | reduce-overhead | max-autotune (implies --compile)."),
+    ] = None,
+    cudnn_benchmark: Annotated[
+        bool | None,
+        typer.Option(
+            "--cudnn-benchmark/--no-cudnn-benchmark",
+            help="PyTorch on a GPU: let cuDNN pick the fastest algorithms (default on, recorded).",
+        ),
+    ] = None,
     end_to_end: Annotated[bool, typer.Option("--end-to-end", help="Also time decode+preprocess+infer+argmax.")] = (
         False
     ),
@@ -95,7 +116,10 @@ def bench_cmd(
         bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak on the same device and precision.")
     ] = True,
     cuda_graph: Annotated[
-        bool, typer.Option("--cuda-graph", help="TensorRT, static shapes: replay one captured CUDA graph per run.")
+        bool,
+        typer.Option(
+            "--cuda-graph", help="GPU: replay one captured CUDA graph per run (TensorRT static shapes, PyTorch)."
+        ),
     ] = False,
 ) -> None:
     """Latency of one artifact on this device, with the device fingerprint and the timing protocol.
@@ -103,7 +127,7 @@ def bench_cmd(
     Examples:
       rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json cpu-ort.json
       rfdeploy bench model.xml --inference-precision bf16 --hint throughput --duration 20
-      rfdeploy bench model.safetensors --device gpu --precision fp16 --channels-last --input-size 512x512
+      rfdeploy bench model.safetensors --device gpu --precision fp16 --cuda-graph --input-size 512x512
     """
 
     size = parse_size(input_size) if input_size else None
@@ -114,6 +138,7 @@ def bench_cmd(
         batch=batch,
         input_size=size,
         warmup=warmup,
+        max_warmup=max_warmup,
         iterations=iterations,
         duration_s=duration,
         threads=threads,
@@ -127,6 +152,8 @@ def bench_cmd(
         torch_precision=precision,
         channels_last=channels_last,
         compile=compile_model,
+        compile_mode=compile_mode,
+        cudnn_benchmark=cudnn_benchmark,
         json_out=json_out,
     )
     if json_out is not None:
@@ -172,15 +199,33 @@ def render(result: dict[str, Any], name: str) -> None:
             f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.3g} GMAC/s dense-conv peak "
             f"({probe['runtime']}, {probe['device']}, {probe['precision']})"
         )
+    elif result.get("peak_probe", {}).get("fraction_not_shown"):
+        parts.append(f"fraction of peak {result['peak_probe']['fraction_not_shown']}")
     elif result.get("peak_probe", {}).get("reason") and "--no-peak" not in result["peak_probe"]["reason"]:
         parts.append(f"peak {result['peak_probe']['reason']}")
     if result.get("first_call_ms") is not None:
-        parts.append(f"first call (torch.compile) {result['first_call_ms']:.0f} ms")
+        config = result.get("runtime_config") or {}
+        what = " + ".join(
+            name for key, name in (("compiled", "torch.compile"), ("cuda_graph", "graph capture")) if config.get(key)
+        )
+        parts.append(f"first call ({what or 'untimed'}) {result['first_call_ms']:.0f} ms")
     if result.get("device_memory_mib"):
         parts.append(f"device memory {result['device_memory_mib']:.0f} MiB")
     parts.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB")
     parts.append(result["protocol"]["timing"])
     out.print("; ".join(parts), highlight=False, markup=False)
+    stability = result.get("timing_stability")
+    if stability and not stability["stable"]:
+        err.print(
+            f"warning: UNSTABLE timing ({'; '.join(stability['reasons'])}): the machine may be under load; "
+            "rerun on an idle machine before quoting these numbers",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    state = result.get("device_state") or {}
+    if state.get("flags"):
+        err.print(f"warning: device: {', '.join(state['flags'])}", markup=False, highlight=False, soft_wrap=True)
     if result.get("end_to_end_skipped"):
         err.print(
             f"end-to-end: skipped {len(result['end_to_end_skipped'])} unreadable image(s): "
