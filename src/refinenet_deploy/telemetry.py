@@ -12,6 +12,7 @@ device and is exercised on one (``benchmarks/gpu_check.sh``).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 # NVML clock-event reason bits (nvml.h, nvmlClocksEventReason*/nvmlClocksThrottleReason*): stable values.
@@ -88,10 +89,8 @@ def read_gpu_state(index: int = 0) -> dict[str, Any]:
     except Exception as exc:
         return {"available": False, "reason": f"not measured: NVML failed ({str(exc)[:120]})"}
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def read_device_state(device: str) -> dict[str, Any] | None:
