@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -12,6 +13,11 @@ from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
 from .models.test_zoo import randomize
+
+
+# Fixtures that GPU-marked tests share export with the simplifier this machine has: a stock GPU machine (PyTorch,
+# onnx, onnxruntime) may have no onnxsim, and a hardware test must run there, not error at set-up.
+AVAILABLE_SIMPLIFIER = "onnxsim" if importlib.util.find_spec("onnxsim") is not None else "none"
 
 
 def tiny_fp32_export(root: Path, *, images: int, data_seed: int, model_seed: int) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.validate.timing import TimingPlan, time_loop
 
-from .helpers import default_init_model
+from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 
 class FakeClock:
@@ -57,7 +57,7 @@ def onnx_model(tmp_path_factory) -> Path:
         default_init_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
     )
     out = root / "m.onnx"
-    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=()))
+    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER))
     return out
 
 

@@ -27,7 +27,7 @@ from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.validate.latency import achieved_gmacs, latency_stats, throughput_stats
 from refinenet_deploy.validate.timing import TimingPlan, throughput_loop
 
-from .helpers import default_init_model
+from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 FAST = {"warmup": 0, "iterations": 2, "peak": False}
 
@@ -39,7 +39,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     plain = save_safetensors(sd, root / "m.safetensors", {"arch": "rf_lw_test"})
     sized = save_safetensors(sd, root / "sized.safetensors", {"arch": "rf_lw_test", "input_size": [48, 32]})
     onnx = root / "m.onnx"
-    export_onnx(plain, onnx, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=()))
+    export_onnx(plain, onnx, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER))
     return {"ckpt": plain, "sized": sized, "onnx": onnx, "root": root}
 
 
