@@ -14,7 +14,6 @@ from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
 from .models.test_zoo import randomize
 
-
 # Fixtures that GPU-marked tests share export with the simplifier this machine has: a stock GPU machine (PyTorch,
 # onnx, onnxruntime) may have no onnxsim, and a hardware test must run there, not error at set-up.
 AVAILABLE_SIMPLIFIER = "onnxsim" if importlib.util.find_spec("onnxsim") is not None else "none"

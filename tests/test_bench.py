@@ -57,7 +57,9 @@ def onnx_model(tmp_path_factory) -> Path:
         default_init_model("rf_lw_test", num_classes=3).state_dict(), root / "m.safetensors", {"arch": "rf_lw_test"}
     )
     out = root / "m.onnx"
-    export_onnx(ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER))
+    export_onnx(
+        ckpt, out, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER)
+    )
     return out
 
 

@@ -39,7 +39,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
     plain = save_safetensors(sd, root / "m.safetensors", {"arch": "rf_lw_test"})
     sized = save_safetensors(sd, root / "sized.safetensors", {"arch": "rf_lw_test", "input_size": [48, 32]})
     onnx = root / "m.onnx"
-    export_onnx(plain, onnx, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER))
+    export_onnx(
+        plain, onnx, ExportSpec(input_size=(64, 64), dynamic=True, verify_sizes=(), simplify=AVAILABLE_SIMPLIFIER)
+    )
     return {"ckpt": plain, "sized": sized, "onnx": onnx, "root": root}
 
 

@@ -133,7 +133,7 @@ def pipeline_cmd(
 def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
     from ..operations.pipeline.summary import COLUMNS, summary_rows
 
-    rows = summary_rows(result.outcomes, [result.baseline] if result.baseline else [])
+    rows = summary_rows(result.outcomes, [result.baseline] if result.baseline else [], result.gpu_baselines)
     table = Table(title=f"bundle {result.bundle}", title_justify="left")
     for c in COLUMNS:
         left = c in ("target", "status")

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..artifacts import check_output_path, ensure_parent, probe_output, remove_created, write_atomic
 from ..errors import DataError, MissingDependencyError, UsageError
+from ..validate.speedup import speedup_of
 
 BENCH_SCHEMA = "refinenet-deploy/bench"
 PARITY_SCHEMA = "refinenet-deploy/parity"
@@ -321,6 +322,10 @@ class ReportRow:
     speedup: float | None = None
     baseline: str | None = None  # the PyTorch row the speed-up is against ("PyTorch fp32")
     is_baseline: bool = False
+    threads: int | None = None  # --threads as recorded (None: the runtime's default)
+    unstable: tuple[str, ...] = ()  # why this timing is flagged unstable (validate.latency.timing_stability)
+    speedup_best: float | None = None  # GPU rows: against the fastest PyTorch row on the same GPU
+    baseline_best: str | None = None
     miou_drop_points: float | None = None
     agreement: float | None = None
     parity: str | None = None  # "pass" | "fail" | None (no parity result)
@@ -440,6 +445,9 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
         ident, label = device_identity(d.get("fingerprint"), d["device"])
         labels.setdefault(ident, label)
         artifact, ran, variant, tf32, shown = _precision_of(d, d["runtime"])
+        threads = _threads_of(d)
+        if threads is not None:
+            shown += f", {threads} thread{'s' if threads != 1 else ''}"
         parity, why = _parity_for(b, ran, parities)
         if parity is not None:
             joined.add(id(parity))
@@ -476,6 +484,8 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                     failed_gates=tuple(map(str, pd.get("failed_gates") or ())),
                     notes=(why,) if why else (),
                     source=str(b.path),
+                    threads=threads,
+                    unstable=_unstable(stats),
                 )
             )
     _disambiguate(labels)
@@ -543,6 +553,21 @@ def _relabel(row: ReportRow, labels: Mapping[tuple[Any, ...], str]) -> ReportRow
     return replace(row, device=labels.get(row.device_id, row.device)) if row.device_id in labels else row
 
 
+def _threads_of(doc: Mapping[str, Any]) -> int | None:
+    protocol = doc.get("protocol")
+    threads = protocol.get("threads") if isinstance(protocol, dict) else None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) else None
+
+
+def _unstable(stats: Mapping[str, Any]) -> tuple[str, ...]:
+    """The stability rule (``validate.latency``) applied to one timing's statistics; () when they are incomplete."""
+    from ..validate.latency import timing_stability
+
+    if not all(_number(stats.get(k)) for k in ("mean_ms", "std_ms", "p50_ms", "p99_ms")):
+        return ()
+    return timing_stability(stats).reasons
+
+
 def _baseline_rank(row: ReportRow) -> tuple[int, int]:
     """Lower is a better baseline: strict fp32 (TF32 off, or a CPU), then fp32 with TF32 not recorded,
     tf32, bf16, fp16; plain eager before channels-last/compiled."""
@@ -555,6 +580,37 @@ def _baseline_rank(row: ReportRow) -> tuple[int, int]:
     return rank, len(row.variant)
 
 
+def choose_baseline(row: ReportRow, torch_rows: Sequence[ReportRow]) -> tuple[ReportRow, list[str]]:
+    """The PyTorch row ``row``'s speed-up is against, and the notes that say how it was chosen.
+
+    The rule, in order: the same thread setting as ``row`` (a thread count changes PyTorch's time several-fold);
+    strict fp32 (TF32 off, or a CPU) before TF32/bf16/fp16, plain eager before channels-last/compiled/graphs; a
+    stable timing before an unstable one. Rows still equal by all of that are a tie: the tie is reported and the
+    fastest of them is used (the smallest, conservative speed-up), so the argument order never matters."""
+
+    def key(t: ReportRow) -> tuple[int, tuple[int, int], int]:
+        return (0 if t.threads == row.threads else 1, _baseline_rank(t), 1 if t.unstable else 0)
+
+    best = min(key(t) for t in torch_rows)
+    tied = sorted((t for t in torch_rows if key(t) == best), key=lambda t: (t.p50_ms or float("inf"), t.source))
+    base, notes = tied[0], []
+    if len({t.p50_ms for t in tied}) > 1:
+        p50s = ", ".join(f"{t.p50_ms:.2f}" for t in tied if t.p50_ms is not None)
+        notes.append(
+            f"{len(tied)} PyTorch results tie as baseline (p50 {p50s} ms): speed-up against the fastest "
+            "(the conservative one)"
+        )
+    if base.threads != row.threads:
+        notes.append(f"baseline ran with {base.threads or 'default'} threads, this row with {row.threads or 'default'}")
+    rank = _baseline_rank(base)
+    if rank != (0, 0):
+        why = "TF32 not recorded" if rank[0] == 1 else "no strict fp32 (TF32 off) PyTorch row"
+        notes.append(f"speed-up against PyTorch {base.precision} ({why} on this device)")
+    if base.unstable and base is not row:
+        notes.append(f"speed-up against an UNSTABLE PyTorch timing ({'; '.join(base.unstable)}): do not quote it")
+    return base, notes
+
+
 def _with_speedups(rows: list[ReportRow]) -> list[ReportRow]:
     from dataclasses import replace
 
@@ -565,6 +621,8 @@ def _with_speedups(rows: list[ReportRow]) -> list[ReportRow]:
     out = []
     for r in rows:
         notes = r.notes
+        if r.unstable:
+            notes = (*notes, f"unstable timing: {'; '.join(r.unstable)} (machine under load?)")
         if r.group is None:
             missing = "model (arch)" if not r.arch else "input size"
             out.append(replace(r, notes=(*notes, f"no PyTorch baseline: the bench JSON does not record the {missing}")))
@@ -580,19 +638,18 @@ def _with_speedups(rows: list[ReportRow]) -> list[ReportRow]:
             )
             out.append(replace(r, notes=(*notes, why)))
             continue
-        base = min(torch_rows, key=_baseline_rank)
-        rank = _baseline_rank(base)
-        name = f"PyTorch {base.precision}"
-        if rank != (0, 0):
-            why = "TF32 not recorded" if rank[0] == 1 else "no strict fp32 (TF32 off) PyTorch row"
-            notes = (*notes, f"speed-up against {name} ({why} on this device)")
+        base, how = choose_baseline(r, torch_rows)
+        best = min(torch_rows, key=lambda t: (t.p50_ms or float("inf"), t.source))
+        gpu = r.device_kind in ("gpu", "dla")
         out.append(
             replace(
                 r,
-                speedup=base.p50_ms / r.p50_ms if base.p50_ms and r.p50_ms else None,
-                baseline=name,
+                speedup=speedup_of(base.p50_ms, r.p50_ms),
+                baseline=f"PyTorch {base.precision}",
                 is_baseline=r is base,
-                notes=notes,
+                notes=(*notes, *how),
+                speedup_best=speedup_of(best.p50_ms, r.p50_ms) if gpu else None,
+                baseline_best=f"PyTorch {best.precision}" if gpu else None,
             )
         )
     timing_order = [*TIMINGS.values(), ASYNC_TIMING]
@@ -704,6 +761,8 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         speed = f"{r.speedup:.2f}x"
     else:
         speed = "—"
+    if r.speedup_best is not None and r.baseline_best != r.baseline:
+        speed += f"; {r.speedup_best:.2f}x vs fastest ({r.baseline_best})"
     speed += marks()
     if r.parity is None:
         gates = "—"

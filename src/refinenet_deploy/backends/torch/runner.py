@@ -152,6 +152,7 @@ class TorchRunner(BaseRunner):
         self._output_names = output_names
         self._input_dtype = np.dtype(input_dtype)
         self._device = device
+        self.device = "gpu" if device.startswith("cuda") else "cpu"  # the enums.Device value results record
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile

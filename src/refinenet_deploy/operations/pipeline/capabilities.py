@@ -97,7 +97,40 @@ def parity_device_kwargs(t: Target, device: str) -> dict[str, Any]:
 
 
 def bench_device_kwargs(t: Target | None, device: str) -> dict[str, Any]:
-    """Keyword arguments for ``benchmark`` beyond the device itself."""
+    """Keyword arguments for ``benchmark`` beyond the device itself. PyTorch on a GPU runs as a GPU user would ship
+    it at a static size: replayed from a CUDA graph (cudnn.benchmark on, the bench default there)."""
     if t is not None and t.runtime == "torch":
-        return {"torch_precision": t.precision}
+        return {"torch_precision": t.precision, **({"cuda_graph": True} if device == "gpu" else {})}
     return {}
+
+
+# Same-device PyTorch baselines timed when a bundle has GPU targets and runs on a GPU: strict FP32 (TF32 off, eager,
+# cudnn.benchmark on) and the fastest PyTorch configuration measured on an H200 (LW-RefineNet-50, 512x512, batch 1:
+# fp16 replayed from a CUDA graph, 2.33 ms, against 5.22 ms for FP32 in a graph and 5.56 ms for fp16 eager;
+# shared/reference/TENSORRT.md).
+GPU_BASELINES: dict[str, dict[str, Any]] = {
+    "gpu-torch-fp32": {"torch_precision": "fp32"},
+    "gpu-torch-best": {"torch_precision": "fp16", "cuda_graph": True},
+}
+GPU_BASELINE_TITLES = {
+    "gpu-torch-fp32": "PyTorch FP32 on this GPU (TF32 off, eager)",
+    "gpu-torch-best": "PyTorch at its best on this GPU (fp16, CUDA graph)",
+}
+
+
+def bench_flags(kwargs: dict[str, Any]) -> list[str]:
+    """The ``rfdeploy bench`` options that say what ``benchmark(**kwargs)`` says: one source for the library call and
+    the printed device command, so they cannot drift."""
+    flags: list[str] = []
+    if kwargs.get("torch_precision"):
+        flags += ["--precision", str(kwargs["torch_precision"])]
+    if kwargs.get("cuda_graph"):
+        flags.append("--cuda-graph")
+    if kwargs.get("channels_last"):
+        flags.append("--channels-last")
+    if kwargs.get("cudnn_benchmark") is not None:
+        flags.append("--cudnn-benchmark" if kwargs["cudnn_benchmark"] else "--no-cudnn-benchmark")
+    unknown = set(kwargs) - {"torch_precision", "cuda_graph", "channels_last", "cudnn_benchmark"}
+    if unknown:
+        raise ValueError(f"no bench flag for {sorted(unknown)}")
+    return flags

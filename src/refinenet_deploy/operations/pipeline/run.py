@@ -56,6 +56,7 @@ class Step:
     target: str | None = None
     blocked: str | None = None
     commands: list[str] = field(default_factory=list)
+    baseline: bool = False  # a same-device PyTorch baseline: pending or failed, it blocks no target
 
 
 @dataclass
@@ -82,6 +83,7 @@ class PipelineResult:
     manifest: Path
     failed_step: str | None = None  # a step every target needed (export, calibrate, ...) that failed
     shared_error: RefineNetDeployError | None = None  # its error
+    gpu_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # same-GPU PyTorch baselines by name
 
     @property
     def exit_code(self) -> int:
@@ -184,7 +186,19 @@ class Pipeline:
             steps += self._target_steps(t)
         if caps.has_torch():
             steps.append(self._bench_step(BASELINE, self.checkpoint, device="cpu"))
+        if any(t.device == "gpu" for t in targets):
+            steps += [self._gpu_baseline_step(name) for name in caps.GPU_BASELINES]
         return steps
+
+    def _gpu_baseline_step(self, name: str) -> Step:
+        """A same-GPU PyTorch baseline (``caps.GPU_BASELINES``): run where the GPU targets run."""
+        from .config import TARGETS
+
+        step = self._bench_step(name, self.checkpoint, device="gpu", kwargs=caps.GPU_BASELINES[name])
+        step.title = f"latency of {caps.GPU_BASELINE_TITLES[name]}"
+        step.blocked = self.here.why_cannot_run(TARGETS["gpu-torch-fp16"])
+        step.baseline = True
+        return step
 
     # ----------------------------------------------------------------------------------------- steps: shared
     def _copy_file(self, src: Path, dest: Path) -> None:
@@ -481,17 +495,25 @@ class Pipeline:
             commands=[_join(self.parity_command(t, artifact, device))],
         )
 
-    def bench_command(self, name: str, artifact: Path, device: str, t: Target | None) -> list[str]:
+    def bench_command(self, name: str, artifact: Path, device: str, kwargs: dict[str, Any]) -> list[str]:
         h, w = self.config.input_size
         argv = ["rfdeploy", "bench", self.rel(artifact), "--device", device, "--input-size", f"{h}x{w}"]
-        if t is not None and t.runtime == "torch":
-            argv += ["--precision", t.precision]
+        argv += caps.bench_flags(kwargs)
         argv += ["--warmup", str(self.config.warmup), "--iterations", str(self.config.iterations)]
         return [*argv, "--json", self.rel(self.target_dir(name) / "bench.json")]
 
-    def _bench_step(self, name: str, artifact: Path, *, device: str, target: Target | None = None) -> Step:
+    def _bench_step(
+        self,
+        name: str,
+        artifact: Path,
+        *,
+        device: str,
+        target: Target | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> Step:
         out = self.target_dir(name) / "bench.json"
         cfg = self.config
+        options = kwargs if kwargs is not None else caps.bench_device_kwargs(target, device)
 
         def run() -> dict[str, Any]:
             from ..bench import benchmark
@@ -502,7 +524,7 @@ class Pipeline:
                 input_size=cfg.input_size,
                 warmup=cfg.warmup,
                 iterations=cfg.iterations,
-                **caps.bench_device_kwargs(target, device),
+                **options,
             )
             doc["artifact"] = self.rel(artifact)
             doc["target"] = name
@@ -513,12 +535,18 @@ class Pipeline:
             f"bench:{name}",
             "latency" + (" of the PyTorch baseline" if target is None else ""),
             {"artifact": artifact},
-            {"input_size": list(cfg.input_size), "warmup": cfg.warmup, "iterations": cfg.iterations, "device": device},
+            {
+                "input_size": list(cfg.input_size),
+                "warmup": cfg.warmup,
+                "iterations": cfg.iterations,
+                "device": device,
+                **({"options": options} if options else {}),
+            },
             [out],
             run,
             target=target.name if target else None,
             blocked=self.here.why_cannot_run(target) if target else None,
-            commands=[_join(self.bench_command(name, artifact, device, target))],
+            commands=[_join(self.bench_command(name, artifact, device, options))],
         )
 
     # ----------------------------------------------------------------------------------------- run
@@ -541,6 +569,7 @@ class Pipeline:
 
     def _run_locked(self) -> PipelineResult:
         state = BundleState(self.bundle)
+        self.pending_baselines: list[Step] = []
         write_json_atomic(self.p(CONFIG_FILE), self._bundle_config())
         steps = self.plan()
         ran: list[str] = []
@@ -567,6 +596,10 @@ class Pipeline:
                     imported.append(step.id)
                     self.progress(f"{label}: imported {', '.join(self.rel(o) for o in step.outputs)}")
                     continue
+                if step.baseline:
+                    self.pending_baselines.append(step)
+                    self.progress(f"{label}: pending on device ({step.blocked or 'inputs not in the bundle'})")
+                    continue
                 if step.target is not None:
                     pending.setdefault(step.target, []).append(step)
                     self.progress(f"{label}: pending on device ({step.blocked or 'inputs not in the bundle'})")
@@ -589,6 +622,9 @@ class Pipeline:
                 info = step.action() or {}
             except RefineNetDeployError as exc:
                 self.progress(f"{label}: failed: {exc.message}")
+                if step.baseline:
+                    self.warn(f"{step.id}: the baseline could not be timed ({exc.message}); speed-ups against it: none")
+                    continue
                 if step.target is not None:
                     failed_targets[step.target] = exc
                 else:
@@ -600,10 +636,23 @@ class Pipeline:
             self.progress(f"{label}: done in {info['seconds']:.1f} s")
         outcomes = self._outcomes(pending, failed_targets, failed_shared)
         baseline = _read_json(self.target_dir(BASELINE) / "bench.json")
+        self.gpu_baselines = {
+            name: doc for name in caps.GPU_BASELINES if (doc := _read_json(self.target_dir(name) / "bench.json"))
+        }
         report = self._report(state, outcomes, baseline)
         manifest = self._manifest(state, outcomes)
         return PipelineResult(
-            self.bundle, outcomes, ran, skipped, imported, baseline, report, manifest, failed_step, failed_shared
+            self.bundle,
+            outcomes,
+            ran,
+            skipped,
+            imported,
+            baseline,
+            report,
+            manifest,
+            failed_step,
+            failed_shared,
+            self.gpu_baselines,
         )
 
     def _digests(self, step: Step) -> dict[str, str] | None:
@@ -660,6 +709,8 @@ class Pipeline:
                 o.status = "pending on device"
                 o.reason = steps[0].blocked or "inputs not in the bundle"
                 o.commands = [c for s in steps for c in s.commands]
+                if t.device == "gpu":  # the same-GPU PyTorch baselines its speed-ups are computed against
+                    o.commands += [c for s in self.pending_baselines for c in s.commands]
                 o.commands.append("rfdeploy pipeline --resume .")  # run in the bundle folder, wherever it is
                 o.predicted = self._predicted(t)
             elif o.parity is not None and not o.parity.get("passed", False):
@@ -693,7 +744,7 @@ class Pipeline:
         files = self.result_files()
         md, html = self.p("report.md"), self.p("report.html")
         digests = {self.rel(f): sha256_file(f) for f in files}
-        summary = summary_markdown(outcomes, baseline, self.rel)
+        summary = summary_markdown(outcomes, baseline, self.rel, gpu_baselines=self.gpu_baselines)
         key = step_key("report", {"summary": summary}, digests)
         outputs = [p for p in (md, html) if p.exists()]
         if not self.force and outputs and state.is_current("report", key, outputs):

@@ -1,17 +1,18 @@
-"""The pipeline's final table: per target its status, p50, speed-up vs PyTorch on the same model, mIoU drop and
-agreement. Speed-ups are only computed against a PyTorch run of the same model, input size and batch on the same
-host and device kind; otherwise the cell says there is no baseline."""
+"""The pipeline's final table: per target its status, p50, speed-ups vs PyTorch on the same model and device, mIoU
+drop and agreement. Speed-ups are only computed against a PyTorch run of the same model, input size and batch on the
+same host and device kind (``validate.speedup``, the report's device rule); otherwise the cell says there is no
+baseline. Two columns: against PyTorch FP32 (strict: TF32 off on a GPU) and, on a GPU, against PyTorch at its best
+there (fp16 replayed from a CUDA graph; ``capabilities.GPU_BASELINES``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-COLUMNS = ("target", "status", "p50 ms", "vs PyTorch", "mIoU drop pt", "agreement %")
+from ...validate.speedup import p50_ms as _p50
+from ...validate.speedup import speedup_of
 
-
-def _p50(bench: dict[str, Any] | None) -> float | None:
-    return ((bench or {}).get("compute_only") or {}).get("p50_ms")
+COLUMNS = ("target", "status", "p50 ms", "vs PT fp32", "vs PT best", "mIoU drop pt", "agreement %")
 
 
 def _host(bench: dict[str, Any]) -> tuple[Any, ...]:
@@ -27,21 +28,35 @@ def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def speedup(bench: dict[str, Any] | None, baselines: Sequence[dict[str, Any]]) -> tuple[float | None, str]:
+    """Against the first baseline of the same model on the same device (the caller orders them by the rule)."""
     p50 = _p50(bench)
     if bench is None or p50 is None:
         return None, "—"
     for base in baselines:
-        if same_model(bench, base) and _p50(base):
-            return _p50(base) / p50, f"{_p50(base) / p50:.2f}x"
+        value = speedup_of(_p50(base), p50) if same_model(bench, base) else None
+        if value is not None:
+            unstable = not ((base.get("timing_stability") or {}).get("stable", True))
+            return value, f"{value:.2f}x" + (" (unstable baseline)" if unstable else "")
     return None, "no baseline"
 
 
-def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary_rows(
+    outcomes: Sequence[Any],
+    baselines: Sequence[dict[str, Any]],
+    gpu_baselines: Mapping[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """``baselines``: PyTorch FP32 results (the CPU host's); ``gpu_baselines``: the same-GPU ones by name
+    (gpu-torch-fp32, gpu-torch-best)."""
+    gpu_baselines = gpu_baselines or {}
+    fp32 = [*baselines, *([gpu_baselines["gpu-torch-fp32"]] if "gpu-torch-fp32" in gpu_baselines else [])]
+    best = [gpu_baselines["gpu-torch-best"]] if "gpu-torch-best" in gpu_baselines else []
     rows = []
     for o in outcomes:
         parity = o.parity or {}
         p50 = _p50(o.bench)
-        _, speed = speedup(o.bench, baselines) if o.bench else (None, "—")
+        _, speed = speedup(o.bench, fp32) if o.bench else (None, "—")
+        gpu = o.target.device in ("gpu", "rtx", "jetson")
+        _, speed_best = speedup(o.bench, best) if o.bench and gpu else (None, "—")
         drop = parity.get("miou_drop_points")
         agreement = parity.get("pixel_agreement")
         predicted = o.predicted or {}
@@ -54,7 +69,8 @@ def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -
                 "target": o.target.name,
                 "status": o.status,
                 "p50 ms": f"{p50:.2f}" if p50 is not None else "—",
-                "vs PyTorch": speed,
+                "vs PT fp32": speed,
+                "vs PT best": speed_best,
                 "mIoU drop pt": drop_cell,
                 "agreement %": f"{agreement * 100:.2f}" if agreement is not None else "—",
                 "reason": o.reason,
@@ -64,14 +80,21 @@ def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -
     return rows
 
 
-def summary_markdown(outcomes: Sequence[Any], baseline: dict[str, Any] | None, rel: Callable[[Any], str] = str) -> str:
-    rows = summary_rows(outcomes, [baseline] if baseline else [])
+def summary_markdown(
+    outcomes: Sequence[Any],
+    baseline: dict[str, Any] | None,
+    rel: Callable[[Any], str] = str,
+    gpu_baselines: Mapping[str, dict[str, Any]] | None = None,
+) -> str:
+    gpu_baselines = gpu_baselines or {}
+    rows = summary_rows(outcomes, [baseline] if baseline else [], gpu_baselines)
     lines = [
         "# Deployment bundle",
         "",
-        "Speed-up: against PyTorch FP32 on the same model, input size and batch on the same host and device "
-        "(compute-only p50); 'no baseline' where there is none. mIoU drop and agreement: parity against the "
-        "saved PyTorch reference.",
+        "Speed-up (compute-only p50), only against PyTorch on the same model, input size and batch on the same host "
+        "and device: 'vs PT fp32' against PyTorch FP32 (TF32 off on a GPU), 'vs PT best' (GPU targets) against "
+        "PyTorch's fastest configuration on that GPU (fp16 replayed from a CUDA graph); 'no baseline' where there "
+        "is none. mIoU drop and agreement: parity against the saved PyTorch reference.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
@@ -87,6 +110,10 @@ def summary_markdown(outcomes: Sequence[Any], baseline: dict[str, Any] | None, r
             if base
             else "",
         ]
+    for name, doc in gpu_baselines.items():
+        base, gpus = _p50(doc), (doc.get("runtime_config") or {}).get("gpu")
+        if base:
+            lines += ["", f"Same-GPU baseline {name} ({doc.get('label')}) on {gpus or 'the GPU'}: p50 {base:.2f} ms."]
     notes = [r for r in rows if r["status"] != "done"]
     if notes:
         lines += [
