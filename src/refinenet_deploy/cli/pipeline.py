@@ -142,6 +142,8 @@ def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
         style = {"done": None, "pending on device": "yellow"}.get(r["status"], "red")
         table.add_row(*(str(r[c]) for c in COLUMNS), style=style)
     out.print(table)
+    if any(str(r[c]).endswith("x!") for r in rows for c in ("vs PT fp32", "vs PT best")):
+        out.print("x! : against a baseline whose timing was flagged unstable (machine under load?)", highlight=False)
     for r in rows:
         if r["status"] == "pending on device":
             out.print(

@@ -36,7 +36,7 @@ def speedup(bench: dict[str, Any] | None, baselines: Sequence[dict[str, Any]]) -
         value = speedup_of(_p50(base), p50) if same_model(bench, base) else None
         if value is not None:
             unstable = not ((base.get("timing_stability") or {}).get("stable", True))
-            return value, f"{value:.2f}x" + (" (unstable baseline)" if unstable else "")
+            return value, f"{value:.2f}x" + ("!" if unstable else "")
     return None, "no baseline"
 
 
@@ -114,6 +114,8 @@ def summary_markdown(
         base, gpus = _p50(doc), (doc.get("runtime_config") or {}).get("gpu")
         if base:
             lines += ["", f"Same-GPU baseline {name} ({doc.get('label')}) on {gpus or 'the GPU'}: p50 {base:.2f} ms."]
+    if any(str(r[c]).endswith("x!") for r in rows for c in ("vs PT fp32", "vs PT best")):
+        lines += ["", "x! : against a baseline whose timing was flagged unstable (CV or p99/p50 over the limits)."]
     notes = [r for r in rows if r["status"] != "done"]
     if notes:
         lines += [
