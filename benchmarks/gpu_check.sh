@@ -9,8 +9,8 @@
 #    rf_lw_mbv2 at 512x512, and the hand-written CUDA-graph loop as cross-check (benchmarks/gpu_matrix.py);
 # 3. `rfdeploy pipeline --resume BUNDLE` of a bundle with gpu-torch targets made on a CPU host (if BUNDLE is given):
 #    the gpu-torch-fp16 target and the same-GPU PyTorch baselines run here.
-# Results go to $RESULTS (default benchmarks/results/): gpu_tests.log, gpu_matrix.json, gpu_matrix.log,
-# gpu_pipeline.log and the bundle's report. Each part runs even if an earlier one failed; the exit code is the
+# Results go to $RESULTS (default benchmarks/results/): gpu_machine.txt, gpu_tests.log, gpu_matrix.json,
+# gpu_matrix.log, gpu_bench_cli.json, gpu_pipeline.log and the bundle's report (gpu_pipeline_report.md). Each part runs even if an earlier one failed; the exit code is the
 # first failure's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,14 +33,16 @@ $PY -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors 
 rc=${PIPESTATUS[0]}; [ "$rc" -ne 0 ] && [ "$status" -eq 0 ] && status=$rc
 
 note "bench matrix and the hand-written CUDA-graph cross-check"
-$PY benchmarks/gpu_matrix.py --out "$RESULTS/gpu_matrix.json" ${MATRIX_ARGS:-} 2>&1 | tee "$RESULTS/gpu_matrix.log"
+CKPT_DIR=${CKPT_DIR:-/tmp/rfdeploy_gpu_matrix}
+$PY benchmarks/gpu_matrix.py --out "$RESULTS/gpu_matrix.json" --ckpt-dir "$CKPT_DIR" ${MATRIX_ARGS:-} 2>&1 \
+  | tee "$RESULTS/gpu_matrix.log"
 rc=${PIPESTATUS[0]}; [ "$rc" -ne 0 ] && [ "$status" -eq 0 ] && status=$rc
 
 note "the CLI line of the issue"
-ckpt="$RESULTS/gpu_matrix_checkpoints/rf_lw50.safetensors"
+ckpt="$CKPT_DIR/rf_lw50.safetensors"
 if [ -f "$ckpt" ]; then
   $PY -m refinenet_deploy bench "$ckpt" --device gpu --input-size 512x512 --precision fp16 --cuda-graph \
-    --json "$RESULTS/gpu_bench_cli.json" 2>&1 | tee "$RESULTS/gpu_bench_cli.log"
+    --json "$RESULTS/gpu_bench_cli.json" 2>&1 | tee -a "$RESULTS/gpu_matrix.log"
   rc=${PIPESTATUS[0]}; [ "$rc" -ne 0 ] && [ "$status" -eq 0 ] && status=$rc
 fi
 

@@ -92,11 +92,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="fp16 only, no torch.compile (a smoke run)")
     parser.add_argument("--models", default="rf_lw50,rf_lw_mbv2")
+    parser.add_argument("--ckpt-dir", type=Path, default=Path("/tmp/rfdeploy_gpu_matrix"), help="checkpoints made here")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_matrix: no CUDA GPU here; nothing measured", file=sys.stderr)
         return 2
-    folder = args.out.parent / "gpu_matrix_checkpoints"
+    folder = args.ckpt_dir
     folder.mkdir(parents=True, exist_ok=True)
     gpus = nvidia_gpus()
     result: dict = {
