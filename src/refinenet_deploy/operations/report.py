@@ -379,8 +379,11 @@ def _precision_of(
             ran = "tf32"
         if _flag(doc, "channels_last"):
             variant.append("channels-last")
+        if _flag(doc, "cuda_graph"):
+            variant.append("CUDA graph")
         if _flag(doc, "compiled", "compile", "torch_compile"):
-            variant.append("compiled")
+            mode = _flag(doc, "compile_mode")
+            variant.append("compiled" + (f" ({mode})" if mode not in (None, "default") else ""))
         label = ran or "fp32"
     elif artifact == "int8":
         label = "int8" + (f" (float parts {ran})" if ran and ran != "int8" else "")
