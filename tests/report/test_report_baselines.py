@@ -112,3 +112,9 @@ def test_pipeline_summary_has_same_gpu_columns() -> None:
     assert row["vs PT fp32"] == "3.20x" and row["vs PT best"] == "0.80x!"
     row = summary_rows([outcome], [cpu_base])[0]
     assert row["vs PT fp32"] == row["vs PT best"] == "no baseline"
+
+
+def test_device_flags_reach_the_report(tmp_path: Path) -> None:
+    state = {"throttled": True, "flags": ["throttled: hw_thermal_slowdown"]}
+    rows = _rows(tmp_path, bench_doc("rf_lw50", "tensorrt", 1.0, device="gpu", fp=GPU_HOST, device_state=state))
+    assert "device: throttled: hw_thermal_slowdown" in rows[0].notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends.tensorrt.library import available_libraries
+from ..backends.tensorrt.runner import RTX_FACTS
 from ..environment import collect_environment
 
 ISA_NOTE = (
@@ -20,4 +21,5 @@ def diagnose() -> dict[str, Any]:
     for module, version in available_libraries().items():
         env[f"{module} (module)"] = version or "not installed"
     env["int8_note"] = ISA_NOTE
+    env["tensorrt_rtx_note"] = RTX_FACTS
     return env

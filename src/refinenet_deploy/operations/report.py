@@ -485,7 +485,7 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                     agreement=pd.get("pixel_agreement"),
                     parity=None if parity is None else ("pass" if pd["passed"] else "fail"),
                     failed_gates=tuple(map(str, pd.get("failed_gates") or ())),
-                    notes=(why,) if why else (),
+                    notes=(*((why,) if why else ()), *_device_flags(d)),
                     source=str(b.path),
                     threads=threads,
                     unstable=_unstable(stats),
@@ -560,6 +560,13 @@ def _threads_of(doc: Mapping[str, Any]) -> int | None:
     protocol = doc.get("protocol")
     threads = protocol.get("threads") if isinstance(protocol, dict) else None
     return threads if isinstance(threads, int) and not isinstance(threads, bool) else None
+
+
+def _device_flags(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the device state read around the run flags (throttling, a Jetson's unlocked clocks)."""
+    state = doc.get("device_state")
+    flags = state.get("flags") if isinstance(state, dict) else None
+    return tuple(f"device: {f}" for f in flags if isinstance(f, str)) if isinstance(flags, list) else ()
 
 
 def _unstable(stats: Mapping[str, Any]) -> tuple[str, ...]:

@@ -23,7 +23,19 @@ from ..base import BaseRunner, TensorSpec
 from .library import TrtLibrary, load_library
 
 # TensorRT-RTX runs on these compute capabilities (TENSORRT.md; an H100, 9.0, refused its engines).
-RTX_COMPUTE_CAPABILITIES = ("8.0", "8.6", "8.9", "12.0", "12.1")
+# Where a TensorRT-RTX engine runs (NVIDIA's TensorRT-RTX 1.5-1.7 support matrix): portable engines on compute
+# capability 8.6 (Ampere RTX), 8.9 (Ada), 12.0 and 12.1 (Blackwell; 12.1 experimental in 1.5). 7.5 (Turing) runs
+# only engines built for it specifically, which this tool does not build. Not 8.0 (A100), not 8.7 (Jetson Orin), not
+# 9.0 (Hopper: an H100 refused CPU- and GPU-built engines alike, shared/reference/TENSORRT.md).
+RTX_COMPUTE_CAPABILITIES = ("8.6", "8.9", "12.0", "12.1")
+RTX_FACTS = (
+    "TensorRT-RTX engines are built here without a GPU and run on RTX-class GPUs of compute capability 8.6, 8.9, "
+    "12.0 and 12.1 (7.5 only with device-specific engines); not on Hopper (9.0), A100 (8.0) or Jetson Orin (8.7). "
+    "NVIDIA's support matrix lists TensorRT-RTX INT8 as weight-only (GEMM; 1.7 adds weight-only INT8 "
+    "convolutions) and describes it as optimised for 16-bit: an activation-Q/DQ (INT8) network builds, but INT8 "
+    "activation kernels are not documented, so its layers may run in FP16/FP32 on the GPU (check the engine's "
+    "layer report there)"
+)
 _DTYPES = {
     "FLOAT": np.float32,
     "HALF": np.float16,
@@ -85,7 +97,7 @@ def check_engine_compatibility(
             raise IncompatibleArtifactError(
                 f"this TensorRT-RTX engine runs on compute capability {', '.join(allowed)}; this GPU ({gpu_name}) is "
                 f"{compute_capability}",
-                hint="TensorRT-RTX supports RTX/Ampere-class and Blackwell GPUs; on other "
+                hint="TensorRT-RTX supports RTX-class Ampere (8.6), Ada and Blackwell GPUs; on other "
                 "GPUs build with TensorRT (--library tensorrt) on the device",
             )
         return
@@ -284,4 +296,4 @@ class TensorRTRunner(BaseRunner):
         self.context = self.engine = self.stream = None
 
 
-__all__ = ["RTX_COMPUTE_CAPABILITIES", "TensorRTRunner", "check_engine_compatibility"]
+__all__ = ["RTX_COMPUTE_CAPABILITIES", "RTX_FACTS", "TensorRTRunner", "check_engine_compatibility"]

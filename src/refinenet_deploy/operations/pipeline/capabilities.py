@@ -80,7 +80,7 @@ class Capabilities:
             return None
         if t.device == "rtx":
             if not self.rtx_gpu:
-                return "needs an NVIDIA RTX/Ampere-class or Blackwell GPU (TensorRT-RTX engines run there)"
+                return "needs an RTX-class GPU of compute capability 8.6, 8.9 or 12.x (not Hopper, A100 or Jetson)"
             return None if self.tensorrt_rtx and self.cuda_python else "needs TensorRT-RTX and cuda-python"
         if t.device == "jetson":
             return None if self.jetson and self.tensorrt and self.cuda_python else "needs a Jetson with TensorRT"

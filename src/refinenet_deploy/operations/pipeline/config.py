@@ -46,8 +46,14 @@ TARGETS: dict[str, Target] = {
         Target("cpu", "openvino", "fp32", "OpenVINO IR, FP32"),
         Target("cpu", "openvino", "fp16", "OpenVINO IR, FP16 weights"),
         Target("cpu", "openvino", "int8", "OpenVINO IR, INT8 quantized by NNCF on the calibration set"),
-        Target("rtx", "trt", "fp16", "TensorRT-RTX engine, FP16 (built here; runs on an RTX GPU)"),
-        Target("rtx", "trt", "int8", "TensorRT-RTX engine from the Q/DQ ONNX (built here; runs on an RTX GPU)"),
+        Target("rtx", "trt", "fp16", "TensorRT-RTX engine, FP16 (built here; runs on RTX GPUs: sm 8.6/8.9/12.x)"),
+        Target(
+            "rtx",
+            "trt",
+            "int8",
+            "TensorRT-RTX engine from the Q/DQ ONNX (built here; runs on RTX GPUs: sm 8.6/8.9/12.x; NVIDIA documents "
+            "RTX INT8 as weight-only, so activation INT8 is not promised: the engine's layer report on the GPU says)",
+        ),
         Target("gpu", "trt", "fp16", "TensorRT 10/11 engine, FP16, built on the GPU machine"),
         Target("gpu", "trt", "int8", "TensorRT 10/11 engine from the Q/DQ ONNX, built on the GPU machine"),
         Target("jetson", "trt", "fp16", "TensorRT engine, FP16, built on the Jetson"),
