@@ -85,13 +85,6 @@ class ExportResult:
     simplification: list[VerificationCase] = field(default_factory=list)
 
 
-def _normalization(loaded: LoadedModel) -> Normalization:
-    meta = loaded.checkpoint.metadata.get("normalization") if loaded.checkpoint else None
-    if isinstance(meta, dict) and "mean" in meta:
-        return Normalization.from_dict(meta)
-    return Normalization.from_name(loaded.normalization)
-
-
 def _random_images(rng: np.random.Generator, batch: int, size: tuple[int, int]) -> np.ndarray:
     """Smooth random colour fields plus noise: closer to photos than white noise, seeded."""
     h, w = size
@@ -187,7 +180,7 @@ def export_onnx(
 
     step("loading checkpoint")
     loaded = load_model(checkpoint, arch=spec.arch, num_classes=spec.num_classes)
-    norm = _normalization(loaded)
+    norm = loaded.normalization
     module = DeployModule(loaded.model, norm, spec.head, spec.input_format, loaded.num_classes).eval()
     # For a class-map head the reference keeps the upsampled logits, so ties can be told from errors.
     ref_head = "upsample" if spec.head == "argmax" else spec.head

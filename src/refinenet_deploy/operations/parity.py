@@ -183,12 +183,6 @@ def _load(checkpoint: str | Path, threads: int | None) -> Any:
     return load_model(checkpoint)
 
 
-def _checkpoint_normalization(loaded: Any) -> Normalization:
-    from ..models.deploy import checkpoint_normalization
-
-    return checkpoint_normalization(loaded)
-
-
 def _open_reference_runner(loaded: Any, policy: InputPolicy) -> Any:
     from ..backends.torch import open_checkpoint
 
@@ -333,7 +327,7 @@ def validate_parity(
     if kind == Runtime.TORCH:
         if saved is None:
             loaded = _load(checkpoint, threads)
-            default_norm = _checkpoint_normalization(loaded)
+            default_norm = loaded.normalization
             info = _model_info(loaded, default_norm)
         else:  # the checkpoint runs as the reference was made: its input format, head and (below) static size
             meta = {"input_format": saved.settings.get("input_format"), "head": saved.settings.get("head")}
@@ -379,7 +373,7 @@ def validate_parity(
                     log.info("reusing the cached PyTorch reference %s", saved.path)
             if saved is None:
                 loaded = _load(checkpoint, threads)
-                default_norm = _checkpoint_normalization(loaded)
+                default_norm = loaded.normalization
                 info = _model_info(loaded, default_norm)
         policy = InputPolicy.from_metadata(meta, default=default_norm).for_input(spec.name, spec.shape)
         if kind == Runtime.TORCH and saved is not None and saved.settings.get("static_size"):
@@ -538,7 +532,7 @@ def save_reference(
         raise UsageError("no images were found. Check --data and --num-images")
     files = fingerprint_samples(ds.samples[:n], ds.root)
     loaded = _load(checkpoint, threads)
-    norm = _checkpoint_normalization(loaded)
+    norm = loaded.normalization
     policy = InputPolicy(normalization=norm, static_size=tuple(input_size) if input_size else None)
     predictor = Predictor(policy, scales=scales, flip=flip)
     settings = _settings(policy, scales, flip, norm.to_dict())
