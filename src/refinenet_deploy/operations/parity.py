@@ -35,7 +35,7 @@ from ..artifacts import (
 from ..backends import open_runner, resolve_runtime
 from ..data.datasets import open_dataset
 from ..data.preprocessing import Normalization
-from ..enums import Runtime
+from ..enums import Precision, Runtime
 from ..environment import package_versions
 from ..errors import DataError, ModelNotFoundError, ParityError, UsageError
 from ..validate.metrics import LabelRangeCounter
@@ -271,7 +271,7 @@ def validate_parity(
     save_worst: int = 0,
     worst_dir: str | Path | None = None,
     threads: int | None = None,
-    inference_precision: str | None = "f32",
+    inference_precision: str | None = "fp32",
     progress: Callable[[int, int], None] | None = None,
     save_reference: str | Path | None = None,
     reference_logits: bool = False,
@@ -345,8 +345,9 @@ def validate_parity(
     else:
         backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision, meta=meta)
         precision = artifact_precision(artifact, meta).value
-        if kind == Runtime.OPENVINO and precision == "fp32" and inference_precision in ("bf16", "f16"):
-            precision = {"bf16": "bf16", "f16": "fp16"}[inference_precision]  # what runs sets the gates
+        hint = Precision.lookup(inference_precision)
+        if kind == Runtime.OPENVINO and precision == "fp32" and hint in (Precision.BF16, Precision.FP16):
+            precision = hint.value  # what runs sets the gates
     defaults = tolerance_for(precision).gates
     gates = Gates(
         max_miou_drop=defaults.max_miou_drop if max_miou_drop is None else max_miou_drop,
@@ -456,6 +457,8 @@ def validate_parity(
             if saved is not None:
                 saved.close()
         executed = getattr(backend, "executed_precision", None)
+        spelled = Precision.lookup(executed)  # recorded in one spelling: fp32, fp16, bf16, tf32
+        executed = spelled.value if spelled is not None else executed
     _warn_labels(engine.labels)
     if save_worst:
         from ..validate.panels import save_panels
