@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 ASSETS = Path(__file__).resolve().parent / "assets"
 INVENTORY = ASSETS / "refinenet-state-dict-keys.json"
 

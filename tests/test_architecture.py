@@ -166,3 +166,14 @@ def test_the_import_reader_sees_relative_imports() -> None:
     path = SRC / "operations" / "parity.py"
     targets = {t for t, _ in _imports(f"{PACKAGE}.operations.parity", path)}
     assert f"{PACKAGE}.validate.parity_engine" in targets and f"{PACKAGE}.backends" in targets
+
+
+def test_no_private_module_of_another_package_is_imported() -> None:
+    """Public APIs only (``typer._click`` was one: Typer's vendored Click is reached through ``typer``'s names)."""
+    bad = []
+    for module, path in _modules():
+        for target, line in _imports(module, path):
+            parts = target.split(".")
+            if parts[0] != PACKAGE and any(p.startswith("_") and not p.startswith("__") for p in parts[1:]):
+                bad.append(f"{path.relative_to(SRC)}:{line} imports {target}")
+    assert not bad, "\n".join(bad)

@@ -296,6 +296,13 @@ def test_checkpoint_values_and_metadata_checked_at_load(tmp_path: Path) -> None:
         save_safetensors(state, path, {"arch": "rf_lw_test", **meta})
         result = runner.invoke(app, ["inspect", str(path)])
         assert needle in _one_line_error(result, 5), name
+    # a custom normalisation is what such metadata is for: accepted, and reported with its values
+    custom = {"mode": "custom", "mean": [0.2, 0.3, 0.4], "std": [0.5, 0.6, 0.7], "scale": 1 / 255}
+    path = tmp_path / "custom.safetensors"
+    save_safetensors(sd, path, {"arch": "rf_lw_test", "normalization": custom})
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["normalization"] == custom
     # a missing classifier weight: reported missing, its bias not called mis-shaped
     clf = next(k for k in sd if k.endswith(".weight") and sd[k].shape[0] == 4 and sd[k].ndim == 4)
     path = tmp_path / "missing.safetensors"

@@ -38,7 +38,7 @@ import numpy as np
 from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .enums import Precision
-from .errors import IncompatibleArtifactError, InvalidModelError, UsageError
+from .errors import DataError, IncompatibleArtifactError, InvalidModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -715,6 +715,65 @@ def spatial_size(shape: Sequence[int | None], input_format: str) -> tuple[int, i
     return (int(hw[0]), int(hw[1])) if all(isinstance(d, int) and d > 0 for d in hw) else None
 
 
+def checkpoint_input_size(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The input size a checkpoint's metadata records (``input_size`` or ``export_size``: [H, W] or ``'HxW'``),
+    within ``MIN_SIDE..MAX_SIDE``; None when it records none or none that is usable."""
+    for key in ("input_size", "export_size"):
+        value = metadata.get(key)
+        if isinstance(value, str):
+            parts = value.lower().split("x")
+            value = parts if len(parts) == 2 else None
+        if isinstance(value, (list, tuple)) and len(value) == 2 and not any(isinstance(v, bool) for v in value):
+            try:
+                h, w = int(value[0]), int(value[1])
+            except (TypeError, ValueError):
+                continue
+            if MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE:
+                return h, w
+    return None
+
+
+def resolve_input_size(
+    requested: Sequence[int] | None = None,
+    *,
+    static: Sequence[int] | None = None,
+    export_size: Sequence[int] | None = None,
+    checkpoint_size: Sequence[int] | None = None,
+    model_default: Sequence[int] | None = None,
+    option: str = "--input-size",
+) -> tuple[tuple[int, int], str]:
+    """The one input-size rule: ``(H, W)`` and where it came from, never a silent default.
+
+    Precedence: ``requested`` (the explicit argument, ``option``) > ``static`` (the artifact's static input shape;
+    a different ``requested`` is a UsageError) > ``export_size`` (the artifact's metadata) > ``checkpoint_size``
+    (a checkpoint's metadata, ``checkpoint_input_size``) > ``model_default`` (only where the caller states one: the
+    registered architecture's size, for export). Nothing known: UsageError (exit 2) naming ``option``."""
+    req = _hw(requested)
+    fixed = _hw(static)
+    if fixed and req and req != fixed:
+        raise UsageError(
+            f"this artifact has a static input size {fixed[0]}x{fixed[1]}; drop {option} or pass "
+            f"{option} {fixed[0]}x{fixed[1]}"
+        )
+    for size, source in (
+        (req, option),
+        (fixed, "the artifact's static input shape"),
+        (_hw(export_size), "the artifact's metadata (export size)"),
+        (_hw(checkpoint_size), "the checkpoint's metadata"),
+        (_hw(model_default), "the architecture's default"),
+    ):
+        if size:
+            return size, source
+    raise UsageError(
+        f"no input size: the model's input size is dynamic and its metadata records none. Pass {option} HxW "
+        f"(e.g. {option} 512x512)"
+    )
+
+
+def _hw(size: Sequence[int] | None) -> tuple[int, int] | None:
+    return (int(size[0]), int(size[1])) if size else None
+
+
 @dataclass(frozen=True)
 class InputPolicy:
     """How an image becomes an artifact's input, read from its metadata: layout, normalisation, static size."""
@@ -730,7 +789,13 @@ class InputPolicy:
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], default: Normalization | None = None) -> InputPolicy:
         norm = meta.get("normalization")
-        normalization = Normalization.from_dict(norm) if isinstance(norm, dict) else default or Normalization.imagenet()
+        if norm is None:
+            normalization = default or Normalization.imagenet()
+        else:
+            try:
+                normalization = Normalization.parse(norm)
+            except DataError as exc:
+                raise InvalidModelError(f"metadata: {exc.message}. Re-export the model") from None
         input_format = meta.get("input_format") or "nchw-float"
         if input_format not in INPUT_FORMATS:
             raise IncompatibleArtifactError(
@@ -749,9 +814,10 @@ class InputPolicy:
         batch = shape[0] if shape and isinstance(shape[0], int) else 1
         return replace(self, input_name=name, static_size=spatial_size(shape, self.input_format), batch=batch)
 
-    def size_for(self, requested: tuple[int, int] | None = None) -> tuple[int, int]:
-        """The input size to run at: the static size, else ``requested``, else the export size, else 512x512."""
-        return self.static_size or requested or self.export_size or (512, 512)
+    def size_for(self, requested: tuple[int, int] | None = None, option: str = "--input-size") -> tuple[int, int]:
+        """The input size to run at (``resolve_input_size``): ``requested``, else the static size, else the export
+        size; a UsageError naming ``option`` when none is known (never a silent default)."""
+        return resolve_input_size(requested, static=self.static_size, export_size=self.export_size, option=option)[0]
 
     def to_input(self, image: np.ndarray, batch: int | None = None) -> np.ndarray:
         """One HxWx3 uint8 RGB image -> the model input (normalised NCHW float, or NHWC uint8), batched."""

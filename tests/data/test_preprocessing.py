@@ -104,3 +104,30 @@ def test_from_dict_missing_keys() -> None:
         Normalization.from_dict({"mode": "imagenet", "mean": [0, 0, 0]})
     with pytest.raises(DataError):
         Normalization.from_dict([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_custom_normalisation_checked_when_made() -> None:
+    custom = Normalization.custom((0.2, 0.3, 0.4), (0.5, 0.6, 0.7))
+    assert custom.mode == "custom" and custom.scale == pytest.approx(1 / 255)
+    assert Normalization.from_dict(custom.to_dict()) == custom
+    # a preset's name with other values is what it is: custom
+    named = Normalization.from_dict({"mode": "imagenet", "mean": [0.2, 0.3, 0.4], "std": [0.5, 0.6, 0.7], "scale": 1})
+    assert named.mode == "custom" and named.mean == (0.2, 0.3, 0.4) and named.scale == 1.0
+    assert Normalization.from_dict({"mode": "imagenet", **{k: v for k, v in Normalization.imagenet().to_dict().items()
+                                                           if k != "mode"}}).mode == "imagenet"  # fmt: skip
+    assert Normalization.from_dict({"mode": "scalar128"}) == Normalization.scalar128()
+    assert Normalization.parse("ImageNet") == Normalization.imagenet()
+    for bad, needle in [
+        (dict(mode="custom", mean=[0, 0, 0], std=[0, 1, 1], scale=1), "std must be positive"),
+        (dict(mode="custom", mean=[0, 0], std=[1, 1, 1], scale=1), "3 numbers"),
+        (dict(mode="custom", mean=[0, 0, float("inf")], std=[1, 1, 1], scale=1), "finite"),
+        (dict(mode="custom", mean=[0, 0, 0], std=[1, 1, 1], scale=0), "scale must be positive"),
+        (dict(mode="custom", mean=[0, 0, 0]), "missing keys"),
+        (dict(mode="zscore", mean=[0, 0, 0], std=[1, 1, 1], scale=1), "unknown normalization mode"),
+    ]:
+        with pytest.raises(DataError, match=needle):
+            Normalization.from_dict(bad)
+    with pytest.raises(DataError, match="std must be positive"):
+        Normalization.custom((0, 0, 0), (1, -1, 1))
+    with pytest.raises(DataError, match="unknown normalization"):
+        Normalization.parse("caffe-bgr")

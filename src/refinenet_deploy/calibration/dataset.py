@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..artifacts import InputPolicy, sha256_file, spatial_size
+from ..artifacts import InputPolicy, resolve_input_size, sha256_file, spatial_size
 from ..data.datasets import open_dataset
 from ..data.images import read_image
 from ..data.preprocessing import Normalization, preprocess
@@ -152,15 +152,19 @@ def calibration_set_for_model(
     num_images: int | None = None,
     seed: int = 0,
     split: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    option: str = "--input-size",
 ) -> CalibrationSet:
     """A calibration set with the preprocessing and input size recorded for an exported ONNX model (a path or
-    an already loaded ``onnx.ModelProto``; the export size for dynamic-shape models, 512x512 if unknown)."""
+    an already loaded ``onnx.ModelProto``): its static size, else (dynamic shape) ``input_size``, else its
+    metadata's export size (``resolve_input_size``); none of these is a UsageError."""
     import onnx
 
     policy = InputPolicy.from_metadata(meta)
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)).graph
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
-    size = spatial_size(dims, policy.input_format) or policy.size_for()
+    static = spatial_size(dims, policy.input_format)
+    size, _ = resolve_input_size(input_size, static=static, export_size=policy.export_size, option=option)
     return build_calibration_set(
         data,
         size=size,

@@ -51,22 +51,28 @@ def run(application: typer.Typer, argv: list[str] | None = None) -> int:
     return 0
 
 
-def _main(command: _Group, argv: list[str] | None, prog_name: str, **kw: Any) -> int:
-    from typer._click import exceptions as click_errors  # Typer's vendored Click
+def _click_error_type() -> type[Exception]:
+    """The base class of the Click exceptions Typer raises, from public names only: Typer 0.2x vendors Click and
+    derives them from ``typer.TyperException``; older Typers raise the ``click`` package's own."""
+    base = getattr(typer, "TyperException", None)
+    if isinstance(base, type) and issubclass(typer.BadParameter, base):
+        return base
+    from click.exceptions import ClickException
 
+    return ClickException
+
+
+def _main(command: _Group, argv: list[str] | None, prog_name: str, **kw: Any) -> int:
     try:
         rv = command._plain_main(argv, prog_name, **kw)
-    except click_errors.NoArgsIsHelpError:  # "rfdeploy" or "rfdeploy build" alone: Typer printed the help; exit 2
-        return 2
-    except click_errors.UsageError as exc:
-        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        message = " ".join(exc.format_message().split())
+    except _click_error_type() as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # "rfdeploy" or "rfdeploy build" alone: help shown; exit 2
+            return 2  # (told by its name, as Typer's own rich_utils does, so no private module is imported)
+        ctx = getattr(exc, "ctx", None)  # a usage error names the command whose --help to read
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
         err.print(f"error: {message}{where}", markup=False, highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except click_errors.ClickException as exc:
-        message = " ".join(exc.format_message().split())
-        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        return exc.exit_code
+        return int(getattr(exc, "exit_code", 1))
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -21,7 +21,14 @@ def export_onnx_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx path (+ .meta.json sidecar).")],
     arch: Arch = "auto",
     num_classes: NumClasses = None,
-    input_size: Annotated[str, typer.Option("--input-size", help="Export (trace) size HxW.")] = "512x512",
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            "--input-size",
+            help="Export (trace) size HxW. Default: the checkpoint metadata's input size, else the architecture's "
+            "(512x512 for the released models).",
+        ),
+    ] = None,
     batch: Annotated[
         int, typer.Option("--batch", min=1, max=256, help="Batch size of the exported graph (1-256).")
     ] = 1,
@@ -63,7 +70,7 @@ def export_onnx_cmd(
     spec = ExportSpec(
         arch=arch,
         num_classes=num_classes,
-        input_size=parse_size(input_size),
+        input_size=parse_size(input_size) if input_size else None,
         batch=batch,
         dynamic=dynamic,
         dynamic_batch=dynamic_batch,

@@ -92,7 +92,7 @@ def inspect_cmd(
         "arch": loaded.arch,
         "num_classes": loaded.num_classes,
         "class_names": list(loaded.class_names) if loaded.class_names else None,
-        "normalization": loaded.normalization,
+        "normalization": loaded.normalization.to_dict(),
         "wrapper": loaded.checkpoint.wrapper if loaded.checkpoint else None,
         "sha256": loaded.checkpoint.sha256 if loaded.checkpoint else None,
         "tensors": len(loaded.checkpoint.state_dict) if loaded.checkpoint else None,

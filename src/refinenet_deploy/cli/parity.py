@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..enums import Device, Precision
 from ..errors import ParityError, UsageError
 from .app import app, err, handle_errors, out, progress_bar
 from .options import Split, Threads, parse_size
@@ -56,7 +57,7 @@ def parity_cmd(
     threads: Threads = None,
     inference_precision: Annotated[
         str,
-        typer.Option("--inference-precision", help="OpenVINO: fp32 | bf16 | fp16 (f32/f16 accepted; recorded)."),
+        typer.Option("--inference-precision", help="OpenVINO: fp32 | bf16 | fp16 (f32/f16/half accepted)."),
     ] = "fp32",
     save_reference: Annotated[
         Path | None,
@@ -115,14 +116,13 @@ def parity_cmd(
     from ..validate.reference import default_cache_dir, is_reference
 
     models = list(models or [])
-    if precision not in ("fp32", "tf32", "fp16", "bf16"):
-        raise UsageError(f"--precision must be fp32, tf32, fp16 or bf16, got {precision!r}")
-    if device is not None and device not in ("cpu", "gpu"):
-        raise UsageError(f"--device must be cpu or gpu, got {device!r}")
-    spelled = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
-    if inference_precision.lower() not in spelled:
-        raise UsageError(f"--inference-precision must be fp32, bf16 or fp16, got {inference_precision!r}")
-    inference_precision = spelled[inference_precision.lower()]
+    P = Precision
+    precision = P.parse(precision, allowed=(P.FP32, P.TF32, P.FP16, P.BF16), option="--precision").value
+    if device is not None:
+        device = Device.parse(device, allowed=(Device.CPU, Device.GPU), option="--device").value
+    inference_precision = P.parse(
+        inference_precision, allowed=(P.FP32, P.BF16, P.FP16), option="--inference-precision"
+    ).value
     scales = parse_scales(multi_scale) if multi_scale is not None else None
     check_gate_options(max_miou_drop, min_agreement)
     k, worst_dir = save_worst if save_worst else (0, None)

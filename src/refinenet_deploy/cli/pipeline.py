@@ -95,8 +95,8 @@ def pipeline_cmd(
 
         if not DEMO_CHECKPOINT.is_file():
             raise CheckpointError(
-                "no --checkpoint given, and the demo checkpoint ships with the source checkout "
-                "(demo/rf_lw_mbv2_synth.safetensors), not with this install. Pass --checkpoint"
+                f"no --checkpoint given, and the demo checkpoint {DEMO_CHECKPOINT} is missing from this install. "
+                "Reinstall refinenet-deploy, or pass --checkpoint"
             )
     check_bundle_path(bundle, [checkpoint, data, calib_data, None if resume else config])
 

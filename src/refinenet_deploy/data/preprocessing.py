@@ -1,10 +1,14 @@
 """Input normalization: uint8 HxWx3 RGB images to float32 CHW tensors and back.
 
-Two conventions are supported:
+``Normalization`` is ``((image * scale) - mean) / std`` per RGB channel. Two presets, plus any custom values:
 
 * ``imagenet``: ``(x / 255 - mean) / std`` with the torchvision ImageNet statistics, computed in
   float32 exactly like ``ToTensor()`` followed by ``Normalize(mean, std)``.
 * ``scalar128``: the original MatConvNet RefineNet, ``x - 128`` with no scaling.
+* ``custom``: a checkpoint's own mean, std and scale (e.g. from its training code's metadata).
+
+Every ``Normalization`` is checked when it is made: 3 finite means, 3 finite positive stds, a finite positive
+scale (``DataError``, exit 5). The mode is a label: values that differ from a preset's are ``custom``.
 """
 
 from __future__ import annotations
@@ -18,42 +22,77 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 
-__all__ = ["NORMALIZATION_MODES", "Normalization", "denormalize", "preprocess", "preprocess_batch", "resize_image"]
+__all__ = [
+    "NORMALIZATION_MODES",
+    "NORMALIZATION_PRESETS",
+    "Normalization",
+    "denormalize",
+    "preprocess",
+    "preprocess_batch",
+    "resize_image",
+]
 
-NORMALIZATION_MODES: tuple[str, ...] = ("imagenet", "scalar128")
+NORMALIZATION_PRESETS: tuple[str, ...] = ("imagenet", "scalar128")
+NORMALIZATION_MODES: tuple[str, ...] = (*NORMALIZATION_PRESETS, "custom")
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+_PRESET_VALUES: dict[str, tuple[tuple[float, ...], tuple[float, ...], float]] = {
+    "imagenet": (_IMAGENET_MEAN, _IMAGENET_STD, 1.0 / 255.0),
+    "scalar128": ((128.0, 128.0, 128.0), (1.0, 1.0, 1.0), 1.0),
+}
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """How raw pixels are turned into network input: ``((image * scale) - mean) / std``."""
+    """How raw pixels are turned into network input: ``((image * scale) - mean) / std``, checked when made."""
 
     mode: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     scale: float
 
+    def __post_init__(self) -> None:
+        if self.mode not in NORMALIZATION_MODES:
+            raise DataError(
+                f"unknown normalization mode: {str(self.mode)[:40]!r}. Use one of: {', '.join(NORMALIZATION_MODES)}"
+            )
+        mean = _triple(self.mean, "mean")
+        std = _triple(self.std, "std")
+        if any(v <= 0.0 for v in std):
+            raise DataError(f"normalization std must be positive: {list(std)}. Fix the std values")
+        scale = _finite(self.scale, "scale")
+        if scale <= 0.0:
+            raise DataError(f"normalization scale must be positive: {scale}. Fix the scale value")
+        preset = _PRESET_VALUES.get(self.mode)
+        mode = self.mode if preset is None or preset == (mean, std, scale) else "custom"
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "scale", scale)
+
     @classmethod
     def imagenet(cls) -> Normalization:
         """RGB in [0, 1] normalized with the ImageNet mean/std (torchvision convention)."""
-        return cls("imagenet", _IMAGENET_MEAN, _IMAGENET_STD, 1.0 / 255.0)
+        return cls("imagenet", *_PRESET_VALUES["imagenet"])  # type: ignore[arg-type]
 
     @classmethod
     def scalar128(cls) -> Normalization:
         """The original MatConvNet RefineNet input: ``x - 128`` on 0..255 RGB."""
-        return cls("scalar128", (128.0, 128.0, 128.0), (1.0, 1.0, 1.0), 1.0)
+        return cls("scalar128", *_PRESET_VALUES["scalar128"])  # type: ignore[arg-type]
+
+    @classmethod
+    def custom(cls, mean: Sequence[float], std: Sequence[float], scale: float = 1.0 / 255.0) -> Normalization:
+        """Any mean/std/scale (checked); labelled ``custom`` unless the values are a preset's."""
+        return cls("custom", mean, std, scale)  # type: ignore[arg-type]
 
     @classmethod
     def from_name(cls, name: str) -> Normalization:
-        """Build a preset by name (``imagenet`` or ``scalar128``)."""
+        """Build a preset by name (``imagenet`` or ``scalar128``); UsageError (exit 2) otherwise."""
         key = str(name).strip().lower()
-        if key == "imagenet":
-            return cls.imagenet()
-        if key == "scalar128":
-            return cls.scalar128()
-        raise UsageError(f"unknown normalization: {name!r}. Use one of: {', '.join(NORMALIZATION_MODES)}")
+        if key in _PRESET_VALUES:
+            return cls(key, *_PRESET_VALUES[key])  # type: ignore[arg-type]
+        raise UsageError(f"unknown normalization: {name!r}. Use one of: {', '.join(NORMALIZATION_PRESETS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (inverse of :meth:`from_dict`)."""
@@ -66,23 +105,36 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Normalization:
-        """Rebuild from :meth:`to_dict` output; raises :class:`DataError` on a malformed dict."""
+        """Rebuild from :meth:`to_dict` output; raises :class:`DataError` on a malformed dict.
+
+        ``{"mode": "imagenet"}`` alone names a preset; otherwise ``mean``, ``std`` and ``scale`` are all needed
+        and are what is used (the mode becomes ``custom`` when they are not the preset's)."""
         if not isinstance(d, Mapping):
             raise DataError(f"normalization must be a mapping, got: {type(d).__name__}. Re-export the artifact")
-        missing = [k for k in ("mode", "mean", "std", "scale") if k not in d]
+        mode = d.get("mode", "custom")
+        if not isinstance(mode, str) or mode not in NORMALIZATION_MODES:
+            raise DataError(
+                f"unknown normalization mode: {str(mode)[:40]!r}. Use one of: {', '.join(NORMALIZATION_MODES)}"
+            )
+        values = ("mean", "std", "scale")
+        if mode in _PRESET_VALUES and not set(values) & set(d):
+            return cls.from_name(mode)
+        missing = [k for k in values if k not in d]
         if missing:
             raise DataError(f"normalization is missing keys: {', '.join(missing)}. Expected mode, mean, std and scale")
-        mode = d["mode"]
-        if mode not in NORMALIZATION_MODES:
-            raise DataError(f"unknown normalization mode: {mode!r}. Use one of: {', '.join(NORMALIZATION_MODES)}")
-        mean = _triple(d["mean"], "mean")
-        std = _triple(d["std"], "std")
-        if any(v <= 0.0 for v in std):
-            raise DataError(f"normalization std must be positive: {list(std)}. Fix the std values")
-        scale = _finite(d["scale"], "scale")
-        if scale <= 0.0:
-            raise DataError(f"normalization scale must be positive: {scale}. Fix the scale value")
-        return cls(mode, mean, std, scale)
+        return cls(mode, d["mean"], d["std"], d["scale"])
+
+    @classmethod
+    def parse(cls, value: Any) -> Normalization:
+        """A preset name or a mean/std/scale mapping (what metadata records) -> Normalization; DataError otherwise."""
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if isinstance(value, str) and value.strip().lower() in _PRESET_VALUES:
+            return cls.from_name(value)
+        raise DataError(
+            f"unknown normalization {str(value)[:60]!r}. Use one of: {', '.join(NORMALIZATION_PRESETS)}, or a "
+            "mapping with mode, mean, std and scale"
+        )
 
 
 def _finite(value: Any, what: str) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.preprocessing import Normalization
 from ..errors import CheckpointError
 from ._registry import ModelCfg, get_entrypoint, get_model_cfg, list_models
 from .checkpoint import (
@@ -102,7 +103,7 @@ class LoadedModel:
     cfg: ModelCfg
     checkpoint: RawCheckpoint | None
     class_names: tuple[str, ...] | None
-    normalization: str
+    normalization: Normalization  # resolved once: the checkpoint metadata's, else the architecture's preset
 
 
 def load_model(
@@ -152,10 +153,13 @@ def load_model(
     class_names = _metadata_classes(raw, n_cls)
     check_tensor_values(sd, model, raw.path.name)
     norm = raw.metadata.get("normalization")
-    norm_name = cfg.normalization if norm is None else check_normalization_metadata(norm, raw.path.name)
+    if norm is None:
+        normalization = Normalization.from_name(cfg.normalization)
+    else:
+        normalization = check_normalization_metadata(norm, raw.path.name)
     model.load_state_dict(checkpoint_filter_fn(sd, model), strict=True)
     model.eval()
-    return LoadedModel(model, arch, n_cls, cfg.with_classes(n_cls, class_names), raw, class_names, str(norm_name))
+    return LoadedModel(model, arch, n_cls, cfg.with_classes(n_cls, class_names), raw, class_names, normalization)
 
 
 def _metadata_arch(raw: RawCheckpoint, chosen: str = "auto") -> str | None:

@@ -18,12 +18,15 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..artifacts import sha256_file, write_atomic
 from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ..data.preprocessing import Normalization
 
 log = logging.getLogger(__name__)
 
@@ -255,25 +258,25 @@ def check_tensor_values(state_dict: dict[str, torch.Tensor], model: torch.nn.Mod
             )
 
 
-def check_normalization_metadata(value: Any, name: str) -> str:
-    """The ``normalization`` a checkpoint's metadata records (a preset name or a mean/std/scale dict), checked:
-    an unknown mode, a zero, negative or non-finite std, mean or scale is a CheckpointError (exit 5)."""
-    from ..data.preprocessing import NORMALIZATION_MODES, Normalization
+def check_normalization_metadata(value: Any, name: str) -> Normalization:
+    """The ``normalization`` a checkpoint's metadata records (a preset name, ``{"mode": preset}``, or a
+    mode/mean/std/scale mapping, ``"mode": "custom"`` included) as a checked ``Normalization``: an unknown mode,
+    a missing value, a zero, negative or non-finite std, mean or scale is a CheckpointError (exit 5)."""
+    from ..data.preprocessing import Normalization
     from ..errors import DataError
 
-    if isinstance(value, dict) and not {"mean", "std", "scale"} & set(value):
-        value = value.get("mode", "imagenet")  # a preset named by its mode only
-    elif isinstance(value, dict):
-        try:
-            return Normalization.from_dict(value).mode
-        except DataError as exc:
-            raise CheckpointError(f"checkpoint {name}: metadata {exc.message}") from None
-    if isinstance(value, str) and value.strip().lower() in NORMALIZATION_MODES:
-        return value.strip().lower()
-    raise CheckpointError(
-        f"checkpoint {name}: unknown normalization {str(value)[:60]!r} in its metadata. "
-        f"Use one of: {', '.join(NORMALIZATION_MODES)}"
-    )
+    try:
+        norm = Normalization.parse(value)
+    except DataError as exc:
+        raise CheckpointError(f"checkpoint {name}: metadata {exc.message}") from None
+    if norm.scale > 1.0:
+        log.warning(
+            "%s: its normalization scale %g multiplies the 0..255 pixel values (input = (pixel * scale - mean) / "
+            "std); a scale meant as a divisor is written as its inverse (1/255 = 0.00392...)",
+            name,
+            norm.scale,
+        )
+    return norm
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:

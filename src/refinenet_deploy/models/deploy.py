@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -11,14 +9,6 @@ from ..data.preprocessing import Normalization
 from .layers import upsample_logits
 
 HEADS = ("logits", "upsample", "argmax")
-
-
-def checkpoint_normalization(loaded: Any) -> Normalization:
-    """The normalisation a checkpoint was trained with: its metadata's mean/std, else its model's preset."""
-    meta = loaded.checkpoint.metadata.get("normalization") if loaded.checkpoint else None
-    if isinstance(meta, dict) and "mean" in meta:
-        return Normalization.from_dict(meta)
-    return Normalization.from_name(loaded.normalization)
 
 
 def label_dtype(num_classes: int) -> torch.dtype:

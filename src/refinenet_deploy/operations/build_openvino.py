@@ -69,8 +69,7 @@ def convert_openvino(
     """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure."""
     ensure_available()
 
-    if precision not in PRECISIONS:
-        raise UsageError(f"unsupported precision: {precision}. Use fp32, fp16 or int8")
+    precision = Precision.parse(precision, allowed=[Precision(p) for p in PRECISIONS], option="precision").value
     model, output = Path(model), Path(output)
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(

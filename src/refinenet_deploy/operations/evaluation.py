@@ -68,7 +68,7 @@ def evaluate_checkpoint(
     ds = open_dataset(data, split=split)
     if not ds.has_labels:
         raise DataError(f"dataset has no labels: {data}. Evaluation needs a VOC or Cityscapes layout with labels")
-    norm = Normalization.from_name(loaded.normalization)
+    norm = loaded.normalization
     model = loaded.model.to(memory_format=torch.channels_last)
     labels = LabelRangeCounter(loaded.num_classes, getattr(ds, "ignore_index", 255))
     scores = evaluate_model(model, ds, loaded.num_classes, norm, progress, labels=labels)

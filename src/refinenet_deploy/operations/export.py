@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,14 @@ import torch
 from torch import nn
 
 from .._optional import require
-from ..artifacts import check_output_path, embed_onnx_metadata, sidecar, staged_artifact
+from ..artifacts import (
+    check_output_path,
+    checkpoint_input_size,
+    embed_onnx_metadata,
+    resolve_input_size,
+    sidecar,
+    staged_artifact,
+)
 from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..backends.torch.exporter import (
     DEFAULT_VERIFY_SIZES,
@@ -83,13 +90,6 @@ class ExportResult:
     metadata: dict[str, Any]
     cases: list[VerificationCase] = field(default_factory=list)
     simplification: list[VerificationCase] = field(default_factory=list)
-
-
-def _normalization(loaded: LoadedModel) -> Normalization:
-    meta = loaded.checkpoint.metadata.get("normalization") if loaded.checkpoint else None
-    if isinstance(meta, dict) and "mean" in meta:
-        return Normalization.from_dict(meta)
-    return Normalization.from_name(loaded.normalization)
 
 
 def _random_images(rng: np.random.Generator, batch: int, size: tuple[int, int]) -> np.ndarray:
@@ -187,7 +187,16 @@ def export_onnx(
 
     step("loading checkpoint")
     loaded = load_model(checkpoint, arch=spec.arch, num_classes=spec.num_classes)
-    norm = _normalization(loaded)
+    size, source = resolve_input_size(
+        spec.input_size,
+        checkpoint_size=checkpoint_input_size(loaded.checkpoint.metadata) if loaded.checkpoint else None,
+        model_default=loaded.cfg.input_size,
+    )
+    if spec.input_size is None:
+        log.info("export size %dx%d (from %s); pass --input-size to choose another", *size, source)
+    spec = replace(spec, input_size=size)
+    spec.validate()
+    norm = loaded.normalization
     module = DeployModule(loaded.model, norm, spec.head, spec.input_format, loaded.num_classes).eval()
     # For a class-map head the reference keeps the upsampled logits, so ties can be told from errors.
     ref_head = "upsample" if spec.head == "argmax" else spec.head

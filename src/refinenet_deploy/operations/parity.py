@@ -35,7 +35,7 @@ from ..artifacts import (
 from ..backends import open_runner, resolve_runtime
 from ..data.datasets import open_dataset
 from ..data.preprocessing import Normalization
-from ..enums import Runtime
+from ..enums import Precision, Runtime
 from ..environment import package_versions
 from ..errors import DataError, ModelNotFoundError, ParityError, UsageError
 from ..validate.metrics import LabelRangeCounter
@@ -183,12 +183,6 @@ def _load(checkpoint: str | Path, threads: int | None) -> Any:
     return load_model(checkpoint)
 
 
-def _checkpoint_normalization(loaded: Any) -> Normalization:
-    from ..models.deploy import checkpoint_normalization
-
-    return checkpoint_normalization(loaded)
-
-
 def _open_reference_runner(loaded: Any, policy: InputPolicy) -> Any:
     from ..backends.torch import open_checkpoint
 
@@ -277,7 +271,7 @@ def validate_parity(
     save_worst: int = 0,
     worst_dir: str | Path | None = None,
     threads: int | None = None,
-    inference_precision: str | None = "f32",
+    inference_precision: str | None = "fp32",
     progress: Callable[[int, int], None] | None = None,
     save_reference: str | Path | None = None,
     reference_logits: bool = False,
@@ -333,7 +327,7 @@ def validate_parity(
     if kind == Runtime.TORCH:
         if saved is None:
             loaded = _load(checkpoint, threads)
-            default_norm = _checkpoint_normalization(loaded)
+            default_norm = loaded.normalization
             info = _model_info(loaded, default_norm)
         else:  # the checkpoint runs as the reference was made: its input format, head and (below) static size
             meta = {"input_format": saved.settings.get("input_format"), "head": saved.settings.get("head")}
@@ -351,8 +345,9 @@ def validate_parity(
     else:
         backend = open_runner(artifact, kind.value, threads=threads, inference_precision=inference_precision, meta=meta)
         precision = artifact_precision(artifact, meta).value
-        if kind == Runtime.OPENVINO and precision == "fp32" and inference_precision in ("bf16", "f16"):
-            precision = {"bf16": "bf16", "f16": "fp16"}[inference_precision]  # what runs sets the gates
+        hint = Precision.lookup(inference_precision)
+        if kind == Runtime.OPENVINO and precision == "fp32" and hint in (Precision.BF16, Precision.FP16):
+            precision = hint.value  # what runs sets the gates
     defaults = tolerance_for(precision).gates
     gates = Gates(
         max_miou_drop=defaults.max_miou_drop if max_miou_drop is None else max_miou_drop,
@@ -379,7 +374,7 @@ def validate_parity(
                     log.info("reusing the cached PyTorch reference %s", saved.path)
             if saved is None:
                 loaded = _load(checkpoint, threads)
-                default_norm = _checkpoint_normalization(loaded)
+                default_norm = loaded.normalization
                 info = _model_info(loaded, default_norm)
         policy = InputPolicy.from_metadata(meta, default=default_norm).for_input(spec.name, spec.shape)
         if kind == Runtime.TORCH and saved is not None and saved.settings.get("static_size"):
@@ -462,6 +457,8 @@ def validate_parity(
             if saved is not None:
                 saved.close()
         executed = getattr(backend, "executed_precision", None)
+        spelled = Precision.lookup(executed)  # recorded in one spelling: fp32, fp16, bf16, tf32
+        executed = spelled.value if spelled is not None else executed
     _warn_labels(engine.labels)
     if save_worst:
         from ..validate.panels import save_panels
@@ -538,7 +535,7 @@ def save_reference(
         raise UsageError("no images were found. Check --data and --num-images")
     files = fingerprint_samples(ds.samples[:n], ds.root)
     loaded = _load(checkpoint, threads)
-    norm = _checkpoint_normalization(loaded)
+    norm = loaded.normalization
     policy = InputPolicy(normalization=norm, static_size=tuple(input_size) if input_size else None)
     predictor = Predictor(policy, scales=scales, flip=flip)
     settings = _settings(policy, scales, flip, norm.to_dict())

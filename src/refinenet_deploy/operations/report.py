@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import check_output_path, ensure_parent, probe_output, remove_created, write_atomic
+from ..enums import PRECISION_SPELLINGS
 from ..errors import DataError, MissingDependencyError, UsageError
 from ..validate.speedup import speedup_of
 
@@ -42,24 +43,8 @@ REPORT_SUFFIXES = (".md", ".html")
 MIN_MS, MAX_MS = 1e-6, 1e9  # a p50 outside is not a timing (and would break ratios and chart scales)
 CHART_NAMES = ("latency", "accuracy_vs_latency")
 
-# every spelling met in bench/parity JSON (old and new, OpenVINO's element types) -> the one we print
-PRECISION_ALIASES = {
-    "fp32": "fp32",
-    "f32": "fp32",
-    "float32": "fp32",
-    "float": "fp32",
-    "tf32": "tf32",
-    "fp16": "fp16",
-    "f16": "fp16",
-    "float16": "fp16",
-    "half": "fp16",
-    "bf16": "bf16",
-    "bfloat16": "bf16",
-    "int8": "int8",
-    "i8": "int8",
-    "u8": "int8",
-    "qint8": "int8",
-}
+# every spelling met in bench/parity JSON (old and new, OpenVINO's element types) -> the one we print: enums'
+PRECISION_ALIASES = PRECISION_SPELLINGS
 
 
 def known_schema_versions() -> dict[str, tuple[int, ...]]:
@@ -1102,17 +1087,3 @@ def parity_markdown(report: dict[str, Any]) -> str:
 
 def _fmt(v: float | None, spec: str = ".3g") -> str:
     return "n/a" if v is None else format(v, spec)
-
-
-def write_parity_report(
-    result: dict[str, Any], *, json_out: str | Path | None = None, markdown_out: str | Path | None = None
-) -> list[Path]:
-    """Write a parity result as JSON and/or Markdown (each atomically); returns the files written."""
-    written = []
-    if json_out is not None:
-        text = json.dumps(result, indent=2) + "\n"
-        written.append(write_atomic(json_out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
-    if markdown_out is not None:
-        text = parity_markdown(result)
-        written.append(write_atomic(markdown_out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
-    return written

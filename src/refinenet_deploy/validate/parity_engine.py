@@ -177,9 +177,6 @@ def upsample_bilinear(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cols[..., y0, :] * (np.float32(1) - wy) + cols[..., y1, :] * wy
 
 
-_upsample = upsample_bilinear
-
-
 class SavedPredictions(Protocol):
     """The PyTorch side computed earlier (``validate.reference.SavedReference``): the i-th image's class map at
     label size and, where saved, its raw scale-1 output (for the logits comparison)."""

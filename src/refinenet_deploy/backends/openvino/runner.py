@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
+from ...enums import Precision
 from ...errors import IncompatibleArtifactError, InvalidModelError, UsageError
 from ..base import BaseRunner, TensorSpec
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-PRECISION_ALIASES = {"fp32": "fp32", "f32": "fp32", "fp16": "fp16", "f16": "fp16", "bf16": "bf16"}
-_OV_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}  # our spelling -> OpenVINO's element type
+_INFERENCE_PRECISIONS = tuple(Precision(p) for p in PRECISIONS)
 HINTS = ("latency", "throughput")
 CONFIG_KEYS = (
     "PERFORMANCE_HINT",
@@ -37,19 +37,18 @@ CONFIG_KEYS = (
 
 
 def normalize_precision(value: str | None) -> str | None:
-    """``f32``/``fp32`` -> ``fp32``, ``f16``/``fp16`` -> ``fp16``, ``bf16``; UsageError (exit 2) otherwise."""
+    """Any spelling ``Precision.parse`` accepts of fp32, bf16 or fp16 (``f16``, ``half``, ...) -> ``fp32`` |
+    ``bf16`` | ``fp16``; None stays None; UsageError (exit 2) otherwise."""
     if value is None:
         return None
-    canonical = PRECISION_ALIASES.get(str(value).strip().lower())
-    if canonical is None:
-        raise UsageError(f"unsupported --inference-precision: {value}. Use fp32, bf16 or fp16")
-    return canonical
+    return Precision.parse(value, allowed=_INFERENCE_PRECISIONS, option="--inference-precision").value
 
 
 def ov_precision_name(element_type: Any) -> str | None:
     """An OpenVINO element type (or its string) as fp32 | fp16 | bf16; None when the plugin leaves it open."""
-    text = (element_type.to_string() if hasattr(element_type, "to_string") else str(element_type)).lower()
-    return {"f32": "fp32", "float32": "fp32", "f16": "fp16", "float16": "fp16", "bf16": "bf16"}.get(text)
+    text = element_type.to_string() if hasattr(element_type, "to_string") else str(element_type)
+    found = Precision.lookup(text)
+    return found.value if found in _INFERENCE_PRECISIONS else None
 
 
 class AsyncPool:
@@ -142,7 +141,7 @@ class OpenVINORunner(BaseRunner):
             ) from exc
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.hint.upper()}
         if self.requested_precision:
-            config["INFERENCE_PRECISION_HINT"] = _OV_PRECISION[self.requested_precision]
+            config["INFERENCE_PRECISION_HINT"] = Precision(self.requested_precision).openvino
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...artifacts import parse_size
+from ...artifacts import parse_size, resolve_input_size
 from ...errors import EngineBuildError, UsageError
 from .library import TrtLibrary
 
@@ -64,7 +64,8 @@ def input_profiles(
     shapes: str | None = None,
 ) -> list[Profile]:
     """One profile per graph input: static inputs as they are, dynamic ones from --shapes/--input-size, else
-    min 32x32, opt = the export size, max = twice the export size."""
+    min 32x32, opt = the export size (``resolve_input_size``), max = twice the export size; a dynamic input with
+    none of these is a UsageError naming --input-size (never a silent 512x512)."""
     profiles = []
     nhwc = input_format == "nhwc-uint8"
     for value in proto.graph.input:
@@ -93,7 +94,7 @@ def input_profiles(
         elif input_size:
             lo = opt = hi = tuple(input_size)
         else:
-            opt = tuple(meta.get("export_size") or (512, 512))
+            opt, _ = resolve_input_size(None, export_size=meta.get("export_size"), option="--input-size (or --shapes)")
             lo = (min(DEFAULT_MIN_HW[0], opt[0]), min(DEFAULT_MIN_HW[1], opt[1]))
             hi = (opt[0] * 2, opt[1] * 2)
         n_opt = batch or int(meta.get("batch") or 1)

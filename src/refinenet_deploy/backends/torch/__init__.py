@@ -24,7 +24,6 @@ def open_checkpoint(
     import torch
 
     from ...models import DeployModule, LoadedModel, load_model
-    from ...models.deploy import checkpoint_normalization
     from .runner import TorchRunner
 
     if device == Device.GPU and not torch.cuda.is_available():
@@ -37,7 +36,7 @@ def open_checkpoint(
         if isinstance(checkpoint, LoadedModel)
         else load_model(checkpoint, arch=arch, num_classes=num_classes)
     )
-    norm = policy.normalization if policy is not None else checkpoint_normalization(loaded)
+    norm = policy.normalization if policy is not None else loaded.normalization
     input_format = policy.input_format if policy is not None else "nchw-float"
     head = policy.head if policy is not None else "logits"
     module = DeployModule(loaded.model, norm, head, input_format, loaded.num_classes)

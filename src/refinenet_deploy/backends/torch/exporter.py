@@ -42,7 +42,7 @@ class ExportSpec:
 
     arch: str = "auto"
     num_classes: int | None = None
-    input_size: tuple[int, int] = (512, 512)
+    input_size: tuple[int, int] | None = None  # None: resolve_input_size (checkpoint metadata, else the arch's)
     batch: int = 1
     dynamic: bool = False
     dynamic_batch: bool = False
@@ -77,7 +77,7 @@ class ExportSpec:
             )
         from ...artifacts import MAX_PIXELS, MAX_SIDE, MIN_SIDE
 
-        h, w = self.input_size
+        h, w = self.input_size or (MIN_SIDE, MIN_SIDE)
         if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE) or h * w > MAX_PIXELS:
             raise UsageError(
                 f"--input-size {h}x{w} is out of bounds: each side {MIN_SIDE}..{MAX_SIDE}, at most "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...artifacts import parse_size
+from ...enums import Precision, Runtime
 from ...errors import DataError, UsageError
 
 
@@ -21,13 +22,21 @@ class Target:
     """One deployment: where it runs (``device``), with what (``runtime``) and at which ``precision``."""
 
     device: str  # cpu | rtx | gpu | jetson
-    runtime: str  # onnxruntime | openvino | trt | dla | torch
-    precision: str  # fp32 | fp16 | int8
+    runtime: str  # onnxruntime | openvino | trt | dla | torch (a target's spelling; ``backend`` is the Runtime)
+    precision: Precision  # fp32 | fp16 | int8
     summary: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision, option="target precision"))
 
     @property
     def name(self) -> str:
         return f"{self.device}-{self.runtime}-{self.precision}"
+
+    @property
+    def backend(self) -> Runtime:
+        """The runtime that runs it (``trt`` and ``dla`` targets: TensorRT)."""
+        return Runtime.TENSORRT if self.runtime == "dla" else Runtime.parse(self.runtime)
 
     @property
     def runs_here_on_cpu(self) -> bool:
@@ -78,8 +87,27 @@ CALIB_GUIDANCE = (
 )
 
 
-def parse_target(text: str) -> Target:
+# a target's runtime as its name spells it
+_TARGET_RUNTIME = {Runtime.ONNXRUNTIME: "onnxruntime", Runtime.OPENVINO: "openvino", Runtime.TENSORRT: "trt"}
+
+
+def canonical_target_name(text: str) -> str:
+    """``cpu-ort-f32`` -> ``cpu-onnxruntime-fp32``: the runtime and precision parts in any spelling ``Runtime`` and
+    ``Precision`` accept, as target names spell them (``trt`` for TensorRT; ``dla`` and ``torch`` as they are)."""
     name = text.strip().lower()
+    parts = name.split("-")
+    if len(parts) != 3:
+        return name
+    device, runtime, precision = parts
+    found = Runtime.lookup(runtime)
+    if runtime not in ("dla", "torch") and found is not None:
+        runtime = _TARGET_RUNTIME.get(found, found.value)
+    spelled = Precision.lookup(precision)
+    return f"{device}-{runtime}-{spelled.value if spelled is not None else precision}"
+
+
+def parse_target(text: str) -> Target:
+    name = canonical_target_name(text)
     if name not in TARGETS:
         raise UsageError(f"unknown target {text!r}. Known targets: {', '.join(TARGETS)}")
     return TARGETS[name]
@@ -254,6 +282,7 @@ __all__ = [
     "DEMO_TARGETS",
     "FEW_CALIB_IMAGES",
     "TARGETS",
+    "canonical_target_name",
     "PipelineConfig",
     "Target",
     "load_config",

@@ -34,7 +34,8 @@ from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
 from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[4] / "demo" / "rf_lw_mbv2_synth.safetensors"
+# package data (pyproject: tool.setuptools.package-data), so a wheel install has it too
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "demo" / "rf_lw_mbv2_synth.safetensors"
 CONFIG_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "refinenet-deploy/bundle-manifest"
