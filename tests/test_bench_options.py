@@ -52,15 +52,15 @@ def _cli(*args: str):
 # --------------------------------------------------------------------------------------------- input size
 def test_input_size_comes_from_metadata_or_is_required(models: dict[str, Path]) -> None:
     r = benchmark(models["sized"], **FAST)
-    assert r["input_size"] == [48, 32] and r["input_size_source"] == "checkpoint metadata" and r["batch"] == 1
+    assert r["input_size"] == [48, 32] and r["input_size_source"] == "the checkpoint's metadata" and r["batch"] == 1
     r = benchmark(models["onnx"], **FAST)  # dynamic ONNX: the size it was exported at, from its metadata
-    assert r["input_size"] == [64, 64] and r["input_size_source"] == "artifact metadata"
+    assert r["input_size"] == [64, 64] and r["input_size_source"] == "the artifact's metadata (export size)"
     r = benchmark(models["sized"], input_size=(32, 48), batch=2, **FAST)
     assert r["input_size"] == [32, 48] and r["input_size_source"] == "--input-size" and r["batch"] == 2
     with pytest.raises(UsageError, match="--input-size"):  # no silent 512x512
         benchmark(models["ckpt"], **FAST)
     res = _cli(str(models["ckpt"]), "--iterations", "1", "--no-peak")
-    assert res.exit_code == 2 and "records no input size" in res.output and "--input-size" in res.output
+    assert res.exit_code == 2 and "metadata records none" in res.output and "--input-size" in res.output
 
 
 # --------------------------------------------------------------------------------------------- bounds
@@ -123,7 +123,7 @@ def test_precision_spellings() -> None:
         "bf16",
         None,
     ]
-    with pytest.raises(UsageError, match="fp32, bf16 or fp16"):
+    with pytest.raises(UsageError, match="unsupported --inference-precision: .int4.. Use one of: fp32, fp16, bf16"):
         normalize_inference_precision("int4")
     assert precision_label({"artifact_precision": "int8", "inference_precision": "fp32"}) == (
         "int8 artifact, float parts fp32"
@@ -166,7 +166,7 @@ def test_torch_precisions_on_the_cpu(models: dict[str, Path]) -> None:
     with pytest.raises(UsageError, match="Ampere"):
         check_torch_precision("tf32", "cuda", compute_capability=(7, 5))
     check_torch_precision("fp16", "cuda", compute_capability=(7, 5))
-    with pytest.raises(UsageError, match="unknown --precision"):
+    with pytest.raises(UsageError, match="unsupported --precision"):
         check_torch_precision("fp8", "cpu")
     if cpu_supports_bf16():  # this CPU has bf16 units: it runs, and says so
         r = benchmark(models["sized"], torch_precision="bf16", **FAST)
@@ -347,7 +347,7 @@ def test_torch_gpu_precisions_record_what_ran_and_restore_tf32(models: dict[str,
     assert cfg["cudnn"] and cfg["gpu"] and r["device_only"]["iterations"] == 5
     probe = r["peak_probe"]  # on the GPU, in the same precision, on CUDA events
     assert probe["device"] == "gpu" and probe["precision"] == precision and "CUDA events" in probe["clock"]
-    assert r["peak_gmacs"] > 0 and r["fraction_of_peak"] > 0 and "device_only" in r["achieved_at"]
+    assert r["peak_gmacs"] > 0 and 0 < r["fraction_of_peak"] <= 1 and "device_only" in r["achieved_at"]
 
 
 @pytest.mark.gpu

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...enums import Precision
 from ...errors import UsageError
 from ..base import BaseRunner, TensorSpec
 
@@ -60,12 +61,12 @@ def check_torch_precision(
     *,
     bf16_supported: bool | None = None,
     compute_capability: tuple[int, int] | None = None,
-) -> None:
-    """UsageError (exit 2) when ``precision`` cannot run on ``device`` ("cpu" or "cuda"), with the reason.
+) -> str:
+    """The canonical spelling of ``precision``; UsageError (exit 2) when it cannot run on ``device`` ("cpu" or
+    "cuda"), with the reason.
 
     ``bf16_supported`` / ``compute_capability`` default to asking this machine (passed explicitly in tests)."""
-    if precision not in TORCH_PRECISIONS:
-        raise UsageError(f"unknown --precision: {precision}. Use one of {', '.join(TORCH_PRECISIONS)}")
+    precision = Precision.parse(precision, allowed=[Precision(p) for p in TORCH_PRECISIONS], option="--precision").value
     cuda = device.startswith("cuda")
     if not cuda:
         if precision in ("tf32", "fp16"):
@@ -81,7 +82,7 @@ def check_torch_precision(
                     "--precision bf16: this CPU has no native bf16 (no avx512_bf16/amx_bf16); PyTorch would emulate "
                     "it, which times an emulation, not a deployment. Use --precision fp32"
                 )
-        return
+        return precision
     if precision in ("tf32", "bf16"):
         cc = compute_capability if compute_capability is not None else torch.cuda.get_device_capability()
         if tuple(cc) < (8, 0):
@@ -89,6 +90,7 @@ def check_torch_precision(
                 f"--precision {precision} needs an Ampere or newer GPU (compute capability 8.0+); this one is "
                 f"{cc[0]}.{cc[1]}. Use --precision fp32 or fp16"
             )
+    return precision
 
 
 def check_torch_gpu_options(
@@ -143,7 +145,7 @@ class TorchRunner(BaseRunner):
     ) -> None:
         super().__init__()
         if precision != "fp32":
-            check_torch_precision(precision, device)
+            precision = check_torch_precision(precision, device)
         check_torch_gpu_options(
             device, cuda_graph=cuda_graph, cudnn_benchmark=cudnn_benchmark, compile=compile, compile_mode=compile_mode
         )
@@ -177,7 +179,7 @@ class TorchRunner(BaseRunner):
     ) -> None:
         """Set how the next ``activate()`` runs the model (checked here: UsageError when it cannot run)."""
         if precision != "fp32":
-            check_torch_precision(precision, self._device)
+            precision = check_torch_precision(precision, self._device)
         check_torch_gpu_options(
             self._device,
             cuda_graph=cuda_graph,

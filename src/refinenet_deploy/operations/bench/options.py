@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...artifacts import MAX_PIXELS, MAX_SIDE, MIN_SIDE
+from ...enums import Precision
 from ...errors import UsageError
 
 DEFAULT_ITERATIONS = 100
@@ -69,14 +70,11 @@ def check_bench_options(
 
 
 def normalize_inference_precision(value: str | None) -> str | None:
-    """fp32 | fp16 | bf16, with OpenVINO's f32/f16 accepted as aliases; None stays None."""
+    """fp32 | fp16 | bf16 in any spelling ``enums.Precision`` accepts (OpenVINO's f32/f16 too); None stays None."""
     if value is None:
         return None
-    text = str(value).strip().lower()
-    canonical = {"f32": "fp32", "f16": "fp16"}.get(text, text)
-    if canonical not in INFERENCE_PRECISIONS:
-        raise UsageError(f"unsupported --inference-precision: {value}. Use fp32, bf16 or fp16")
-    return canonical
+    allowed = tuple(Precision(p) for p in INFERENCE_PRECISIONS)
+    return Precision.parse(value, allowed=allowed, option="--inference-precision").value
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
-from ...artifacts import InputPolicy, artifact_precision, probe_output, read_metadata, utc_now, write_json_atomic
+from ...artifacts import (
+    InputPolicy,
+    artifact_precision,
+    checkpoint_input_size,
+    probe_output,
+    read_metadata,
+    resolve_input_size,
+    utc_now,
+    write_json_atomic,
+)
 from ...backends import check_runtime_options, open_runner, resolve_device, resolve_runtime
 from ...backends.base import BaseRunner
 from ...enums import Device, Runtime
@@ -43,23 +52,6 @@ from .peak import fraction_of_peak, no_peak, peak_probe
 from .result import BENCH_SCHEMA, BENCH_SCHEMA_VERSION, device_stats, precision_label
 
 log = logging.getLogger(__name__)
-
-
-def _checkpoint_size(metadata: dict[str, Any]) -> tuple[int, int] | None:
-    """An input size a checkpoint's metadata records (``input_size`` or ``export_size``: [H, W] or 'HxW')."""
-    for key in ("input_size", "export_size"):
-        value = metadata.get(key)
-        if isinstance(value, str):
-            parts = value.lower().split("x")
-            value = parts if len(parts) == 2 else None
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            try:
-                h, w = int(value[0]), int(value[1])
-            except (TypeError, ValueError):
-                continue
-            if h > 0 and w > 0:
-                return h, w
-    return None
 
 
 def _runner(artifact: Path, kind: Runtime, dev: Device, opts: BenchOptions) -> tuple[BaseRunner, dict[str, Any]]:
@@ -77,7 +69,7 @@ def _runner(artifact: Path, kind: Runtime, dev: Device, opts: BenchOptions) -> t
         )
         loaded = runner.loaded
         raw = loaded.checkpoint.metadata if loaded.checkpoint is not None else {}
-        size = _checkpoint_size(raw)
+        size = checkpoint_input_size(raw)
         meta = {
             "arch": loaded.arch,
             "num_classes": loaded.num_classes,
@@ -155,22 +147,13 @@ class _Bound:
 def _bind_input(runner: BaseRunner, policy: InputPolicy, kind: Runtime, opts: BenchOptions) -> _Bound:
     spec = runner.input_specs[0]
     bound = policy.for_input(spec.name, spec.shape)
-    if bound.static_size and opts.input_size and tuple(opts.input_size) != bound.static_size:
-        h, w = bound.static_size
-        raise UsageError(f"this artifact has a static input size {h}x{w}; drop --input-size or pass it")
-    if bound.static_size:
-        size, source = bound.static_size, "static shape of the artifact"
-    elif opts.input_size:
-        size, source = (int(opts.input_size[0]), int(opts.input_size[1])), "--input-size"
-    elif bound.export_size:
-        size, source = bound.export_size, f"{'checkpoint' if kind == Runtime.TORCH else 'artifact'} metadata"
-    else:
-        what = (
-            "the checkpoint's metadata records no input size"
-            if kind == Runtime.TORCH
-            else "this artifact has a dynamic input size and its metadata records no export size"
-        )
-        raise UsageError(f"{what}. Pass --input-size HxW (e.g. --input-size 512x512)")
+    torch = kind == Runtime.TORCH  # a checkpoint's recorded size comes in as its policy's export size
+    size, source = resolve_input_size(
+        opts.input_size,
+        static=bound.static_size,
+        export_size=None if torch else bound.export_size,
+        checkpoint_size=bound.export_size if torch else None,
+    )
     dims = spec.shape
     n = dims[0] if isinstance(dims[0], int) else (opts.batch or 1)
     if opts.batch and isinstance(dims[0], int) and opts.batch != dims[0]:
