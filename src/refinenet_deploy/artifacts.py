@@ -39,9 +39,11 @@ from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .enums import Precision
 from .errors import (
+    WRITE_ERRNOS,
     IncompatibleArtifactError,
     InputReadError,
     InvalidModelError,
+    OutputWriteError,
     UsageError,
     loads_json,
     printable,
@@ -267,6 +269,28 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
+def write_refused(*paths: str | Path) -> OSError | None:
+    """After a library failed to write ``paths`` without saying why (OpenVINO's "iostream error"): the
+    environment's reason, if it is one, found by writing one more byte to each partial file (a file-size limit, a
+    full disk or quota refuses it) or a new file beside them (permission, read-only). Probe files are removed."""
+    for path in map(Path, paths):
+        try:
+            if path.is_file():
+                with open(path, "ab") as fh:
+                    fh.write(b"\0")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            else:
+                with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".rfdeploy.probe-") as fh:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                return exc
+    return None
+
+
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
 
@@ -421,6 +445,18 @@ class Staging:
         return ArtifactResult(self.output, sidecar_path(self.output), meta)
 
 
+def _staging_write_error(exc: BaseException, tmp: Path, output: Path) -> BaseException:
+    """A write refused inside a staging folder, reported for the output it was for (exit 2): the hidden staging
+    path means nothing to the user. Anything else is returned unchanged."""
+    cause = exc.cause if isinstance(exc, OutputWriteError) else exc
+    if not isinstance(cause, OSError) or cause.errno not in WRITE_ERRNOS:
+        return exc
+    where = getattr(exc, "path", None) or cause.filename2 or cause.filename
+    if where is not None and not is_inside(Path(str(where)), tmp):
+        return exc if isinstance(exc, OutputWriteError) else write_failed(where, cause)
+    return write_failed(f"{output} (staged in {tmp.name})", cause)
+
+
 @contextmanager
 def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
     """A staging folder ``.<name>.<step>-XXXX`` beside ``output``, removed on exit whatever happens."""
@@ -430,7 +466,10 @@ def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
     tmp = _owned_tempdir(output.parent, f".{output.stem}.{step}-")
     stage = Staging(output, tmp)
     try:
-        yield stage
+        try:
+            yield stage
+        except (OSError, OutputWriteError) as exc:
+            raise _staging_write_error(exc, tmp, output) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not stage.committed:
@@ -881,7 +920,10 @@ def staged_dir(output: str | Path, step: str) -> Iterator[Path]:
     tmp = _owned_tempdir(output.parent, f".{output.name}.{step}-")
     done = False
     try:
-        yield tmp / output.name
+        try:
+            yield tmp / output.name
+        except (OSError, OutputWriteError) as exc:
+            raise _staging_write_error(exc, tmp, output) from exc
         staged = tmp / output.name
         if not staged.is_dir():
             raise FileNotFoundError(f"nothing was written to {staged}")

@@ -96,9 +96,12 @@ class IncompatibleArtifactError(RefineNetDeployError):
 
 class OutputWriteError(RefineNetDeployError):
     """An output that the environment does not let us write (no space, file-size limit, quota, permission,
-    read-only file system): exit 2, like an unwritable output found before any work."""
+    read-only file system): exit 2, like an unwritable output found before any work. ``path`` and ``cause`` (the
+    ``OSError``) are set by ``write_failed``."""
 
     exit_code = 2
+    path: object = None
+    cause: BaseException | None = None
 
 
 class InputReadError(RefineNetDeployError):
@@ -139,10 +142,25 @@ _WRITE_ADVICE = {
 WRITE_ERRNOS = frozenset(_WRITE_ADVICE)
 
 
+def write_cause(exc: BaseException) -> OSError | None:
+    """The ``OSError`` of a refused write (no space, file-size limit, quota, read-only, permission) behind ``exc``,
+    which a third-party library may have wrapped in its own exception type; None if there is none."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in WRITE_ERRNOS:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def write_failed(path: object, exc: BaseException) -> OutputWriteError:
     """The error for an output the environment refused (exit 2), naming the path and the system's reason."""
     advice = _WRITE_ADVICE.get(getattr(exc, "errno", None) or 0, "Check the output folder and the disk")
-    return OutputWriteError(f"cannot write {printable(path)}: {os_reason(exc)}. {advice}")
+    error = OutputWriteError(f"cannot write {printable(path)}: {os_reason(exc)}. {advice}")
+    error.path, error.cause = path, exc
+    return error
 
 
 def read_failed(path: object, exc: BaseException, what: str = "file") -> InputReadError:
@@ -235,3 +253,20 @@ def read_json(path: object, *, max_depth: int = MAX_JSON_DEPTH, max_bytes: int =
     with open(str(path), "rb") as fh:
         data = fh.read(max_bytes + 1)
     return loads_json(data, max_depth=max_depth, max_bytes=max_bytes)
+
+
+def nonfinite_field(doc: Any, where: str = "") -> str | None:
+    """The dotted path (``compute_only.p50_ms``, ``per_class[2].iou``) of the first number in a parsed JSON
+    document that is not finite (NaN, Infinity: Python's ``json`` accepts them), or None. Iterative."""
+    import math
+
+    stack: list[tuple[str, Any]] = [(where, doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path or "(the document)"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return None
