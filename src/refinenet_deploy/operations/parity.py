@@ -201,11 +201,15 @@ def _open_cached(cache_dir: str | Path | None, digest: str, need_logits: bool) -
     path = cache_entry(cache_dir, digest)
     if not path.is_file():
         return None
+    ref = None
     try:
         ref = SavedReference(path)
+        ref.verify()  # every array read once: a damaged entry is found here, not halfway through the run
     except Exception as exc:  # a damaged cache entry is recomputed, never trusted
-        log.warning("ignoring the unreadable cached reference %s (%s)", path, exc)
-        return None
+        if ref is not None:
+            ref.close()
+        log.warning("discarding the damaged cached reference %s (%s); computing it again", path, exc)
+        return None  # the live run writes a fresh entry over it
     if ref.digest != digest or (need_logits and not ref.has_logits):
         ref.close()
         return None
