@@ -32,7 +32,7 @@ import numpy as np
 from .. import __version__
 from ..artifacts import TMP_SUFFIX, clean_stale, ensure_parent, remove_created, sha256_file, utc_now, write_atomic
 from ..data.datasets import Sample
-from ..errors import DataError, IncompatibleArtifactError, loads_json, regular_file
+from ..errors import DataError, IncompatibleArtifactError, loads_json, regular_file, write_failed
 
 REFERENCE_SCHEMA = "refinenet-deploy/parity-reference"
 REFERENCE_SCHEMA_VERSION = 1
@@ -141,14 +141,21 @@ class ReferenceWriter:
         clean_stale(self.output.parent, names=[self.output.name])  # debris of a killed writer: its pid is gone
         # ``.NAME.PID.rfdeploy.tmp``: the form clean_stale recognises, so a SIGKILL leaves nothing for long
         self._staging = self.output.with_name(f".{self.output.name}.staging.{os.getpid()}{TMP_SUFFIX}")
-        self._staging.unlink(missing_ok=True)
-        self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
+        try:
+            self._staging.unlink(missing_ok=True)
+            self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
+        except OSError as exc:
+            remove_created(self._created)
+            raise write_failed(self.output, exc) from exc
 
     def _put(self, key: str, array: np.ndarray, compress: bool) -> None:
         info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with self._zip.open(info, "w", force_zip64=True) as fh:
-            np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        try:
+            with self._zip.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        except OSError as exc:  # no space, a file-size limit, a quota: exit 2 naming the reference
+            raise write_failed(self.output, exc) from exc
 
     def add(self, name: str, class_map: np.ndarray, raw: np.ndarray | None) -> None:
         i = len(self.images)
@@ -170,8 +177,11 @@ class ReferenceWriter:
         try:
             info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            self._zip.writestr(info, json.dumps(manifest, indent=1))
-            self._zip.close()
+            try:
+                self._zip.writestr(info, json.dumps(manifest, indent=1))
+                self._zip.close()
+            except OSError as exc:
+                raise write_failed(self.output, exc) from exc
             write_atomic(self.output, lambda tmp: shutil.copyfile(self._staging, tmp))
         except BaseException:
             self.abort()
@@ -182,6 +192,8 @@ class ReferenceWriter:
     def abort(self) -> None:
         try:
             self._zip.close()
+        except OSError:
+            pass  # the staging file is removed below whatever state the failed write left it in
         finally:
             self._staging.unlink(missing_ok=True)
             if not self.output.exists():
