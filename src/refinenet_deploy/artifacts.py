@@ -115,6 +115,8 @@ def companion_paths(artifact: str | Path) -> list[Path]:
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes; a FIFO, device or folder is refused (InputReadError, exit 5), never read."""
+    regular_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk_bytes):
@@ -688,12 +690,33 @@ def check_external_data(model: Any, path: str | Path) -> list[Path]:
     return files
 
 
+INLINE_LIMIT_BYTES = (2 << 30) - (64 << 20)  # a serialized ONNX protobuf holds at most 2 GiB
+
+
 def copy_model_files(model: str | Path, dest: str | Path, proto: Any | None = None) -> Path:
     """Copy an ONNX model and the external data files it refers to (same relative names) to ``dest`` (a path in a
-    staging folder), so a tool reading the copy finds its weights. A missing data file is exit 5; a copy the
+    staging folder), so a tool reading the copy finds its weights; a model with external data that fits in one
+    protobuf is saved with its weights inline instead. A missing data file is exit 5; a copy the
     environment refuses is ``OutputWriteError`` (exit 2) naming the file."""
+    import onnx
+
     model, dest = Path(model), Path(dest)
     files = check_external_data(proto if proto is not None else load_onnx(model), model)
+    if files and model.stat().st_size + sum(f.stat().st_size for f in files) < INLINE_LIMIT_BYTES:
+        # small enough for one protobuf: the copy holds its weights (ONNX Runtime's shape inference and its
+        # quantization tools cannot read small external tensors such as a Resize's scales)
+        try:
+            full = onnx.load(str(model), load_external_data=True)
+        except Exception as exc:
+            raise InvalidModelError(
+                f"cannot read {printable(model)} with its external data ({type(exc).__name__}: "
+                f"{printable(str(exc))[:160]}). Check the model and its data files"
+            ) from exc
+        try:
+            onnx.save(full, str(dest))
+        except OSError as exc:
+            raise write_failed(dest, exc) from exc
+        return dest
     pairs = [(model, dest)] + [(f, dest.parent / f.relative_to(model.parent)) for f in files]
     for src, target in pairs:
         try:

@@ -108,19 +108,16 @@ class OnnxRuntimeRunner(BaseRunner):
         self.session = None
 
 
-_INLINE_LIMIT = (2 << 30) - (64 << 20)  # a serialized protobuf holds at most 2 GiB
-
-
 def _with_external_data(path: Path) -> bytes | None:
     """The model with its external data read in, as bytes, when ONNX Runtime could not load it from the path (its
     shape inference cannot read small external tensors such as a Resize's scales) and it fits in one protobuf;
     None when the model has no external data (the failure is something else) or is too large."""
     import onnx
 
-    from ...artifacts import check_external_data, load_onnx
+    from ...artifacts import INLINE_LIMIT_BYTES, check_external_data, load_onnx
 
     files = check_external_data(load_onnx(path), path)
-    if not files or path.stat().st_size + sum(f.stat().st_size for f in files) > _INLINE_LIMIT:
+    if not files or path.stat().st_size + sum(f.stat().st_size for f in files) > INLINE_LIMIT_BYTES:
         return None
     model = onnx.load(str(path), load_external_data=True)
     return model.SerializeToString()
