@@ -44,6 +44,7 @@ from .errors import (
     InputReadError,
     InvalidModelError,
     OutputWriteError,
+    RefineNetDeployError,
     UsageError,
     loads_json,
     printable,
@@ -263,6 +264,13 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
             os.replace(tmp, path)
         except OSError as exc:
             raise write_failed(path, exc) from exc
+        except RefineNetDeployError:
+            raise
+        except Exception as exc:  # a library that hides the OSError (torch.save: RuntimeError "file write failed")
+            refused = write_refused(tmp) if tmp.exists() else None
+            if refused is not None:
+                raise write_failed(path, refused) from exc
+            raise
         ok = True
     finally:
         tmp.unlink(missing_ok=True)
@@ -471,7 +479,10 @@ def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
         try:
             yield stage
         except (OSError, OutputWriteError) as exc:
-            raise _staging_write_error(exc, tmp, output) from exc
+            reported = _staging_write_error(exc, tmp, output)
+            if reported is exc:
+                raise
+            raise reported from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not stage.committed:
@@ -946,7 +957,10 @@ def staged_dir(output: str | Path, step: str) -> Iterator[Path]:
         try:
             yield tmp / output.name
         except (OSError, OutputWriteError) as exc:
-            raise _staging_write_error(exc, tmp, output) from exc
+            reported = _staging_write_error(exc, tmp, output)
+            if reported is exc:
+                raise
+            raise reported from exc
         staged = tmp / output.name
         if not staged.is_dir():
             raise FileNotFoundError(f"nothing was written to {staged}")
