@@ -361,9 +361,9 @@ def clean_stale(folder: str | Path, *, names: Sequence[str] = ()) -> list[Path]:
     for entry in entries:
         try:
             if entry.is_dir() and not entry.is_symlink():
-                try:
-                    record = json.loads((entry / OWNER_FILE).read_text())
-                except (OSError, ValueError, UnicodeDecodeError):
+                try:  # bounded, and a FIFO planted as .owner is refused, not read (this must never block)
+                    record = read_json(entry / OWNER_FILE, max_depth=4, max_bytes=4096)
+                except (OSError, ValueError, InputReadError):
                     continue
                 if not isinstance(record, dict) or record.get("tool") != "refinenet-deploy":
                     continue

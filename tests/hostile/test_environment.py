@@ -637,3 +637,19 @@ def test_documented_codes() -> None:
     assert OutputWriteError.exit_code == 2 and InputReadError.exit_code == 5
     section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     assert "cannot be written" in section and "cannot be read" in section
+
+
+def test_planted_owner_records_never_block_the_stale_cleaner(tmp_path: Path) -> None:
+    """``clean_stale`` runs before every write: a FIFO or a deep JSON planted as a staging folder's ``.owner`` is
+    left alone, never read (a fresh process under a timeout, so a regression fails instead of hanging)."""
+    for name, plant in ((".a.export-1", "fifo"), (".b.export-2", "deep")):
+        (tmp_path / name).mkdir()
+        if plant == "fifo":
+            os.mkfifo(tmp_path / name / ".owner")
+        else:
+            (tmp_path / name / ".owner").write_text(DEEP)
+    code = "import sys; from refinenet_deploy.artifacts import clean_stale; print(len(clean_stale(sys.argv[1])))"
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stderr[-800:]
+    assert (tmp_path / ".a.export-1").is_dir() and (tmp_path / ".b.export-2").is_dir()
