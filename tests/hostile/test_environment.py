@@ -653,3 +653,24 @@ def test_planted_owner_records_never_block_the_stale_cleaner(tmp_path: Path) -> 
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stderr[-800:]
     assert (tmp_path / ".a.export-1").is_dir() and (tmp_path / ".b.export-2").is_dir()
+
+
+@pytest.mark.parametrize("errno_", [28, 27, 122, 13, 30], ids=["ENOSPC", "EFBIG", "EDQUOT", "EACCES", "EROFS"])
+def test_write_atomic_keeps_the_earlier_output(errno_: int, tmp_path: Path) -> None:
+    """What every writer is built on: a write the file system refuses half way is ``OutputWriteError`` (exit 2)
+    naming the output and the reason; the earlier file is intact and no temporary file is left."""
+    from refinenet_deploy.artifacts import write_atomic
+    from refinenet_deploy.errors import OutputWriteError
+
+    out = tmp_path / "r.md"
+    out.write_text("earlier\n")
+
+    def half(tmp: Path) -> None:
+        tmp.write_text("half of the new")
+        raise OSError(errno_, os.strerror(errno_))
+
+    with pytest.raises(OutputWriteError) as info:
+        write_atomic(out, half)
+    assert info.value.exit_code == 2
+    assert str(out) in info.value.message and os.strerror(errno_) in info.value.message
+    assert out.read_text() == "earlier\n" and sorted(p.name for p in tmp_path.iterdir()) == ["r.md"]
