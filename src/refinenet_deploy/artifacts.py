@@ -38,7 +38,21 @@ import numpy as np
 from . import __version__
 from .data.preprocessing import Normalization, preprocess
 from .enums import Precision
-from .errors import DataError, IncompatibleArtifactError, InvalidModelError, UsageError
+from .errors import (
+    WRITE_ERRNOS,
+    DataError,
+    IncompatibleArtifactError,
+    InputReadError,
+    InvalidModelError,
+    OutputWriteError,
+    RefineNetDeployError,
+    UsageError,
+    loads_json,
+    printable,
+    read_json,
+    regular_file,
+    write_failed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +117,8 @@ def companion_paths(artifact: str | Path) -> list[Path]:
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes; a FIFO, device or folder is refused (InputReadError, exit 5), never read."""
+    regular_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk_bytes):
@@ -201,9 +217,15 @@ def ensure_parent(path: str | Path) -> list[Path]:
     while not parent.exists():
         missing.append(parent)
         parent = parent.parent
-    for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)
-    return list(reversed(missing))
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir(exist_ok=True)
+            made.append(folder)
+    except OSError as exc:
+        remove_created(made)
+        raise write_failed(folder, exc) from exc
+    return made
 
 
 def remove_created(folders: Sequence[Path]) -> None:
@@ -229,21 +251,55 @@ def check_output_path(
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to a hidden temporary file beside ``path``, then rename it over ``path``: readers see the
-    old file or the new one, never a partial one. The temporary file is removed if ``write`` fails."""
+    old file or the new one, never a partial one. The temporary file is removed if ``write`` fails; a write the
+    environment refuses (no space, file-size limit, quota, permission, read-only) is ``OutputWriteError`` (exit
+    2) naming ``path``, and the file that was there before is left as it was."""
     path = Path(path)
     created = ensure_parent(path)
     clean_stale(path.parent, names=[path.name])
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     ok = False
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise write_failed(path, exc) from exc
+        except RefineNetDeployError:
+            raise
+        except Exception as exc:  # a library that hides the OSError (torch.save: RuntimeError "file write failed")
+            refused = write_refused(tmp) if tmp.exists() else None
+            if refused is not None:
+                raise write_failed(path, refused) from exc
+            raise
         ok = True
     finally:
         tmp.unlink(missing_ok=True)
         if not ok:
             remove_created(created)
     return path
+
+
+def write_refused(*paths: str | Path) -> OSError | None:
+    """After a library failed to write ``paths`` without saying why (OpenVINO's "iostream error"): the
+    environment's reason, if it is one, found by writing one more byte to each partial file (a file-size limit, a
+    full disk or quota refuses it) or a new file beside them (permission, read-only). Probe files are removed."""
+    for path in map(Path, paths):
+        try:
+            if path.is_file():
+                with open(path, "ab") as fh:
+                    fh.write(b"\0")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            else:
+                with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".rfdeploy.probe-") as fh:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                return exc
+    return None
 
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
@@ -264,12 +320,15 @@ def _owner_record() -> dict[str, Any]:
 def _owned_tempdir(parent: Path, prefix: str) -> Path:
     """``tempfile.mkdtemp`` beside an output, with an ``.owner`` file (pid + host) so that a later run can tell
     a folder left by a killed process (removed by ``clean_stale``) from one a live run is filling."""
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    except OSError as exc:
+        raise write_failed(parent, exc) from exc
     try:
         (tmp / OWNER_FILE).write_text(json.dumps(_owner_record()))
-    except OSError:
+    except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise write_failed(tmp / OWNER_FILE, exc) from exc
     return tmp
 
 
@@ -303,9 +362,9 @@ def clean_stale(folder: str | Path, *, names: Sequence[str] = ()) -> list[Path]:
     for entry in entries:
         try:
             if entry.is_dir() and not entry.is_symlink():
-                try:
-                    record = json.loads((entry / OWNER_FILE).read_text())
-                except (OSError, ValueError, UnicodeDecodeError):
+                try:  # bounded, and a FIFO planted as .owner is refused, not read (this must never block)
+                    record = read_json(entry / OWNER_FILE, max_depth=4, max_bytes=4096)
+                except (OSError, ValueError, InputReadError):
                     continue
                 if not isinstance(record, dict) or record.get("tool") != "refinenet-deploy":
                     continue
@@ -385,14 +444,28 @@ class Staging:
             for src, dest in moves:
                 os.replace(src, dest)
                 done.append(dest)
-        except BaseException:
+        except BaseException as exc:
             for dest in done:
                 dest.unlink(missing_ok=True)
             for backup, dest in backups:
                 os.replace(backup, dest)
+            if isinstance(exc, OSError):
+                raise write_failed(exc.filename2 or exc.filename or self.output, exc) from exc
             raise
         self.committed = True
         return ArtifactResult(self.output, sidecar_path(self.output), meta)
+
+
+def _staging_write_error(exc: BaseException, tmp: Path, output: Path) -> BaseException:
+    """A write refused inside a staging folder, reported for the output it was for (exit 2): the hidden staging
+    path means nothing to the user. Anything else is returned unchanged."""
+    cause = exc.cause if isinstance(exc, OutputWriteError) else exc
+    if not isinstance(cause, OSError) or cause.errno not in WRITE_ERRNOS:
+        return exc
+    where = getattr(exc, "path", None) or cause.filename2 or cause.filename
+    if where is not None and not is_inside(Path(str(where)), tmp):
+        return exc if isinstance(exc, OutputWriteError) else write_failed(where, cause)
+    return write_failed(f"{output} (staged in {tmp.name})", cause)
 
 
 @contextmanager
@@ -404,7 +477,13 @@ def staged_artifact(output: str | Path, step: str) -> Iterator[Staging]:
     tmp = _owned_tempdir(output.parent, f".{output.stem}.{step}-")
     stage = Staging(output, tmp)
     try:
-        yield stage
+        try:
+            yield stage
+        except (OSError, OutputWriteError) as exc:
+            reported = _staging_write_error(exc, tmp, output)
+            if reported is exc:
+                raise
+            raise reported from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not stage.committed:
@@ -467,11 +546,16 @@ def load_onnx(path: str | Path) -> Any:
     import onnx
 
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise InvalidModelError(f"model file not found: {printable(path)}. Check the path")
+    regular_file(path, "model file")
     try:
         model = onnx.load(str(path), load_external_data=False)
+    except PermissionError as exc:
+        raise InvalidModelError(f"cannot read {printable(path)}: permission denied. Check its permissions") from exc
     except Exception as exc:  # DecodeError, RuntimeError, OSError ...: not an ONNX model
         raise InvalidModelError(
-            f"cannot read {path} as an ONNX model ({type(exc).__name__}); the file is truncated, corrupt or "
+            f"cannot read {printable(path)} as an ONNX model ({type(exc).__name__}); the file is truncated, corrupt or "
             "another format. Pass a .onnx written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         ) from exc
     if not model.HasField("graph") or not model.graph.node:
@@ -557,11 +641,104 @@ def check_onnx_graph(model: Any, path: str | Path) -> None:
 
 def load_onnx_artifact(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """What a step that reads an ONNX needs: (ModelProto, metadata), the file parsed once and its graph checked
-    (``check_onnx_graph``); exit 5 for a file that is not a usable model, 7 for unreadable metadata."""
+    (``check_onnx_graph``) and its external data files present (``check_external_data``); exit 5 for a file that
+    is not a usable model, 7 for unreadable metadata."""
     path = Path(path)
     model = load_onnx(path)
     check_onnx_graph(model, path)
+    check_external_data(model, path)
     return model, _metadata_from(path, model)
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of a graph that may hold its data outside the file: initializers and tensor attributes, in
+    subgraphs too."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _graph_tensors(g)
+
+
+def external_data_files(model: Any, path: str | Path) -> list[Path]:
+    """The external data files an ONNX model (parsed without them) refers to, as paths beside ``path``, each once,
+    in order. A location that is absolute or leaves the model's folder is refused (InvalidModelError, exit 5)."""
+    import onnx
+
+    folder = Path(path).parent
+    seen: dict[str, Path] = {}
+    for tensor in _graph_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if location in seen:
+            continue
+        rel = Path(location)
+        if not location or rel.is_absolute() or ".." in rel.parts:
+            raise InvalidModelError(
+                f"{printable(Path(path).name)}: tensor {printable(tensor.name)!r} keeps its data at "
+                f"{printable(location)!r}, outside the model's folder. Re-export the model with its data beside it"
+            )
+        seen[location] = folder / rel
+    return list(seen.values())
+
+
+def check_external_data(model: Any, path: str | Path) -> list[Path]:
+    """Refuse (InvalidModelError, exit 5, naming it) a model whose external data file (large exports keep their
+    weights in ``model.onnx.data``) is missing or not a regular file; returns the files."""
+    files = external_data_files(model, path)
+    for data in files:
+        if not data.exists() and not data.is_symlink():
+            raise InvalidModelError(
+                f"the external data file {printable(data)} of {printable(Path(path).name)} is missing. Keep it beside "
+                "the model under the name the model records (copy or move the .onnx and its data together)"
+            )
+        regular_file(data, "external data file")
+    return files
+
+
+INLINE_LIMIT_BYTES = (2 << 30) - (64 << 20)  # a serialized ONNX protobuf holds at most 2 GiB
+
+
+def copy_model_files(model: str | Path, dest: str | Path, proto: Any | None = None) -> Path:
+    """Copy an ONNX model and the external data files it refers to (same relative names) to ``dest`` (a path in a
+    staging folder), so a tool reading the copy finds its weights; a model with external data that fits in one
+    protobuf is saved with its weights inline instead. A missing data file is exit 5; a copy the
+    environment refuses is ``OutputWriteError`` (exit 2) naming the file."""
+    import onnx
+
+    model, dest = Path(model), Path(dest)
+    files = check_external_data(proto if proto is not None else load_onnx(model), model)
+    if files and model.stat().st_size + sum(f.stat().st_size for f in files) < INLINE_LIMIT_BYTES:
+        # small enough for one protobuf: the copy holds its weights (ONNX Runtime's shape inference and its
+        # quantization tools cannot read small external tensors such as a Resize's scales)
+        try:
+            full = onnx.load(str(model), load_external_data=True)
+        except Exception as exc:
+            raise InvalidModelError(
+                f"cannot read {printable(model)} with its external data ({type(exc).__name__}: "
+                f"{printable(str(exc))[:160]}). Check the model and its data files"
+            ) from exc
+        try:
+            onnx.save(full, str(dest))
+        except OSError as exc:
+            raise write_failed(dest, exc) from exc
+        return dest
+    pairs = [(model, dest)] + [(f, dest.parent / f.relative_to(model.parent)) for f in files]
+    for src, target in pairs:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        except OSError as exc:
+            if exc.filename == str(src) and exc.filename2 is None:
+                raise InvalidModelError(f"cannot read {printable(src)}: {exc.strerror}. Check the file") from exc
+            raise write_failed(target, exc) from exc
+    return dest
 
 
 # Types of the sidecar keys later steps read; anything else in a sidecar is only recorded.
@@ -627,23 +804,29 @@ def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
 
 
 def _metadata_from(artifact: Path, model: Any | None = None) -> dict[str, Any]:
+    if not artifact.is_dir() and (artifact.exists() or artifact.is_symlink()):
+        regular_file(artifact, "model file")  # a FIFO would block every later open() of it
     side = sidecar_path(artifact)
     meta: Any = None
     where = artifact
-    if side.is_file():
+    if side.exists() or side.is_symlink():
         try:
-            meta = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise InvalidModelError(f"metadata sidecar is not valid JSON: {side}. Re-export the model") from exc
+            meta = read_json(side)
+        except ValueError as exc:  # bad JSON, bad UTF-8, nested too deep or too large
+            raise InvalidModelError(
+                f"metadata sidecar is not valid JSON ({exc}): {printable(side)}. Re-export the model"
+            ) from exc
+        except InputReadError:
+            raise
         except OSError as exc:
-            raise InvalidModelError(f"cannot read the metadata sidecar {side}: {exc.strerror}") from exc
+            raise InvalidModelError(f"cannot read the metadata sidecar {printable(side)}: {exc.strerror}") from exc
         where = side
     elif artifact.suffix == ".onnx" and artifact.is_file():
         for prop in (model if model is not None else load_onnx(artifact)).metadata_props:
             if prop.key == ONNX_METADATA_KEY:
                 try:
-                    meta = json.loads(prop.value)
-                except (json.JSONDecodeError, RecursionError) as exc:
+                    meta = loads_json(prop.value)
+                except ValueError as exc:
                     raise InvalidModelError(f"{artifact.name} has unreadable metadata. Re-export the model") from exc
     if meta is None:
         return {}
@@ -838,13 +1021,27 @@ def staged_dir(output: str | Path, step: str) -> Iterator[Path]:
     tmp = _owned_tempdir(output.parent, f".{output.name}.{step}-")
     done = False
     try:
-        yield tmp / output.name
+        try:
+            yield tmp / output.name
+        except (OSError, OutputWriteError) as exc:
+            reported = _staging_write_error(exc, tmp, output)
+            if reported is exc:
+                raise
+            raise reported from exc
         staged = tmp / output.name
         if not staged.is_dir():
             raise FileNotFoundError(f"nothing was written to {staged}")
-        if output.exists():
-            os.replace(output, tmp / ".previous")
-        os.replace(staged, output)
+        try:
+            if output.exists():
+                os.replace(output, tmp / ".previous")
+            try:
+                os.replace(staged, output)
+            except OSError:
+                if (tmp / ".previous").exists():
+                    os.replace(tmp / ".previous", output)
+                raise
+        except OSError as exc:
+            raise write_failed(output, exc) from exc
         done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -84,7 +85,10 @@ def snapshot(root: Path) -> dict[str, str]:
             p = os.path.join(dirpath, f)
             rel = os.path.relpath(p, root)
             if os.path.islink(p):
-                snap[rel] = "<link>"
+                snap[rel] = f"<link {os.readlink(p)}>"
+                continue
+            if not stat.S_ISREG(os.lstat(p).st_mode):  # a FIFO: opening it would block
+                snap[rel] = f"<special {stat.S_IFMT(os.lstat(p).st_mode):o}>"
                 continue
             with open(p, "rb") as fh:
                 snap[rel] = hashlib.sha256(fh.read()).hexdigest()
@@ -106,6 +110,8 @@ def message_problems(out: Outcome, expect_error: bool) -> list[str]:
         problems.append("traceback printed")
     if out.exception is not None:
         problems.append(f"uncaught {type(out.exception).__name__}: {str(out.exception)[:200]}")
+    if "internal error" in out.stderr or "this is a bug in rfdeploy" in out.stderr:
+        problems.append("reported as an internal error (exit 1 is for bugs in rfdeploy only)")
     if not expect_error:
         return problems
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]

@@ -18,6 +18,12 @@ def test_hostile_case(case: Case, work: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_no_case_expects_an_internal_error() -> None:
+    """Exit 1 is for bugs in rfdeploy: no hostile input may be answered with it (``check_case`` also fails any case
+    whose stderr says "internal error", whatever its exit code)."""
+    assert [c.id for c in CASES if c.exit_code == 1] == []
+
+
 def test_corpus_size_and_groups() -> None:
     groups = {c.group for c in CASES}
     assert len(CASES) >= 150

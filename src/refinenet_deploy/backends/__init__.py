@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..enums import RUNTIME_DEVICES, Device, Runtime
-from ..errors import UsageError
+from ..errors import UsageError, regular_file
 from .base import BaseRunner, TensorSpec
 
 RUNTIMES = ("auto", *Runtime.values())
@@ -129,6 +129,9 @@ def open_runner(
     """
     kind = resolve_runtime(artifact, runtime)
     dev = resolve_device(kind, device)
+    for path in (Path(artifact), *([Path(artifact).with_suffix(".bin")] if kind == Runtime.OPENVINO else [])):
+        if path.exists() or path.is_symlink():
+            regular_file(path, "model file")  # a FIFO would block the runtime's open() forever
     check_runtime_options(
         kind,
         dev,

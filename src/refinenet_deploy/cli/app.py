@@ -5,6 +5,7 @@ function and renders the result."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import shlex
@@ -17,7 +18,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from .. import __version__
-from ..errors import RefineNetDeployError
+from ..errors import RefineNetDeployError, printable, read_failed, write_failed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,9 +105,21 @@ def _print_error(exc: RefineNetDeployError) -> None:
 
     if _state["debug"]:
         err.print_exception()
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False, soft_wrap=True)
+    message = printable(exc.message)  # a newline in a file name never splits the one error line
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     if exc.hint:
-        err.print(f"hint: {exc.hint}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"hint: {printable(exc.hint)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _environment_error(exc: OSError) -> RefineNetDeployError:
+    """An ``OSError`` no library boundary wrapped is still the environment, not a bug: a write refused (no space,
+    file-size limit, quota, read-only) is exit 2, anything else about a file exit 5, naming the file."""
+    from ..errors import WRITE_ERRNOS
+
+    path = exc.filename2 or exc.filename if exc.errno in WRITE_ERRNOS else exc.filename
+    if exc.errno in WRITE_ERRNOS and exc.errno not in (errno.EACCES, errno.EPERM):
+        return write_failed(path if path is not None else "an output", exc)
+    return read_failed(path if path is not None else "input", exc)
 
 
 def handle_errors(fn: F) -> F:
@@ -127,6 +140,12 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as exc:
+            if _state["debug"]:
+                raise
+            wrapped = _environment_error(exc)
+            _print_error(wrapped)
+            raise typer.Exit(wrapped.exit_code) from None
         except Exception as exc:
             from .._optional import missing_dependency
 
@@ -137,7 +156,7 @@ def handle_errors(fn: F) -> F:
             if _state["debug"]:
                 raise
             err.print(
-                f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in rfdeploy. "
+                f"error: internal error ({type(exc).__name__}: {printable(exc)}); this is a bug in rfdeploy. "
                 "Rerun with --debug for the traceback and report it",
                 markup=False,
                 highlight=False,

@@ -6,9 +6,11 @@ a time, by ``__getitem__`` / ``__iter__``.
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
 import os
+import shutil
+import stat
 from abc import ABC
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..errors import WRITE_ERRNOS, DataError, InputReadError, UsageError, printable, read_json
 from .images import read_image, read_label
 
 __all__ = [
@@ -175,18 +177,93 @@ def _is_image_file(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def not_regular(path: Path) -> str | None:
+    """Why the readers skip ``path`` (links followed): a dangling symlink, a symlink loop, a FIFO, socket or
+    device, an unreadable entry; None for a regular file (and for a folder: walked, not read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a symbolic link to a missing file" if os.path.islink(path) else "gone"
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or type(exc).__name__)
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def _skip(path: Path, why: str) -> None:
+    logger.warning("skipping %s: %s, not a regular file", printable(path), why)
+
+
 def _list_dir(directory: Path) -> dict[str, Path]:
-    """Map file stem -> path for image files directly inside ``directory`` (first extension wins)."""
+    """Map file stem -> path for image files directly inside ``directory`` (first extension wins). Entries that
+    are not regular files once links are followed (dangling links, loops, FIFOs) are skipped with a warning."""
     out: dict[str, Path] = {}
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        raise DataError(f"cannot list directory: {directory}. Check that it exists and is readable") from exc
+        raise DataError(f"cannot list directory: {printable(directory)}. Check that it exists and is readable") from exc
     for entry in entries:
         p = Path(entry.path)
-        if entry.is_file() and _is_image_file(p):
+        if not _is_image_file(p):
+            continue
+        why = not_regular(p)
+        if why is not None:
+            _skip(p, why)
+        elif p.is_file():
             out.setdefault(p.stem, p)
     return out
+
+
+def copy_data_folder(src: Path, dest: Path) -> list[tuple[Path, str]]:
+    """Copy a data folder as the readers see it into ``dest`` (a new folder): regular files, links followed;
+    hidden names (``.*``) left out as the readers leave them out; dangling symlinks, symlink loops, FIFOs,
+    sockets and devices skipped with a warning, as the readers skip them; a link to a folder already being copied
+    (a loop) skipped too. Returns what was skipped and why. A file that cannot be read is DataError (exit 5); a
+    write the environment refuses is an ``OSError`` for the caller's staging to report."""
+    skipped: list[tuple[Path, str]] = []
+    active: set[str] = set()
+
+    def walk(folder: Path, out: Path) -> None:
+        real = os.path.realpath(folder)
+        if real in active:
+            skipped.append((folder, "a link to a folder it is inside (a loop)"))
+            _skip(folder, skipped[-1][1])
+            return
+        active.add(real)
+        out.mkdir(exist_ok=True)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"cannot list the data folder {printable(folder)}: {exc.strerror}") from exc
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            p = Path(entry.path)
+            why = not_regular(p)
+            if why is not None:
+                skipped.append((p, why))
+                _skip(p, why)
+            elif p.is_dir():
+                walk(p, out / entry.name)
+            else:
+                try:
+                    with open(p, "rb") as source, open(out / entry.name, "wb") as target:
+                        shutil.copyfileobj(source, target, 1 << 20)
+                except OSError as exc:
+                    if exc.filename == str(out / entry.name) or exc.errno in WRITE_ERRNOS - {
+                        errno.EACCES,
+                        errno.EPERM,
+                    }:
+                        raise
+                    raise DataError(
+                        f"cannot read {printable(p)} in the data folder: {exc.strerror}. Fix its permissions or "
+                        "remove it"
+                    ) from exc
+        active.discard(real)
+
+    walk(src, dest)
+    return skipped
 
 
 class ImageFolder(SegmentationDataset):
@@ -205,12 +282,16 @@ class ImageFolder(SegmentationDataset):
                 raise DataError(f"not an image file: {root_p}. Use one of: {', '.join(sorted(IMAGE_EXTENSIONS))}")
             super().__init__(root_p, [Sample(root_p.stem, root_p, None)])
             return
-        files = root_p.rglob("*") if recursive else root_p.iterdir()
-        rels = sorted(
-            (p.relative_to(root_p) for p in files if _is_image_file(p) and p.is_file()),
-            key=lambda r: r.as_posix(),
-        )
-        rels = [r for r in rels if not any(part.startswith(".") for part in r.parts)]
+        files = [p for p in (root_p.rglob("*") if recursive else root_p.iterdir()) if _is_image_file(p)]
+        files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root_p).parts)]
+        regular = []
+        for p in files:
+            why = not_regular(p)
+            if why is not None:
+                _skip(p, why)
+            elif p.is_file():
+                regular.append(p)
+        rels = sorted((p.relative_to(root_p) for p in regular), key=lambda r: r.as_posix())
         if not rels:
             raise DataError(f"no images found in {root_p}. Point --data at a folder with .jpg/.png images")
         stems = [r.with_suffix("").as_posix() for r in rels]
@@ -235,11 +316,18 @@ def _read_dataset_json(*dirs: Path) -> dict[str, Any] | None:
     """Load the first ``dataset.json`` found in ``dirs`` (written by our synthetic datasets)."""
     for d in dirs:
         f = d / "dataset.json"
-        if f.is_file():
+        if f.exists() or f.is_symlink():
+            why = not_regular(f)
+            if why is not None:  # skipped, as every other entry that is not a regular file
+                _skip(f, why)
+                continue
             try:
-                meta = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DataError(f"cannot parse dataset metadata: {f}. Fix or delete the file ({exc})") from exc
+                meta = read_json(f)
+            except (OSError, ValueError, InputReadError) as exc:  # bad JSON, too deep or large, not a regular file
+                reason = getattr(exc, "message", None) or str(exc)
+                raise DataError(
+                    f"cannot parse dataset metadata: {printable(f)}. Fix or delete the file ({printable(reason)})"
+                ) from exc
             if not isinstance(meta, dict):
                 raise DataError(f"dataset metadata must be a JSON object: {f}. Fix or delete the file")
             return meta

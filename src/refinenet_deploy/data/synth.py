@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from refinenet_deploy.errors import UsageError
+from refinenet_deploy.errors import UsageError, write_failed
 
 __all__ = [
     "SYNTH_CLASSES",
@@ -341,7 +341,10 @@ def write_synth_dataset(
     missing = [p for p in (out, *out.absolute().parents) if not p.exists()]
     ok = False
     try:
-        _write_scenes(out, num, height, width, seed, split, progress)
+        try:
+            _write_scenes(out, num, height, width, seed, split, progress)
+        except OSError as exc:  # no space, a file-size limit, a quota, a permission: exit 2 naming the file
+            raise write_failed(exc.filename or out, exc) from exc
         ok = True
     finally:
         if not ok:  # a failed or interrupted run leaves no half-written dataset and no empty folders

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..artifacts import sha256_file, write_atomic
-from ..errors import CheckpointError
+from ..errors import CheckpointError, JSONLimitError, loads_json, printable, regular_file
 
 if TYPE_CHECKING:
     from ..data.preprocessing import Normalization
@@ -51,6 +51,8 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
     """Read a checkpoint file into a flat float state_dict (unwrapped, ``module.`` stripped)."""
     path = Path(path)
     if not path.is_file():
+        if path.exists() or path.is_symlink():
+            regular_file(path, "checkpoint")  # a FIFO, a device, a dangling link or a loop: said as such
         raise CheckpointError(f"checkpoint not found: {path}. Check the path")
     name = path.name.lower()
     if name.endswith(SAFETENSORS_SUFFIXES):
@@ -155,8 +157,13 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     metadata: dict[str, Any] = {}
     for key, value in raw_meta.items():
         try:
-            metadata[key] = json.loads(value)
-        except (json.JSONDecodeError, TypeError):
+            metadata[key] = loads_json(value)
+        except JSONLimitError as exc:  # nested too deep or too large: refused, never a RecursionError
+            raise CheckpointError(
+                f"cannot read safetensors file {printable(path.name)}: metadata {printable(key)!r} is {exc}. "
+                "The file is corrupt or hostile; re-save it"
+            ) from None
+        except (ValueError, TypeError):
             metadata[key] = value
     return tensors, metadata
 

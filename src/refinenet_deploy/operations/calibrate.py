@@ -8,7 +8,6 @@ folder: the input ONNX is never written to.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from .._optional import require
 from ..artifacts import (
     ArtifactResult,
     check_output_path,
+    copy_model_files,
     load_onnx_artifact,
     onnx_precision,
     probe_output,
@@ -107,7 +107,7 @@ def calibrate_onnx(
 
     with staged_artifact(output, "calib") as stage:
         source = stage.dir / "source.onnx"  # the producers get a copy: the input is never written to
-        shutil.copyfile(model, source)
+        copy_model_files(model, source)  # with its external data, if it has any
         quantization = quantize_qdq(
             source, stage.model, cs, producer=producer, method=method, exclude_nodes=exclude_nodes, progress=progress
         )

@@ -49,7 +49,7 @@ from ..backends.torch.exporter import (
     torch_export,
 )
 from ..data.preprocessing import Normalization, preprocess
-from ..errors import ExportError, IncompatibleArtifactError
+from ..errors import ExportError, IncompatibleArtifactError, write_failed
 from ..models import DeployModule, LoadedModel, load_model
 from ..models.deploy import HEADS
 from ..validate.compare import OutputDiff, compare_outputs
@@ -214,8 +214,8 @@ def export_onnx(
 
     try:
         return _export_in_tempdir(module, dummy, inputs, refs, loaded, norm, spec, output, command, step)
-    except OSError as exc:
-        raise ExportError(f"cannot write {output}: {exc.strerror or exc}. Check disk space and permissions") from exc
+    except OSError as exc:  # the environment refused a write: exit 2 naming the output, as every writer
+        raise write_failed(output, exc) from exc
 
 
 def _export_in_tempdir(

@@ -37,7 +37,7 @@ from ..data.datasets import open_dataset
 from ..data.preprocessing import Normalization
 from ..enums import Precision, Runtime
 from ..environment import package_versions
-from ..errors import DataError, ModelNotFoundError, ParityError, UsageError
+from ..errors import DataError, ModelNotFoundError, OutputWriteError, ParityError, UsageError
 from ..validate.metrics import LabelRangeCounter
 from ..validate.parity_engine import ParityEngine, ParityReport, Predictor
 from ..validate.reference import (
@@ -195,11 +195,15 @@ def _open_cached(cache_dir: str | Path | None, digest: str, need_logits: bool) -
     path = cache_entry(cache_dir, digest)
     if not path.is_file():
         return None
+    ref = None
     try:
         ref = SavedReference(path)
+        ref.verify()  # every array read once: a damaged entry is found here, not halfway through the run
     except Exception as exc:  # a damaged cache entry is recomputed, never trusted
-        log.warning("ignoring the unreadable cached reference %s (%s)", path, exc)
-        return None
+        if ref is not None:
+            ref.close()
+        log.warning("discarding the damaged cached reference %s (%s); computing it again", path, exc)
+        return None  # the live run writes a fresh entry over it
     if ref.digest != digest or (need_logits and not ref.has_logits):
         ref.close()
         return None
@@ -224,15 +228,31 @@ class _Recorder:
     """Fans the live reference's predictions out to the writers (a --save-reference file, the cache)."""
 
     writers: list[ReferenceWriter]
+    cache: ReferenceWriter | None = None  # best effort: a cache that cannot be written is dropped with a warning
 
     def __call__(self, name: str, class_map: np.ndarray, raw: np.ndarray | None) -> None:
-        for w in self.writers:
-            w.add(name, class_map, raw)
+        for w in list(self.writers):
+            try:
+                w.add(name, class_map, raw)
+            except OutputWriteError as exc:
+                self._drop_cache(w, exc)
+
+    def _drop_cache(self, writer: ReferenceWriter, exc: OutputWriteError) -> None:
+        if writer is not self.cache:
+            raise exc
+        writer.abort()
+        self.writers.remove(writer)
+        self.cache = None
+        log.warning("not caching the PyTorch reference: %s", exc.message)
 
     def finish(self) -> list[Path]:
         written = []
-        for w in self.writers:
-            w.finish()
+        for w in list(self.writers):
+            try:
+                w.finish()
+            except OutputWriteError as exc:
+                self._drop_cache(w, exc)
+                continue
             written.append(w.output)
         return written
 
@@ -423,9 +443,14 @@ def validate_parity(
                 writers = []
                 if save_reference is not None:
                     writers.append(ReferenceWriter(save_reference, manifest, with_logits=reference_logits))
+                cache = None
                 if reference_cache is not None and kind != Runtime.TORCH:
-                    writers.append(ReferenceWriter(cache_entry(reference_cache, digest), manifest, with_logits=True))
-                recorder = _Recorder(writers)
+                    try:
+                        cache = ReferenceWriter(cache_entry(reference_cache, digest), manifest, with_logits=True)
+                        writers.append(cache)
+                    except OutputWriteError as exc:
+                        log.warning("not caching the PyTorch reference: %s", exc.message)
+                recorder = _Recorder(writers, cache)
         names = _class_names(info, meta, ds)
         engine = ParityEngine(
             reference,

@@ -30,7 +30,15 @@ from typing import Any
 
 from ..artifacts import check_output_path, ensure_parent, probe_output, remove_created, write_atomic
 from ..enums import PRECISION_SPELLINGS
-from ..errors import DataError, MissingDependencyError, UsageError
+from ..errors import (
+    DataError,
+    InputReadError,
+    JSONLimitError,
+    MissingDependencyError,
+    UsageError,
+    nonfinite_field,
+    read_json,
+)
 from ..validate.speedup import speedup_of
 
 BENCH_SCHEMA = "refinenet-deploy/bench"
@@ -176,16 +184,23 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
         path = Path(item)
         if path.is_dir():
             raise DataError(f"{path}: a folder, not a bench or parity JSON file. Pass the files in it ({path}/*.json)")
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise DataError(f"{path}: input not found. Check the path")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = read_json(path)  # a regular file only (a FIFO would block), bounded in size and depth
         except UnicodeDecodeError:
             raise _bad(path, "not a text (UTF-8) file, so not a bench or parity JSON") from None
         except json.JSONDecodeError as exc:
             raise _bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except JSONLimitError as exc:
+            raise _bad(path, f"not a bench or parity JSON ({exc})") from None
+        except InputReadError as exc:
+            raise DataError(exc.message) from None
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        bad_number = nonfinite_field(doc)
+        if bad_number is not None:  # NaN or Infinity: Python's json reads them, no result can hold one
+            raise _bad(path, f"field {bad_number!r} is not a finite number (NaN or Infinity)")
         if _is_sidecar(path, doc):
             notes.append(f"skipped {path}: an artifact sidecar (.meta.json), not a bench or parity result")
             continue

@@ -19,7 +19,9 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ import numpy as np
 from .. import __version__
 from ..artifacts import TMP_SUFFIX, clean_stale, ensure_parent, remove_created, sha256_file, utc_now, write_atomic
 from ..data.datasets import Sample
-from ..errors import DataError, IncompatibleArtifactError
+from ..errors import DataError, IncompatibleArtifactError, loads_json, regular_file, write_failed
 
 REFERENCE_SCHEMA = "refinenet-deploy/parity-reference"
 REFERENCE_SCHEMA_VERSION = 1
@@ -139,14 +141,21 @@ class ReferenceWriter:
         clean_stale(self.output.parent, names=[self.output.name])  # debris of a killed writer: its pid is gone
         # ``.NAME.PID.rfdeploy.tmp``: the form clean_stale recognises, so a SIGKILL leaves nothing for long
         self._staging = self.output.with_name(f".{self.output.name}.staging.{os.getpid()}{TMP_SUFFIX}")
-        self._staging.unlink(missing_ok=True)
-        self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
+        try:
+            self._staging.unlink(missing_ok=True)
+            self._zip = zipfile.ZipFile(self._staging, "w", allowZip64=True)
+        except OSError as exc:
+            remove_created(self._created)
+            raise write_failed(self.output, exc) from exc
 
     def _put(self, key: str, array: np.ndarray, compress: bool) -> None:
         info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with self._zip.open(info, "w", force_zip64=True) as fh:
-            np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        try:
+            with self._zip.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        except OSError as exc:  # no space, a file-size limit, a quota: exit 2 naming the reference
+            raise write_failed(self.output, exc) from exc
 
     def add(self, name: str, class_map: np.ndarray, raw: np.ndarray | None) -> None:
         i = len(self.images)
@@ -168,8 +177,11 @@ class ReferenceWriter:
         try:
             info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            self._zip.writestr(info, json.dumps(manifest, indent=1))
-            self._zip.close()
+            try:
+                self._zip.writestr(info, json.dumps(manifest, indent=1))
+                self._zip.close()
+            except OSError as exc:
+                raise write_failed(self.output, exc) from exc
             write_atomic(self.output, lambda tmp: shutil.copyfile(self._staging, tmp))
         except BaseException:
             self.abort()
@@ -180,6 +192,8 @@ class ReferenceWriter:
     def abort(self) -> None:
         try:
             self._zip.close()
+        except OSError:
+            pass  # the staging file is removed below whatever state the failed write left it in
         finally:
             self._staging.unlink(missing_ok=True)
             if not self.output.exists():
@@ -261,6 +275,24 @@ def _check_manifest(m: dict[str, Any], path: Path) -> None:
         raise bad("digest", "a string")
 
 
+# Every way reading a damaged .npz (zip of .npy) can fail: a bad deflate stream (zlib.error), a CRC mismatch
+# (BadZipFile), a truncated member (EOFError), a bad .npy header (ValueError), an unknown compression method
+# (NotImplementedError), sizes that do not fit (OverflowError, MemoryError), a missing member (KeyError).
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    ValueError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
+    MemoryError,
+    struct.error,
+)
+
+
 class SavedReference:
     """A saved reference opened for reading; ``prediction(i, name)`` gives the i-th image's class map and logits."""
 
@@ -268,11 +300,12 @@ class SavedReference:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"reference not found: {self.path}. Pass a file saved with --save-reference")
+        regular_file(self.path, "reference")
         try:
             with zipfile.ZipFile(self.path) as zf:
-                manifest = json.loads(zf.read(MANIFEST))
+                manifest = loads_json(zf.read(MANIFEST))  # bounded: a hostile manifest is refused, not recursed
             self._npz = np.load(self.path, allow_pickle=False)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, RuntimeError) as exc:
+        except _DAMAGED as exc:
             raise DataError(
                 f"{self.path} is not a parity reference ({type(exc).__name__}). "
                 "Save one with: rfdeploy parity CKPT --data DIR --save-reference REF.npz"
@@ -305,10 +338,21 @@ class SavedReference:
     def files(self) -> list[dict[str, Any]]:
         return list((self.manifest.get("data") or {}).get("files") or [])
 
+    def verify(self) -> None:
+        """Read every member once and check its CRC (DataError, exit 5, naming the first damaged one): how a
+        cached reference is checked before it is trusted."""
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                bad = zf.testzip()
+        except _DAMAGED as exc:
+            raise DataError(f"{self.path}: damaged ({type(exc).__name__}: {exc})") from exc
+        if bad is not None:
+            raise DataError(f"{self.path}: array {bad} is damaged (CRC mismatch)")
+
     def _array(self, key: str) -> np.ndarray:
         try:
             return self._npz[key]
-        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except _DAMAGED as exc:
             raise DataError(
                 f"{self.path}: array {key} is missing or unreadable ({type(exc).__name__}). Save the reference again"
             ) from exc

@@ -51,8 +51,16 @@ class OnnxRuntimeRunner(BaseRunner):
         opts.log_severity_level = 3
         source = str(model) if isinstance(model, Path) else model
         try:
-            self.session = ort.InferenceSession(source, sess_options=opts, providers=self._providers)
+            try:
+                self.session = ort.InferenceSession(source, sess_options=opts, providers=self._providers)
+            except Exception:
+                inline = _with_external_data(model) if isinstance(model, Path) else None
+                if inline is None:
+                    raise
+                self.session = ort.InferenceSession(inline, sess_options=opts, providers=self._providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad models
+            if isinstance(model, Path):
+                _diagnose(model)  # a missing external data file, or a file that is not an ONNX: exit 5 naming it
             raise IncompatibleArtifactError(
                 f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:200]}. "
                 "Check the file and the onnxruntime version"
@@ -98,3 +106,26 @@ class OnnxRuntimeRunner(BaseRunner):
 
     def _deactivate(self) -> None:
         self.session = None
+
+
+def _with_external_data(path: Path) -> bytes | None:
+    """The model with its external data read in, as bytes, when ONNX Runtime could not load it from the path (its
+    shape inference cannot read small external tensors such as a Resize's scales) and it fits in one protobuf;
+    None when the model has no external data (the failure is something else) or is too large."""
+    import onnx
+
+    from ...artifacts import INLINE_LIMIT_BYTES, check_external_data, load_onnx
+
+    files = check_external_data(load_onnx(path), path)
+    if not files or path.stat().st_size + sum(f.stat().st_size for f in files) > INLINE_LIMIT_BYTES:
+        return None
+    model = onnx.load(str(path), load_external_data=True)
+    return model.SerializeToString()
+
+
+def _diagnose(path: Path) -> None:
+    """Why ONNX Runtime could not load ``path``, when the reason is the file rather than the runtime: it is not an
+    ONNX model, or an external data file it refers to is missing (InvalidModelError, exit 5, naming the file)."""
+    from ...artifacts import check_external_data, load_onnx
+
+    check_external_data(load_onnx(path), path)

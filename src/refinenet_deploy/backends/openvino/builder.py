@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._optional import require
-from ...errors import ExportError
+from ...errors import ExportError, write_failed
 
 
 def _first_line(exc: Exception) -> str:
@@ -37,6 +37,11 @@ def save_ir(ov_model: Any, xml: str | Path, *, compress_to_fp16: bool = False) -
     try:
         ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
     except Exception as exc:
+        from ...artifacts import write_refused
+
+        refused = write_refused(xml, Path(xml).with_suffix(".bin"))
+        if refused is not None:  # the disk or a limit, not OpenVINO: exit 2 naming the file
+            raise write_failed(xml, refused) from exc
         raise ExportError(f"OpenVINO could not save the IR: {_first_line(exc)}") from exc
 
 

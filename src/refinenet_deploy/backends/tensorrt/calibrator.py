@@ -7,13 +7,13 @@ the model's hash (``CalibrationSet.cache_key``): a cache made from other images 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...errors import InputReadError, read_json
 from .library import TrtLibrary
 
 
@@ -27,9 +27,9 @@ def read_cache(cache: Path, key: str) -> bytes | None:
     if not cache.is_file() or not side.is_file():
         return None
     try:
-        recorded = json.loads(side.read_text()).get("cache_key")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+        recorded = read_json(side, max_depth=8).get("cache_key")
+    except (OSError, ValueError, AttributeError, InputReadError):
+        return None  # unreadable, not a regular file, junk: calibrate afresh
     return cache.read_bytes() if recorded == key else None
 
 

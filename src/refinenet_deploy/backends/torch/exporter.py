@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..._optional import require
-from ...errors import ExportError, RefineNetDeployError, UsageError
+from ...errors import ExportError, RefineNetDeployError, UsageError, write_cause
 from ...models.deploy import HEADS
 from ..graph import to_fp16  # noqa: F401  (re-exported: the export's FP16 step)
 
@@ -152,6 +152,9 @@ def torch_export(module: nn.Module, dummy: torch.Tensor, path: Path, spec: Expor
     except RefineNetDeployError:
         raise
     except Exception as exc:
+        cause = write_cause(exc)  # the disk, not the exporter: the caller reports it as an unwritable output
+        if cause is not None:
+            raise cause from exc
         raise ExportError(
             f"torch.onnx.export failed: {str(exc).splitlines()[0][:200]}. Try another --opset or --exporter"
         ) from exc

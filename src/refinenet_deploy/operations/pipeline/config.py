@@ -14,7 +14,7 @@ from typing import Any
 
 from ...artifacts import parse_size
 from ...enums import Precision, Runtime
-from ...errors import DataError, UsageError
+from ...errors import MAX_JSON_BYTES, DataError, UsageError, printable, regular_file
 
 
 @dataclass(frozen=True)
@@ -237,8 +237,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
+    if path.exists() or path.is_symlink():
+        regular_file(path, "config file")  # a FIFO would block the read
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UsageError(f"{printable(path)}: a config file larger than {MAX_JSON_BYTES >> 20} MiB. Check the path")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UsageError(f"{printable(path)}: not valid TOML (nested too deep)") from None
     except FileNotFoundError:
         raise DataError(f"config file not found: {path}. Check the path") from None  # a missing input: exit 5
     except (OSError, UnicodeDecodeError) as exc:

@@ -9,7 +9,6 @@ runs them (no PyTorch needed there: parity reads the saved reference) and merges
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import time
@@ -29,7 +28,7 @@ from ...artifacts import (
     utc_now,
     write_json_atomic,
 )
-from ...errors import DataError, RefineNetDeployError, UsageError
+from ...errors import DataError, InputReadError, RefineNetDeployError, UsageError, nonfinite_field, printable, read_json
 from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
 from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
@@ -222,8 +221,15 @@ class Pipeline:
             def copy() -> None:
                 if not src.is_dir():
                     raise UsageError(f"--data: not a folder: {src}")
+                from ...data.datasets import copy_data_folder
+
                 with staged_dir(out, "copy") as tmp:
-                    shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+                    skipped = copy_data_folder(src, tmp)  # what the readers read; the rest skipped with a warning
+                if skipped:
+                    self.warn(
+                        f"{name} data: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that "
+                        "are not regular files (see the warnings above)"
+                    )
 
             return Step(
                 f"data:{name}",
@@ -556,7 +562,9 @@ class Pipeline:
             self._preflight()  # a new bundle is only made for inputs that load: a bad checkpoint leaves nothing
         self.bundle.mkdir(parents=True, exist_ok=True)
         with BundleLock(self.bundle) as lock:
-            if lock.stale_taken_over:
+            if lock.stale_taken_over and lock.stale_taken_over.get("unreadable"):
+                self.warn(f"took over an unreadable pipeline lock ({lock.stale_taken_over['unreadable']})")
+            elif lock.stale_taken_over:
                 self.warn(f"took over a lock left by a pipeline that is gone (pid {lock.stale_taken_over.get('pid')})")
             return self._run_locked()
 
@@ -841,11 +849,13 @@ def _join(argv: list[str]) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from the bundle, or None when it is missing, unreadable, not a bounded JSON object, or holds
+    a number that is not finite (NaN, Infinity: no result carries one)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json(path)
+    except (OSError, ValueError, InputReadError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and nonfinite_field(data) is None else None
 
 
 def _p50(bench: dict[str, Any] | None) -> float | None:
@@ -861,6 +871,13 @@ def load_bundle_config(bundle: Path) -> dict[str, Any]:
     if not bundle.exists():
         raise DataError(f"--resume {bundle}: no such bundle folder. Pass the folder a pipeline wrote (its -o)")
     doc = _read_json(path)
+    if doc is None and (path.exists() or path.is_symlink()):
+        try:
+            read_json(path)
+            reason = "not a JSON object with finite numbers"
+        except (OSError, ValueError, InputReadError) as exc:
+            reason = printable(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+        raise DataError(f"{printable(path)}: unreadable bundle config ({reason}). Run the pipeline again with -o")
     if doc is None:
         raise UsageError(f"{bundle} is not a pipeline bundle (no readable {CONFIG_FILE}). Pass -o BUNDLE to make one")
     bundle_only = ("checkpoint", "data", "calib_data", "source_checkpoint", "source_data", "source_calib_data")
