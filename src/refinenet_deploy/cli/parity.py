@@ -163,9 +163,7 @@ def parity_cmd(
     if not models and is_reference(checkpoint):
         raise UsageError(f"{checkpoint} is a saved reference: pass an ARTIFACT to compare with it")
     check_torch_options(models, runtime, device, precision)
-    if (
-        localize_threshold is not None or localize_json is not None or localize_chart is not None
-    ) and not localize:
+    if (localize_threshold is not None or localize_json is not None or localize_chart is not None) and not localize:
         raise UsageError("--localize-threshold, --localize-json and --localize-chart apply to --localize; add it")
     if localize and not models:
         raise UsageError("--localize compares an ARTIFACT with PyTorch: pass an ARTIFACT")

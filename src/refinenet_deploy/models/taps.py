@@ -78,9 +78,8 @@ def _lw_resnet_taps() -> list[Tap]:
             taps.append(Tap("refinenet1.dimred", "p_ims1d2_outl1_dimred", inputs=(level[1],), kind="decoder"))
             crp_in = "refinenet1.dimred"
         else:
-            taps.append(
-                Tap(f"refinenet{g}.dimred", f"adapt_stage{g}_b2_joint_varout_dimred", inputs=(level[g],), kind="decoder")
-            )
+            dimred = f"adapt_stage{g}_b2_joint_varout_dimred"
+            taps.append(Tap(f"refinenet{g}.dimred", dimred, inputs=(level[g],), kind="decoder"))
             taps.append(
                 Tap(
                     f"refinenet{g}.sum",

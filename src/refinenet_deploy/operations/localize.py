@@ -52,7 +52,8 @@ FUSION_NOTE = "taps are extra outputs: the runtime may fuse differently with the
 def taps_path(reference: str | Path) -> Path:
     """Where the taps of a saved reference live: ``REF.npz`` -> ``REF.taps.npz``."""
     reference = Path(reference)
-    return reference.with_name(reference.name[: -len(".npz")] + ".taps.npz" if reference.suffix == ".npz" else reference.name + ".taps.npz")
+    stem = reference.name[: -len(".npz")] if reference.suffix == ".npz" else reference.name
+    return reference.with_name(stem + ".taps.npz")
 
 
 @dataclass
@@ -128,7 +129,8 @@ class _SavedTaps:
         if self.manifest.get("schema") != TAPS_SCHEMA:
             raise InvalidModelError(f"{path.name} is not a taps file (schema {self.manifest.get('schema')!r})")
         self.taps = [
-            Tap(t["name"], t["module"], t.get("side", "output"), tuple(t.get("inputs") or ())) for t in self.manifest["taps"]
+            Tap(t["name"], t["module"], t.get("side", "output"), tuple(t.get("inputs") or ()))
+            for t in self.manifest["taps"]
         ]
         self.arch = self.manifest.get("arch")
         self.count = int(self.manifest["images"])
@@ -167,7 +169,8 @@ def _open_tap_runner(
     from ..backends.openvino import OpenVINORunner
     from ..backends.openvino.taps import model_with_outputs
 
-    return OpenVINORunner(model_with_outputs(artifact, tensors), inference_precision=inference_precision, threads=threads)
+    build = model_with_outputs(artifact, tensors)
+    return OpenVINORunner(build, inference_precision=inference_precision, threads=threads)
 
 
 # --------------------------------------------------------------------------------------------- the operation
@@ -260,9 +263,7 @@ def localize_parity(
                 progress(i + 1, count)
         executed = getattr(runner, "executed_precision", None)
     threshold = threshold_for(precision) if threshold_db is None else float(threshold_db)
-    result = localize(
-        [t.name for t in taps], {t.name: t.inputs for t in taps}, stats, threshold, count
-    )
+    result = localize([t.name for t in taps], {t.name: t.inputs for t in taps}, stats, threshold, count)
     notes = [FUSION_NOTE]
     if kind == Runtime.OPENVINO and executed:
         notes.append(f"OpenVINO ran the float parts in {executed}")
