@@ -96,7 +96,7 @@ def print_localize(d: dict[str, Any]) -> None:
         out.print(f"no block below {threshold:g} dB SQNR: it follows PyTorch block by block", highlight=False)
     else:
         out.print(
-            f"first below {threshold:g} dB SQNR: {first}; adds the most: {most or 'none >= 3 dB'}",
+            f"first below {threshold:g} dB SQNR: {first}; adds the most: {most or 'none adds >= 6 dB'}",
             highlight=False,
         )
     for note in d.get("notes") or []:

@@ -38,7 +38,7 @@ from ..data.datasets import open_dataset
 from ..data.preprocessing import Normalization, preprocess, resize_image
 from ..enums import Runtime
 from ..errors import InvalidModelError, ModelNotFoundError, UsageError
-from ..validate.localize import Localization, TapStats, localize, threshold_for
+from ..validate.localize import Localization, TapStats, ceiling_for, localize, threshold_for
 from ..validate.reference import is_reference
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,8 @@ def localize_parity(
                 progress(i + 1, count)
         executed = getattr(runner, "executed_precision", None)
     threshold = threshold_for(precision) if threshold_db is None else float(threshold_db)
-    result = localize([t.name for t in taps], {t.name: t.inputs for t in taps}, stats, threshold, count)
+    reads = {t.name: t.inputs for t in taps}
+    result = localize([t.name for t in taps], reads, stats, threshold, count, ceiling_db=ceiling_for(precision))
     notes = [FUSION_NOTE]
     if kind == Runtime.OPENVINO and executed:
         notes.append(f"OpenVINO ran the float parts in {executed}")

@@ -6,11 +6,14 @@ activations of the same images are accumulated into ``TapStats``; the metrics, o
 - cosine similarity of the flattened activations;
 - SQNR in dB, ``10 log10(sum ref^2 / sum (test - ref)^2)`` (capped at ``SQNR_CAP_DB``: an exact match);
 - max error relative to the block's activation range, ``max |test - ref| / (max ref - min ref)``;
-- the error the block adds over its input: the lowest SQNR among the taps it reads (the network input counts
-  as exact) minus its own SQNR, in dB. A faithful block adds about 0 dB; a broken one adds many.
+- the error the block adds over its input: the lowest SQNR among the taps it reads minus its own SQNR, in dB,
+  both capped at the precision's ceiling (``CEILING_DB``: about what rounding to that precision alone gives,
+  6.02 x mantissa bits + 1.76 dB; the network input counts as the ceiling). A faithful block adds about 0 dB; a
+  broken one adds many. The cap keeps float rounding noise (110-140 dB in FP32) from reading as "added error".
 
-The verdict: the first block (in execution order) whose SQNR falls below the threshold, and the block that adds
-the most error. Default thresholds per precision are in ``DEFAULT_THRESHOLD_DB``: an FP32 graph that computes the
+The verdict: the first block (in execution order) whose SQNR falls below the threshold ("flagged"), and the block
+that adds the most error (named when it adds at least ``MIN_ADDED_DB``, 4x the noise power of its input; in a
+healthy INT8 model this is its most quantization-sensitive block, which is worth knowing, not a fault). Default thresholds per precision are in ``DEFAULT_THRESHOLD_DB``: an FP32 graph that computes the
 same function sits near 80-140 dB, FP16 near 40-70 dB and INT8 near 15-35 dB, so each default flags what is well
 outside its precision's normal range, not its normal noise.
 """
@@ -25,8 +28,14 @@ from typing import Any
 import numpy as np
 
 SQNR_CAP_DB = 140.0
-DEFAULT_THRESHOLD_DB = {"fp32": 60.0, "tf32": 30.0, "fp16": 30.0, "bf16": 20.0, "int8": 10.0, "mixed": 10.0}
+DEFAULT_THRESHOLD_DB = {"fp32": 60.0, "tf32": 30.0, "fp16": 30.0, "bf16": 20.0, "int8": 12.0, "mixed": 12.0}
+CEILING_DB = {"fp32": 100.0, "tf32": 64.0, "fp16": 68.0, "bf16": 50.0, "int8": 50.0, "mixed": 50.0}
+MIN_ADDED_DB = 6.0
 INPUT = "input"
+
+
+def ceiling_for(precision: str) -> float:
+    return CEILING_DB.get(precision, CEILING_DB["int8"])
 
 
 def threshold_for(precision: str) -> float:
@@ -145,19 +154,20 @@ def localize(
     threshold_db: float,
     images: int,
     *,
-    min_added_db: float = 3.0,
+    ceiling_db: float = SQNR_CAP_DB,
+    min_added_db: float = MIN_ADDED_DB,
 ) -> Localization:
-    """Per-block rows in ``order`` and the verdict. ``adds_most`` is the block adding the most dB (None when no
-    block is below the threshold, or none adds ``min_added_db`` or more: nothing stands out)."""
-    sqnr: dict[str, float] = {INPUT: SQNR_CAP_DB}
+    """Per-block rows in ``order`` and the verdict. ``adds_most`` is the block adding the most dB (None when none
+    adds ``min_added_db`` or more: nothing stands out)."""
+    sqnr: dict[str, float] = {INPUT: ceiling_db}
     rows = []
     for name in order:
         s = stats[name]
         q = s.sqnr_db
         reads = [sqnr[i] for i in inputs.get(name, ()) if i in sqnr]
-        added = None if q is None or not reads else max(0.0, min(reads) - q)
+        added = None if q is None or not reads else max(0.0, min(reads) - min(q, ceiling_db))
         if q is not None:
-            sqnr[name] = q
+            sqnr[name] = min(q, ceiling_db)
         rows.append(
             BlockRow(
                 name,
@@ -170,6 +180,8 @@ def localize(
             )
         )
     first = next((r.name for r in rows if r.below), None)
-    ranked = [r for r in rows if first and r.added_db is not None and r.added_db >= min_added_db]
+    ranked = [r for r in rows if r.added_db is not None and r.added_db >= min_added_db]
     most = max(ranked, key=lambda r: r.added_db).name if ranked else None  # type: ignore[arg-type,return-value]
-    return Localization(tuple(rows), threshold_db, first, most, images)
+    return Localization(
+        tuple(rows), threshold_db, first, most, images, {"ceiling_db": ceiling_db, "min_added_db": min_added_db}
+    )
