@@ -13,7 +13,9 @@ activations of the same images are accumulated into ``TapStats``; the metrics, o
 
 The verdict: the first block (in execution order) whose SQNR falls below the threshold ("flagged"), and the block
 that adds the most error (named when it adds at least ``MIN_ADDED_DB``, 4x the noise power of its input; in a
-healthy INT8 model this is its most quantization-sensitive block, which is worth knowing, not a fault). Default thresholds per precision are in ``DEFAULT_THRESHOLD_DB``: an FP32 graph that computes the
+healthy INT8 model this is its most quantization-sensitive block, which is worth knowing, not a fault).
+
+Default thresholds per precision are in ``DEFAULT_THRESHOLD_DB``: an FP32 graph that computes the
 same function sits near 80-140 dB, FP16 near 40-70 dB and INT8 near 15-35 dB, so each default flags what is well
 outside its precision's normal range, not its normal noise.
 """
