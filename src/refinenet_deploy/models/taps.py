@@ -10,7 +10,7 @@ Names, with stage 1 the coarsest RefineNet stage (1/32) and stage 4 the finest (
 
 - ``backbone.stem`` (ResNet conv1+BN+ReLU+max-pool; MobileNet-v2 ``layer1``), ``backbone.layer1..4`` (ResNet
   stages) or ``backbone.layer2..8`` (MobileNet-v2 stages), ``backbone2.*`` for the second scale of a 2-scale
-  RefineNet;
+  RefineNet (whose stages are tapped where the decoder reads them; its own stem is not tapped);
 - RefineNet (Lin et al. 2017), per block ``g``: ``refinenet{g}.adapt.l{k}[.s2]`` (the adaptive convolution of
   backbone level ``k``: dim-reduction conv + 2 RCUs), ``refinenet{g}.fusion`` (the multi-resolution fusion: the
   sum of the paths and its ReLU; ``refinenet{g}.relu`` when the block has one input), ``refinenet{g}.crp``
@@ -139,9 +139,18 @@ def _lw_mbv2_taps() -> list[Tap]:
 
 
 def _refinenet_taps(groups: Sequence[Sequence[int]], scales: Sequence[float]) -> list[Tap]:
-    taps = _resnet_backbone("backbone", "", INPUT)
     if len(scales) == 2:
-        taps += _resnet_backbone("backbone2", "ims2", INPUT)
+        # the exporter scopes the second ResNet's nodes like the first one's (``/model/layer4/layer4.0_1/...``), so
+        # each stage of both is tapped where the decoder reads it: the input of its dim-reduction conv
+        taps = [Tap("backbone.stem", "maxpool", inputs=(INPUT,), kind="backbone")]
+        for si, prefix in ((1, "backbone"), (2, "backbone2")):
+            previous = "backbone.stem" if si == 1 else INPUT
+            for i in range(1, 5):
+                module = f"p_ims{si}d2_outl{5 - i}_dimred"
+                taps.append(Tap(f"{prefix}.layer{i}", module, side="input", inputs=(previous,), kind="backbone"))
+                previous = f"{prefix}.layer{i}"
+    else:
+        taps = _resnet_backbone("backbone", "", INPUT)
     level_tap = {4: "layer1", 3: "layer2", 2: "layer3", 1: "layer4"}
     previous = None
     for gi, levels in enumerate(groups, start=1):
