@@ -239,3 +239,49 @@ def test_cli_table_fits_80_columns_and_bad_options_exit_2(setup, tmp_path) -> No
         app, ["parity", str(setup["ckpt"]), str(setup["fp32"]), "--data", str(setup["data"]), "--localize-json", "x"]
     )
     assert res.exit_code == 2 and "error:" in res.output
+
+
+# --------------------------------------------------------------------------------------------- what to do about it
+def test_miou_recovered_equals_the_fallback_keeping_only_that_block(setup, int8) -> None:
+    import re
+
+    from refinenet_deploy.calibration.fallback import dequantize_nodes, model_parts
+    from refinenet_deploy.operations.accuracy import MiouDropEvaluator
+
+    r = localize_parity(setup["ckpt"], int8, setup["data"], images=3).to_dict()
+    crp = r["actions"]["refinenet2.crp"]
+    assert crp["modelopt_nodes_to_exclude"] == [re.escape("/model/crp3/") + ".*"]
+    assert crp["nncf_ignored_scope"] == {"patterns": crp["modelopt_nodes_to_exclude"]}
+    assert "--keep-float refinenet2.crp" in crp["tensorrt"]
+    qdq, fp32 = onnx.load(str(int8)), onnx.load(str(setup["fp32"]))
+    part = model_parts(qdq)["crp.crp3"]  # the fallback's own part for this CRP block
+    evaluate = MiouDropEvaluator(setup["fp32"], setup["data"], num_images=3)
+    try:
+        expected = evaluate(qdq).drop - evaluate(dequantize_nodes(qdq, fp32, part)).drop
+    finally:
+        evaluate.close()
+    assert crp["miou_recovered_points"] == pytest.approx(expected, abs=1e-3)
+    measured = [a["miou_recovered_points"] for a in r["actions"].values()]
+    assert all(v is not None for v in measured) and any(v != 0 for v in measured)
+
+
+def test_calibrate_keep_float_leaves_that_block_unquantized(setup, tmp_path) -> None:
+    from refinenet_deploy.calibration.fallback import model_parts
+
+    out = tmp_path / "kf.int8.onnx"
+    res = CliRunner().invoke(
+        app,
+        ["calibrate", str(setup["fp32"]), "--data", str(setup["data"]), "--num-images", "6",
+         "--keep-float", "refinenet2.crp,classifier", "-o", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    parts = model_parts(onnx.load(str(out)))
+    assert "crp.crp3" not in parts and "classifier" not in parts and "crp.crp2" in parts
+    meta = json.loads(sidecar_path(out).read_text())
+    assert meta["quantization"]["kept_float_blocks"] == ["refinenet2.crp", "classifier"]
+    res = CliRunner().invoke(
+        app,
+        ["calibrate", str(setup["fp32"]), "--data", str(setup["data"]), "--keep-float", "nope",
+         "-o", str(tmp_path / "x.onnx")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "unknown block nope" in res.output and "refinenet2.crp" in res.output

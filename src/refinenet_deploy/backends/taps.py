@@ -100,3 +100,34 @@ def expose_onnx_tensors(model: Any, names: Iterable[str]) -> Any:
         elem = types.get(name) or onnx.TensorProto.FLOAT
         copy.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
     return copy
+
+
+def block_nodes(
+    nodes: Sequence[GraphNode], tensors: dict[str, str], inputs: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """The nodes of each block: every compute node on the way back from the block's tap tensor to the nearest
+    other tap tensors (or the graph inputs and weights), in graph order. Quantization nodes and constants are
+    looked through and not listed, so the same block has the same nodes in the FP32 graph and its Q/DQ copy."""
+    producers = {o: n for n in nodes for o in n.outputs if o}
+    order = {n.name: i for i, n in enumerate(nodes)}
+    stops = set(tensors.values()) | set(inputs)
+    blocks: dict[str, list[str]] = {}
+    for tap, tensor in tensors.items():
+        seen: set[str] = set()
+        found: dict[str, GraphNode] = {}
+        todo = [tensor]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            node = producers.get(name)
+            if node is None:
+                continue
+            if node.op not in SKIP_OPS:
+                found[node.name] = node
+            for i in node.inputs:
+                if i and i not in stops:
+                    todo.append(i)
+        blocks[tap] = sorted(found, key=lambda n: order[n])
+    return blocks

@@ -99,8 +99,38 @@ def print_localize(d: dict[str, Any]) -> None:
             f"first below {threshold:g} dB SQNR: {first}; adds the most: {most or 'none adds >= 6 dB'}",
             highlight=False,
         )
+    actions = d.get("actions") or {}
+    if actions:
+        _print_actions(d, actions)
     for note in d.get("notes") or []:
         out.print(f"note: {note}", highlight=False)
+
+
+def _print_actions(d: dict[str, Any], actions: dict[str, Any]) -> None:
+    """The blocks worth keeping in float: by mIoU recovered when measured, else the flagged ones."""
+    measured = {k: v for k, v in actions.items() if v.get("miou_recovered_points") is not None}
+    if measured:
+        ranked = sorted(measured, key=lambda k: -measured[k]["miou_recovered_points"])[:5]
+    else:
+        ranked = [b for b in (d.get("first_below_threshold"), d.get("adds_most_error")) if b]
+        ranked = list(dict.fromkeys(ranked))
+    if not ranked:
+        return
+    table = Table(title="keep in float (ModelOpt nodes_to_exclude = NNCF ignored_scope patterns)", width=80)
+    table.add_column("block", no_wrap=True)
+    table.add_column("mIoU rec. pt", justify="right", no_wrap=True)
+    table.add_column("pattern", overflow="fold")
+    for name in ranked:
+        a = actions[name]
+        rec = a.get("miou_recovered_points")
+        pats = a["modelopt_nodes_to_exclude"]
+        pattern = pats[0] if len(pats) == 1 else f"{len(pats)} node names (JSON)"
+        table.add_row(name, "n/a" if rec is None else f"{rec:.2f}", pattern)
+    out.print(table)
+    out.print(
+        f"TensorRT / ONNX: rfdeploy calibrate FP32.onnx --keep-float {ranked[0]} ... (strongly typed build)",
+        highlight=False,
+    )
 
 
 def write_chart(results: list[dict[str, Any]], path: Path) -> None:

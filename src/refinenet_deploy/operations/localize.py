@@ -264,10 +264,18 @@ def localize_parity(
         executed = getattr(runner, "executed_precision", None)
     threshold = threshold_for(precision) if threshold_db is None else float(threshold_db)
     reads = {t.name: t.inputs for t in taps}
+    actions = None
+    if precision in ("int8", "mixed"):
+        actions = block_actions(
+            artifact, kind, nodes, onnx_model, taps, tensors, data=data, split=split, images=images, threads=threads
+        )
     result = localize([t.name for t in taps], reads, stats, threshold, count, ceiling_db=ceiling_for(precision))
     notes = [FUSION_NOTE]
     if kind == Runtime.OPENVINO and executed:
         notes.append(f"OpenVINO ran the float parts in {executed}")
+    if actions is not None:
+        result.extra["actions"] = actions["blocks"]
+        notes.extend(actions["notes"])
     out = LocalizeResult(result, str(artifact), kind.value, precision, tensors, source, notes=notes)
     if writer is not None:
         path, stored = writer.finish()
@@ -358,3 +366,130 @@ def sqnr_chart(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return write_atomic(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+
+
+# --------------------------------------------------------------------------------------------- what to do about it
+def block_actions(
+    artifact: Path,
+    kind: Runtime,
+    nodes: Sequence[GraphNode],
+    onnx_model: Any,
+    taps: Sequence[Any],
+    tensors: dict[str, str],
+    *,
+    data: str | Path | None,
+    split: str | None = None,
+    images: int = DEFAULT_IMAGES,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """For an INT8 artifact, per block: the exclusion that keeps it in float in each tool and, for a Q/DQ ONNX
+    whose FP32 source sits beside it, the mIoU (points) recovered when only this block's nodes read float inputs
+    (``calibration.fallback.dequantize_nodes``, scored by the fallback's evaluator on the first ``images``
+    images). Returns ``{"blocks": {block: {...}}, "notes": [...]}``."""
+    import re
+
+    from ..backends.taps import block_nodes
+    from ..calibration.fallback import QDQ_OPS
+    from ..models.taps import onnx_scope
+
+    inputs = [n.name for n in nodes if n.op == "Parameter"]
+    if onnx_model is not None:
+        inputs = [i.name for i in onnx_model.graph.input]
+    members = block_nodes(nodes, tensors, inputs)
+    modules = {t.name: t for t in taps}
+    blocks: dict[str, dict[str, Any]] = {}
+    for name, names in members.items():
+        tap = modules[name]
+        scope = onnx_scope(tap.module) + "/"
+        in_scope = tap.side == "output" and names and all(n.startswith(scope) for n in names)
+        patterns = [re.escape(scope) + ".*"] if in_scope else [re.escape(n) for n in names]
+        blocks[name] = {
+            "nodes": len(names),
+            "modelopt_nodes_to_exclude": patterns,
+            "nncf_ignored_scope": {"patterns": patterns},
+            "tensorrt": f"calibrate --keep-float {name} (the block's Q/DQ removed; build strongly typed)",
+            "miou_recovered_points": None,
+        }
+    notes = []
+    has_qdq = onnx_model is not None and any(n.op_type in QDQ_OPS for n in onnx_model.graph.node)
+    if kind != Runtime.ONNXRUNTIME or not has_qdq:
+        notes.append("mIoU recovered per block: measured for Q/DQ ONNX artifacts only (re-quantize to try an IR)")
+        return {"blocks": blocks, "notes": notes}
+    fp32 = _fp32_source(artifact)
+    if fp32 is None or data is None:
+        why = "no --data" if fp32 is not None else "its FP32 source model is not beside it (sidecar source_model)"
+        notes.append(f"mIoU recovered per block not measured: {why}")
+        return {"blocks": blocks, "notes": notes}
+    recovered = miou_recovered(onnx_model, fp32, {b: members[b] for b in blocks}, data, split, images, threads)
+    for name, value in recovered.items():
+        blocks[name]["miou_recovered_points"] = value
+    return {"blocks": blocks, "notes": notes}
+
+
+def _fp32_source(artifact: Path) -> Path | None:
+    from ..artifacts import sha256_file
+
+    source = read_metadata(artifact).get("source_model") or {}
+    if not source.get("file"):
+        return None
+    path = artifact.parent / Path(source["file"]).name
+    if not path.is_file() or (source.get("sha256") and sha256_file(path) != source["sha256"]):
+        return None
+    return path
+
+
+def miou_recovered(
+    qdq: Any,
+    fp32_path: Path,
+    blocks: dict[str, list[str]],
+    data: str | Path,
+    split: str | None,
+    images: int,
+    threads: int | None,
+) -> dict[str, float | None]:
+    """``{block: drop(fully quantized) - drop(only this block in float)}`` in mIoU points (the fallback's metric:
+    vs ground truth with labels, else disagreement with FP32), one evaluation per block."""
+    import onnx
+
+    from ..calibration.fallback import dequantize_nodes, model_parts
+    from .accuracy import MiouDropEvaluator
+
+    fp32 = onnx.load(str(fp32_path))
+    quantized = {n for part in model_parts(qdq).values() for n in part}
+    evaluate = MiouDropEvaluator(fp32_path, data, num_images=images, split=split, threads=threads)
+    try:
+        first = evaluate(qdq).drop
+        out: dict[str, float | None] = {}
+        for name, nodes in blocks.items():
+            chosen = [n for n in nodes if n in quantized]
+            if not chosen:
+                out[name] = 0.0
+                continue
+            out[name] = round(first - evaluate(dequantize_nodes(qdq, fp32, chosen)).drop, 4)
+        return out
+    finally:
+        evaluate.close()
+
+
+def keep_float_nodes(fp32: Any, meta: dict[str, Any], blocks: Sequence[str]) -> list[str]:
+    """The FP32 graph's node names of ``blocks`` (``calibrate --keep-float``): what a Q/DQ producer must leave
+    unquantized. The architecture comes from the model's metadata (``arch``); UsageError for an unknown block."""
+    from ..models.taps import taps_for_arch
+
+    arch = meta.get("arch")
+    if not arch:
+        raise UsageError("--keep-float needs the model's architecture: pass the ONNX 'rfdeploy export onnx' wrote")
+    taps = taps_for_arch(arch, **(meta.get("arch_kwargs") or {}))
+    known = [t.name for t in taps]
+    unknown = [b for b in blocks if b not in known]
+    if unknown:
+        raise UsageError(f"--keep-float: unknown block {', '.join(unknown)} for {arch}. Blocks: {', '.join(known)}")
+    from ..backends.taps import block_nodes
+
+    nodes = onnx_nodes(fp32)
+    try:
+        tensors = resolve_taps(taps, nodes)
+    except KeyError as exc:
+        raise UsageError(f"--keep-float: {exc.args[0]}. Re-export the model with rfdeploy") from None
+    members = block_nodes(nodes, tensors, [i.name for i in fp32.graph.input])
+    return [n for b in blocks for n in members[b]]
