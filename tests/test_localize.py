@@ -285,3 +285,51 @@ def test_calibrate_keep_float_leaves_that_block_unquantized(setup, tmp_path) -> 
          "-o", str(tmp_path / "x.onnx")],
     )  # fmt: skip
     assert res.exit_code == 2 and "unknown block nope" in res.output and "refinenet2.crp" in res.output
+
+
+def test_tensorrt_marks_tap_tensors_as_outputs(setup) -> None:
+    """The TensorRT path without TensorRT: a stand-in network with the ONNX's tensor names (the parser keeps
+    them). Building and running such an engine needs TensorRT and a GPU and is not exercised here."""
+    from refinenet_deploy.backends.tensorrt.taps import mark_tap_outputs
+
+    m = onnx.load(str(setup["fp32"]))
+    taps = block_taps(create_model("rf_lw_mbv2_test", num_classes=6))
+    tensors = resolve_taps(taps, onnx_nodes(m))
+
+    class T:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class L:
+        def __init__(self, outs: list[str]) -> None:
+            self.outs = [T(o) for o in outs]
+            self.num_outputs = len(outs)
+
+        def get_output(self, j: int) -> T:
+            return self.outs[j]
+
+    class N:
+        def __init__(self) -> None:
+            self.layers = [L(list(n.output)) for n in m.graph.node]
+            self.outputs = [T(o.name) for o in m.graph.output]
+            self.num_layers = len(self.layers)
+
+        @property
+        def num_outputs(self) -> int:
+            return len(self.outputs)
+
+        def get_layer(self, i: int) -> L:
+            return self.layers[i]
+
+        def get_output(self, i: int) -> T:
+            return self.outputs[i]
+
+        def mark_output(self, t: T) -> None:
+            self.outputs.append(t)
+
+    net = N()
+    marked = mark_tap_outputs(net, list(tensors.values()))
+    assert set(marked) == set(tensors.values()) - {o.name for o in m.graph.output}
+    assert {o.name for o in net.outputs} >= set(tensors.values())
+    with pytest.raises(KeyError, match="not in the TensorRT network"):
+        mark_tap_outputs(net, ["no-such-tensor"])
