@@ -228,13 +228,18 @@ def test_cli_table_fits_80_columns_and_bad_options_exit_2(setup, tmp_path) -> No
     res = CliRunner().invoke(
         app,
         ["parity", str(setup["ckpt"]), str(setup["fp32"]), "--data", str(setup["data"]), "--localize",
-         "--localize-images", "2", "--localize-chart", str(tmp_path / "c.png"), "--no-reference-cache"],
+         "--localize-images", "2", "--localize-chart", str(tmp_path / "c.png"), "--no-reference-cache",
+         "--json", str(tmp_path / "p.json")],
         terminal_width=80,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "no block below 60 dB" in res.output
     assert max(len(line) for line in res.output.splitlines()) <= 80
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["localize"]["first_below_threshold"] is None and len(doc["localize"]["blocks"]) > 10
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "p.json"), "-o", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output  # the report still reads a parity JSON with a localize section
     res = CliRunner().invoke(
         app, ["parity", str(setup["ckpt"]), str(setup["fp32"]), "--data", str(setup["data"]), "--localize-json", "x"]
     )
