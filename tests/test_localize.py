@@ -338,3 +338,13 @@ def test_tensorrt_marks_tap_tensors_as_outputs(setup) -> None:
     assert {o.name for o in net.outputs} >= set(tensors.values())
     with pytest.raises(KeyError, match="not in the TensorRT network"):
         mark_tap_outputs(net, ["no-such-tensor"])
+
+
+def test_localize_on_an_engine_or_checkpoint_exits_2_before_work(setup, tmp_path) -> None:
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"not a plan")
+    for artifact in (engine, setup["ckpt"]):
+        res = CliRunner().invoke(
+            app, ["parity", str(setup["ckpt"]), str(artifact), "--data", str(setup["data"]), "--localize"]
+        )
+        assert res.exit_code == 2 and "error: --localize runs ONNX" in res.output, res.output

@@ -171,6 +171,10 @@ def parity_cmd(
         raise UsageError(f"--localize-images must be at least 1, got {localize_images}")
     if localize_json is not None and len(models) > 1 and str(localize_json) != "-":
         raise UsageError("--localize-json takes one artifact; run parity once per artifact")
+    if localize:
+        from ..operations.localize import check_localize_runtimes
+
+        check_localize_runtimes(models, runtime)
     inputs = [checkpoint, *models]
     check_parity_outputs(
         inputs=inputs,

@@ -143,6 +143,16 @@ class _SavedTaps:
 
 
 # --------------------------------------------------------------------------------------------- artifact side
+def check_localize_runtimes(artifacts: Sequence[str | Path], runtime: str = "auto") -> None:
+    """Before any work (exit 2): --localize runs ONNX Runtime and OpenVINO artifacts."""
+    for artifact in artifacts:
+        if not Path(artifact).exists():
+            continue  # the parity run reports a missing artifact
+        kind = resolve_runtime(artifact, runtime)
+        if kind not in (Runtime.ONNXRUNTIME, Runtime.OPENVINO):
+            _graph_nodes(Path(artifact), kind)  # raises the UsageError that explains it
+
+
 def _graph_nodes(artifact: Path, kind: Runtime) -> tuple[list[GraphNode], Any]:
     if kind == Runtime.ONNXRUNTIME:
         import onnx
