@@ -214,7 +214,7 @@ def test_saved_taps_give_the_live_table_without_pytorch(setup, tmp_path, monkeyp
         ],
     )  # fmt: skip
     assert res.exit_code == 3, res.output  # the parity gate fails: the artifact is broken
-    assert taps_path(ref).is_file() and "refinenet2.crp" in res.output
+    assert taps_path(ref).is_file() and "first below 60 dB SQNR: refinenet2.crp" in res.output
     live = json.loads((tmp_path / "live.json").read_text())
     assert live["saved_taps_images"] == 3
     monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch cannot be imported from here on
@@ -233,7 +233,7 @@ def test_cli_table_fits_80_columns_and_bad_options_exit_2(setup, tmp_path) -> No
         terminal_width=80,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "no block below 60 dB" in res.output
+    assert "no block below 60 dB SQNR; adds the most: none" in res.output
     assert max(len(line) for line in res.output.splitlines()) <= 80
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads((tmp_path / "p.json").read_text())

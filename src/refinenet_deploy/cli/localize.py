@@ -92,13 +92,12 @@ def print_localize(d: dict[str, Any]) -> None:
         )
     out.print(table)
     threshold = d["threshold_sqnr_db"]
+    added = {b["block"]: b["added_db"] for b in d["blocks"]}
+    most_text = f"{most} (+{added[most]:.1f} dB)" if most else "none adds >= 6 dB"
     if first is None:
-        out.print(f"no block below {threshold:g} dB SQNR: it follows PyTorch block by block", highlight=False)
+        out.print(f"no block below {threshold:g} dB SQNR; adds the most: {most_text}", highlight=False)
     else:
-        out.print(
-            f"first below {threshold:g} dB SQNR: {first}; adds the most: {most or 'none adds >= 6 dB'}",
-            highlight=False,
-        )
+        out.print(f"first below {threshold:g} dB SQNR: {first}; adds the most: {most_text}", highlight=False)
     actions = d.get("actions") or {}
     if actions:
         _print_actions(d, actions)
@@ -110,7 +109,8 @@ def _print_actions(d: dict[str, Any], actions: dict[str, Any]) -> None:
     """The blocks worth keeping in float: by mIoU recovered when measured, else the flagged ones."""
     measured = {k: v for k, v in actions.items() if v.get("miou_recovered_points") is not None}
     if measured:
-        ranked = sorted(measured, key=lambda k: -measured[k]["miou_recovered_points"])[:5]
+        added = {b["block"]: b["added_db"] or 0.0 for b in d["blocks"]}
+        ranked = sorted(measured, key=lambda k: (-measured[k]["miou_recovered_points"], -added.get(k, 0.0)))[:5]
     else:
         ranked = [b for b in (d.get("first_below_threshold"), d.get("adds_most_error")) if b]
         ranked = list(dict.fromkeys(ranked))
