@@ -348,3 +348,35 @@ def test_localize_on_an_engine_or_checkpoint_exits_2_before_work(setup, tmp_path
             app, ["parity", str(setup["ckpt"]), str(artifact), "--data", str(setup["data"]), "--localize"]
         )
         assert res.exit_code == 2 and "error: --localize runs ONNX" in res.output, res.output
+
+
+def test_the_printed_exclusions_really_keep_the_block_in_float(setup, int8, tmp_path) -> None:
+    """The pattern --localize gives for refinenet2.crp works as ModelOpt nodes_to_exclude and as NNCF
+    ignored_scope(patterns=...): neither tool quantizes that block's convolutions (and both do without it)."""
+    import re
+
+    from refinenet_deploy.calibration.fallback import model_parts
+    from refinenet_deploy.operations.calibrate import calibrate_onnx
+
+    pattern = re.escape("/model/crp3/") + ".*"
+    out = tmp_path / "ex.int8.onnx"
+    calibrate_onnx(setup["fp32"], setup["data"], out, num_images=6, exclude_nodes=[pattern])
+    assert "crp.crp3" in model_parts(onnx.load(str(int8))) and "crp.crp3" not in model_parts(onnx.load(str(out)))
+
+    nncf = pytest.importorskip("nncf")
+    import openvino as ov
+
+    x = [np.random.default_rng(i).standard_normal((1, 3, 48, 48)).astype(np.float32) for i in range(4)]
+
+    def quantized_crp_convs(**kwargs) -> int:
+        q = nncf.quantize(ov.Core().read_model(str(setup["fp32"])), nncf.Dataset(x), subset_size=4, **kwargs)
+        return sum(
+            1
+            for op in q.get_ordered_ops()
+            if op.get_type_name() == "Convolution"
+            and op.get_friendly_name().startswith("/model/crp3/")
+            and op.input_value(1).get_node().get_type_name() != "Constant"  # int8 weights, dequantized in-graph
+        )
+
+    assert quantized_crp_convs() > 0
+    assert quantized_crp_convs(ignored_scope=nncf.IgnoredScope(patterns=[pattern])) == 0
