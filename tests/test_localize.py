@@ -380,3 +380,20 @@ def test_the_printed_exclusions_really_keep_the_block_in_float(setup, int8, tmp_
 
     assert quantized_crp_convs() > 0
     assert quantized_crp_convs(ignored_scope=nncf.IgnoredScope(patterns=[pattern])) == 0
+
+
+@pytest.mark.openvino
+def test_nncf_int8_ir_localizes_and_gives_the_scope_pattern(setup, tmp_path) -> None:
+    import re
+
+    pytest.importorskip("nncf")
+    from refinenet_deploy.operations.build_openvino import convert_openvino
+
+    xml = tmp_path / "n8.xml"
+    convert_openvino(setup["fp32"], xml, precision="int8", data=setup["data"], num_images=6)
+    r = localize_parity(setup["ckpt"], xml, setup["data"], images=2).to_dict()
+    assert r["runtime"] == "openvino" and r["precision"] == "int8" and len(r["blocks"]) == len(r["tensors"])
+    assert all(b["sqnr_db"] is not None and b["sqnr_db"] > 10 for b in r["blocks"])
+    crp = r["actions"]["refinenet2.crp"]
+    assert crp["nncf_ignored_scope"] == {"patterns": [re.escape("/model/crp3/") + ".*"]}
+    assert crp["miou_recovered_points"] is None and any("Q/DQ ONNX artifacts only" in n for n in r["notes"])

@@ -411,7 +411,8 @@ def block_actions(
     for name, names in members.items():
         tap = modules[name]
         scope = onnx_scope(tap.module) + "/"
-        in_scope = tap.side == "output" and names and all(n.startswith(scope) for n in names)
+        named = [n for n in names if n.startswith("/")]  # OpenVINO's own weight-decompression ops (Convert_123)
+        in_scope = tap.side == "output" and named and all(n.startswith(scope) for n in named)
         patterns = [re.escape(scope) + ".*"] if in_scope else [re.escape(n) for n in names]
         blocks[name] = {
             "nodes": len(names),
