@@ -54,6 +54,10 @@ def build_openvino_cmd(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for the checks.")
     ] = None,
+    strict_precision: Annotated[
+        bool,
+        typer.Option("--strict-precision", help="Exit 6 when the CPU does not run the requested precision."),
+    ] = False,
 ) -> None:
     """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
 
@@ -62,6 +66,7 @@ def build_openvino_cmd(
       rfdeploy build openvino model.onnx --int8 --data calib/ -o model.int8.xml
       rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.xml
       rfdeploy build openvino model.int8.onnx --int8 -o model.qdq.xml
+      rfdeploy build openvino model.int8.onnx --int8 --strict-precision -o model.qdq.xml
     """
     from ..operations.build_openvino import convert_openvino, precision_from_flags
 
@@ -82,6 +87,7 @@ def build_openvino_cmd(
             threads=threads,
             command=command_line(),
             progress=None if _state["quiet"] else lambda i, n: bar.update(task, completed=i, total=n),
+            strict_precision=strict_precision,
         )
     err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
     meta = res.metadata
@@ -99,6 +105,12 @@ def build_openvino_cmd(
             f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
             highlight=False,
         )
+    audit = meta.get("precision_audit") or {}
+    if audit.get("summary"):
+        runs = ", ".join(f"{k} {n}" for k, n in audit["by_precision"].items())
+        out.print(f"runs on {audit['device']}: {audit['summary']} ({runs})", highlight=False)
+    if audit.get("warning"):
+        err.print(f"warning: {audit['warning']}", highlight=False, soft_wrap=True)
     out.print(f"metadata: {res.metadata_path}", highlight=False)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UsageError
 from .app import _state, app, command_line, err, handle_errors, out, progress_bar
 from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValImages, finite_float, fraction
 
@@ -51,6 +52,10 @@ def calibrate_cmd(
         int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for ONNX Runtime.")
     ] = None,
     min_agreement: Int8MinAgreement = None,
+    keep_float: Annotated[
+        str | None,
+        typer.Option("--keep-float", help="Blocks to leave in float, as parity --localize names them: B1,B2."),
+    ] = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
@@ -58,8 +63,13 @@ def calibrate_cmd(
     Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images 300 -o model.int8.onnx
 
     Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.onnx
+
+    Example: rfdeploy calibrate model.onnx --data calib/ --keep-float refinenet4.crp,classifier -o model.int8.onnx
     """
     from ..operations.calibrate import calibrate_onnx
+
+    if keep_float is not None and not keep_float.strip(" ,"):
+        raise UsageError("--keep-float needs block names such as refinenet4.crp,classifier")
 
     with progress_bar() as bar:
         task = bar.add_task("calibrating", total=None, info="")
@@ -80,6 +90,7 @@ def calibrate_cmd(
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False),
             min_agreement=fraction(min_agreement),
+            keep_float=[b.strip() for b in keep_float.split(",") if b.strip()] if keep_float else None,
         )
     from ..operations.calibrate import calibration_manifest_path
 

@@ -89,6 +89,22 @@ def parity_cmd(
         str,
         typer.Option("--precision", help="A checkpoint ARTIFACT: PyTorch precision fp32 | tf32 | fp16 | bf16."),
     ] = "fp32",
+    localize: Annotated[
+        bool, typer.Option("--localize", help="Also name the block where the artifact departs from PyTorch.")
+    ] = False,
+    localize_threshold: Annotated[
+        float | None,
+        typer.Option("--localize-threshold", help="SQNR (dB) below which a block is flagged [per precision]."),
+    ] = None,
+    localize_images: Annotated[
+        int, typer.Option("--localize-images", help="Images the --localize pass uses (the first N).")
+    ] = 8,
+    localize_json: Annotated[
+        Path | None, typer.Option("--localize-json", help="Write the per-block JSON here ('-': stdout).")
+    ] = None,
+    localize_chart: Annotated[
+        Path | None, typer.Option("--localize-chart", help="PNG: SQNR along the depth, one line per artifact.")
+    ] = None,
 ) -> None:
     """Prove the deployed model still segments like PyTorch: mIoU drop, agreement, gates (exit 3 on failure).
 
@@ -101,6 +117,9 @@ def parity_cmd(
       rfdeploy parity demo.safetensors --data synth-val --save-reference ref.npz --reference-logits
       rfdeploy parity ref.npz demo.onnx demo.int8.onnx --data synth-val
       rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 --data synth-val
+      rfdeploy parity demo.safetensors demo.int8.onnx --data synth-val --localize --localize-chart sqnr.png
+      rfdeploy parity demo.safetensors demo.onnx --data synth-val --save-reference ref.npz --localize
+      rfdeploy parity ref.npz demo.xml --data synth-val --localize --localize-json blocks.json
     """
     from ..operations.parity import (
         check_gate_options,
@@ -144,6 +163,18 @@ def parity_cmd(
     if not models and is_reference(checkpoint):
         raise UsageError(f"{checkpoint} is a saved reference: pass an ARTIFACT to compare with it")
     check_torch_options(models, runtime, device, precision)
+    if (localize_threshold is not None or localize_json is not None or localize_chart is not None) and not localize:
+        raise UsageError("--localize-threshold, --localize-json and --localize-chart apply to --localize; add it")
+    if localize and not models:
+        raise UsageError("--localize compares an ARTIFACT with PyTorch: pass an ARTIFACT")
+    if localize_images < 1:
+        raise UsageError(f"--localize-images must be at least 1, got {localize_images}")
+    if localize_json is not None and len(models) > 1 and str(localize_json) != "-":
+        raise UsageError("--localize-json takes one artifact; run parity once per artifact")
+    if localize:
+        from ..operations.localize import check_localize_runtimes
+
+        check_localize_runtimes(models, runtime)
     inputs = [checkpoint, *models]
     check_parity_outputs(
         inputs=inputs,
@@ -186,6 +217,7 @@ def parity_cmd(
         if cache is None and len(models) > 1 and not is_reference(checkpoint):
             cache = Path(tmp)  # several artifacts, no cache: still one PyTorch pass
         reports = []
+        localized_all: list[dict[str, Any]] = []
         for index, model in enumerate(models):
             with progress_bar() as bar:
                 task = bar.add_task(f"parity {model.name}", total=num_images, info="")
@@ -214,6 +246,24 @@ def parity_cmd(
             reports.append(report)
             _announce_reference(report.context.get("reference") or {}, Path(tmp))
             result = report.to_dict()
+            if localize:
+                from .localize import run_localize
+
+                localized = run_localize(
+                    checkpoint,
+                    model,
+                    data,
+                    runtime=runtime,
+                    split=split,
+                    images=localize_images,
+                    threshold_db=localize_threshold,
+                    threads=threads,
+                    inference_precision=inference_precision,
+                    save_reference=save_reference if index == 0 else None,
+                    json_out=localize_json,
+                )
+                localized_all.append(localized)
+                result["localize"] = localized
             if json_out is not None and str(json_out) == "-":
                 out.print_json(json.dumps(result, indent=2))
             for path in write_parity_outputs(
@@ -224,6 +274,14 @@ def parity_cmd(
                 err.print(f"wrote {len(report.worst)} panels to {worst_dir}", highlight=False, soft_wrap=True)
             if str(json_out) != "-":
                 _print_parity(result)
+                if localize:
+                    from .localize import print_localize
+
+                    print_localize(result["localize"])
+    if localize_chart is not None and localized_all:
+        from .localize import write_chart
+
+        write_chart(localized_all, localize_chart)
     for report in reports:
         raise_for_labels(report.labels_out_of_range, strict_labels)
     failed = [r for r in reports if not r.passed]

@@ -65,8 +65,14 @@ def convert_openvino(
     threads: int | None = None,
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
+    strict_precision: bool = False,
 ) -> ArtifactResult:
-    """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure."""
+    """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure.
+
+    The compiled model's runtime graph is audited (``backends.openvino.audit``: each convolution's runtime
+    precision on this CPU) and recorded as ``precision_audit``; when the requested precision is not realised (an
+    INT8 IR whose convolutions mostly run in float) a warning is logged and recorded, and with
+    ``strict_precision`` the build fails (ExportError, exit 6) and nothing is written."""
     ensure_available()
 
     precision = Precision.parse(precision, allowed=[Precision(p) for p in PRECISIONS], option="precision").value
@@ -129,6 +135,9 @@ def convert_openvino(
     with staged_artifact(output, "ov") as stage:
         save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
         check = _check(stage.model, model, check_inputs, threads, precision)
+        audit = precision_audit(stage.model, precision, threads)
+        if audit.get("warning") and strict_precision:
+            raise ExportError(f"--strict-precision: {audit['warning']}. Nothing was written")
         info = sidecar(
             "openvino",
             precision,
@@ -138,11 +147,39 @@ def convert_openvino(
             source_model={"file": model.name, "sha256": sha256_file(model), "precision": str(source_precision)},
             weights="fp16 (compressed)" if precision == "fp16" else ("int8" if precision == "int8" else "fp32"),
             check=check,
+            precision_audit=audit,
             **{k: v for k, v in (("quantization", quantization), ("calibration", calibration)) if v},
         )
         result = stage.commit(info)
     log.info("wrote %s (%s)", output, precision)
     return result
+
+
+def precision_audit(xml: Path, precision: str, threads: int | None = None) -> dict[str, Any]:
+    """The effective precision audit of a built IR (compiled as parity and bench run it: an f32 inference
+    precision hint) with ``realised`` and, when not, a ``warning`` (also logged)."""
+    from ..backends.openvino.audit import audit_ir
+
+    try:
+        audit = audit_ir(xml, threads=threads)
+    except Exception as exc:  # noqa: BLE001  (the check above compiled it already; an audit failure is recorded)
+        return {"error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, "realised": None}
+    by = audit["by_precision"]
+    total = audit["convolutions"]
+    warning = None
+    if precision == "int8" and total and audit["int8_share"] < 0.5:
+        others = ", ".join(f"{n} {k}" for k, n in by.items() if k != "int8")
+        warning = (
+            f"requested INT8 but {audit['summary']} run in INT8 on {audit['device']} ({others}); "
+            f"CPU capabilities: {', '.join(audit['device_capabilities']) or 'unknown'}"
+        )
+    elif precision == "fp32" and total and by.get("f32", 0) < total:
+        warning = f"requested FP32 but {total - by.get('f32', 0)}/{total} convolutions run in another precision"
+    audit["realised"] = warning is None
+    if warning:
+        audit["warning"] = warning
+        log.warning("%s", warning)
+    return audit
 
 
 def _quantize(

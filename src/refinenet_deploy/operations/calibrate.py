@@ -8,7 +8,7 @@ folder: the input ONNX is never written to.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,12 @@ def calibrate_onnx(
     progress: Callable[[int, int], None] | None = None,
     report: Callable[[str], None] | None = None,
     min_agreement: float | None = None,
+    keep_float: Sequence[str] | None = None,
 ) -> ArtifactResult:
     """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
+
+    ``keep_float``: block names (``models.taps``, as ``parity --localize`` prints them) whose nodes are left
+    unquantized (added to ``exclude_nodes``; unknown names are a UsageError listing the valid ones).
 
     With ``max_miou_drop`` (mIoU points against the FP32 model on ``val_data``, default: the calibration
     folder), the most sensitive parts of the network are left in float until the drop fits
@@ -100,6 +104,10 @@ def calibrate_onnx(
     if precision != Precision.FP32:
         raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
     input_name = proto.graph.input[0].name
+    if keep_float:
+        from .localize import keep_float_nodes
+
+        exclude_nodes = [*(exclude_nodes or []), *keep_float_nodes(proto, meta, keep_float)]
     cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
     del proto
     manifest = cs.manifest
@@ -141,6 +149,7 @@ def calibrate_onnx(
                 "weights": "int8 symmetric per-channel",
                 "method": method,
                 "excluded_nodes": exclude_nodes or [],
+                **({"kept_float_blocks": list(keep_float)} if keep_float else {}),
             },
             calibration={
                 "digest": cs.digest(manifest),

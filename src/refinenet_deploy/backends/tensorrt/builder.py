@@ -120,6 +120,7 @@ class BuildOptions:
     hardware_compatible: bool = False
     detailed_profiling: bool = True  # what IEngineInspector needs to report precisions and tactics
     calibrator: Any = None  # TensorRT 10.x implicit INT8 (``calibrator.make_entropy_calibrator``)
+    mark_outputs: tuple[str, ...] = ()  # extra network outputs (block taps for parity --localize; see .taps)
 
 
 @dataclass
@@ -253,6 +254,13 @@ def build_engine_plan(
     if not parser.parse_from_file(str(onnx_path)):
         raise _parse_failure(onnx_path, parse_errors(parser), logger)
     layers = network_layers(trt, network)
+    if options.mark_outputs:
+        from .taps import mark_tap_outputs
+
+        try:
+            mark_tap_outputs(network, options.mark_outputs)
+        except KeyError as exc:
+            raise EngineBuildError(f"{exc.args[0]}. Mark tensors of this very ONNX") from None
 
     config = builder.create_builder_config()
     if options.workspace_mib:
