@@ -91,10 +91,10 @@ class _LiveTaps:
 
     def __init__(self, checkpoint: str | Path, threads: int | None) -> None:
         from ..models.taps import block_taps
-        from .parity import _checkpoint_normalization, _load
+        from .parity import _load
 
         self.loaded = _load(checkpoint, threads)
-        self.norm: Normalization = _checkpoint_normalization(self.loaded)
+        self.norm: Normalization = self.loaded.normalization  # resolved once, by load_model
         self.taps = block_taps(self.loaded.model)
         self.arch = self.loaded.arch
 
