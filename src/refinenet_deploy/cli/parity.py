@@ -226,7 +226,7 @@ def parity_cmd(
                 _print_parity(result)
     for report in reports:
         raise_for_labels(report.labels_out_of_range, strict_labels)
-    failed = [r for r in reports if not r.passed]
+    failed = [r for r in reports if r.failed_gates]
     if len(reports) == 1:
         raise_for_gates(reports[0])
     elif failed:
@@ -302,18 +302,16 @@ def _print_parity(r: dict[str, Any]) -> None:
         )
     out.print(classes)
     gates = r["gates"]
-    verdict = "PASSED" if r["passed"] else "FAILED"
     logits = r.get("logit_gate")
-    logits_text = ""
-    if logits and logits.get("passed") is None:
-        logits_text = ", FP32 logits gate not run (the saved reference has no logits: save it with --reference-logits)"
-    elif logits:
-        logits_text = ", FP32 logits within 1e-4 + 1e-5 x max|logit|"
-    out.print(
-        f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
-        f">= {gates['min_agreement'] * 100:.2f} %" + logits_text,
-        highlight=False,
-    )
+    rules = [f"|mIoU drop| <= {gates['max_miou_drop']} pt", f"pixel agreement >= {gates['min_agreement'] * 100:.2f} %"]
+    if logits and logits.get("passed") is not None:
+        rules.append("FP32 logits within 1e-4 + 1e-5 x max|logit|")
+    verdict = {True: "PASSED", False: "FAILED"}.get(r["passed"], "NOT EVALUATED")
+    out.print(f"{verdict}: gates for {r['precision']}: {', '.join(rules)}", highlight=False)
+    for reason in r.get("failed_gates") or []:
+        out.print(f"  failed: {reason}", highlight=False)
+    for reason in r.get("gates_not_evaluated") or []:
+        out.print(f"  not evaluated: {reason} (does not count as passed)", highlight=False)
     labels = r.get("labels_out_of_range") or {}
     if labels.get("pixels"):
         out.print(

@@ -166,7 +166,10 @@ def _validate_bench(path: Path, doc: dict[str, Any]) -> None:
 
 def _validate_parity(path: Path, doc: dict[str, Any]) -> None:
     _require(path, doc, "artifact", "a string")
-    _require(path, doc, "passed", "true or false")
+    gates = _require(path, doc, "gates", "an object")  # the verdict is recomputed from the numbers with these
+    for key in ("max_miou_drop", "min_agreement"):
+        _require(path, gates, key, "a number", where="gates")
+    _optional(path, doc, "passed", lambda v: isinstance(v, bool), "true or false")
     _optional(path, doc, "runtime", lambda v: isinstance(v, str), "a string")
     _optional(path, doc, "failed_gates", lambda v: isinstance(v, list), "a list")
     for key in ("miou_drop_points", "pixel_agreement"):
@@ -323,7 +326,7 @@ class ReportRow:
     is_baseline: bool = False
     miou_drop_points: float | None = None
     agreement: float | None = None
-    parity: str | None = None  # "pass" | "fail" | None (no parity result)
+    parity: str | None = None  # "pass" | "fail" | "not evaluated" | None (no parity result)
     failed_gates: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     source: str = ""
@@ -472,8 +475,8 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                     throughput_ips=stats.get("throughput_ips"),
                     miou_drop_points=pd.get("miou_drop_points"),
                     agreement=pd.get("pixel_agreement"),
-                    parity=None if parity is None else ("pass" if pd["passed"] else "fail"),
-                    failed_gates=tuple(map(str, pd.get("failed_gates") or ())),
+                    parity=None if parity is None else parity_verdict(pd)[0],
+                    failed_gates=() if parity is None else parity_verdict(pd)[1],
                     notes=(why,) if why else (),
                     source=str(b.path),
                 )
@@ -510,12 +513,24 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                 throughput_ips=None,
                 miou_drop_points=d.get("miou_drop_points"),
                 agreement=d.get("pixel_agreement"),
-                parity="pass" if d["passed"] else "fail",
-                failed_gates=tuple(map(str, d.get("failed_gates") or ())),
+                parity=parity_verdict(d)[0],
+                failed_gates=parity_verdict(d)[1],
                 source=str(p.path),
             )
         )
     return rows, _collect_notes(rows)
+
+
+def parity_verdict(doc: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """("pass" | "fail" | "not evaluated", reasons) of a parity result, recomputed from its numbers and the gates
+    it states (``validate.verdict``): the ``passed`` field of the file is not trusted."""
+    from ..validate.tolerances import Gates
+    from ..validate.verdict import judge_parity_document
+
+    gates = doc["gates"]
+    verdict = judge_parity_document(doc, Gates(float(gates["max_miou_drop"]), float(gates["min_agreement"])))
+    shown = {"passed": "pass", "failed": "fail"}.get(verdict.status, "not evaluated")
+    return shown, (*verdict.failed, *(f"not evaluated: {r}" for r in verdict.not_evaluated))
 
 
 def _as_document(doc: dict[str, Any]) -> Document:
@@ -709,6 +724,8 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         gates = "—"
     elif r.parity == "pass":
         gates = "pass"
+    elif r.parity == "not evaluated":
+        gates = "not evaluated" + (f": {'; '.join(r.failed_gates)}" if r.failed_gates else "")
     else:
         gates = "FAIL" + (f": {'; '.join(r.failed_gates)}" if r.failed_gates else "")
     return [
@@ -990,7 +1007,10 @@ def parity_markdown(report: dict[str, Any]) -> str:
     def pct(v: float | None, digits: int = 2) -> str:
         return "n/a" if v is None else f"{v * 100:.{digits}f}"
 
-    status = "PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failed_gates"])
+    shown, reasons = parity_verdict(report)
+    status = {"pass": "PASSED", "fail": "FAILED"}.get(shown, "NOT EVALUATED") + (
+        ": " + "; ".join(reasons) if reasons else ""
+    )
     ran = normalize_precision(report.get("runtime_precision"))
     lines = [
         f"# Parity: `{Path(report['artifact']).name}` vs PyTorch `{Path(report['checkpoint']).name}`",

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,18 @@ from ...artifacts import (
     write_json_atomic,
 )
 from ...errors import DataError, RefineNetDeployError, UsageError
+from ...validate.tolerances import Gates, tolerance_for
+from ...validate.verdict import PASSED, Verdict, judge_parity_document
 from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
-from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
+from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, TARGETS, PipelineConfig, Target, validate_settings
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[4] / "demo" / "rf_lw_mbv2_synth.safetensors"
 CONFIG_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "refinenet-deploy/bundle-manifest"
 BASELINE = "cpu-torch-fp32"
+PREDICTOR = "cpu-onnxruntime-int8"  # its parity predicts the device INT8 targets (the same Q/DQ ONNX)
 
 Progress = Callable[[str], None]
 
@@ -56,12 +59,13 @@ class Step:
     target: str | None = None
     blocked: str | None = None
     commands: list[str] = field(default_factory=list)
+    optional: bool = False  # a step nothing depends on (the CPU prediction): when it cannot run, it is skipped
 
 
 @dataclass
 class TargetOutcome:
     target: Target
-    status: str = "done"  # done | pending on device | failed gate | failed
+    status: str = "done"  # done | pending on device | failed gate | gate not evaluated | failed
     reason: str | None = None
     commands: list[str] = field(default_factory=list)
     parity: dict[str, Any] | None = None
@@ -182,6 +186,9 @@ class Pipeline:
             steps.append(self._calibrate_step())
         for t in targets:
             steps += self._target_steps(t)
+        names = {t.name for t in targets}
+        if any(t.precision == "int8" and t.device != "cpu" for t in targets) and PREDICTOR not in names:
+            steps.append(self._predict_step())
         if caps.has_torch():
             steps.append(self._bench_step(BASELINE, self.checkpoint, device="cpu"))
         return steps
@@ -341,6 +348,45 @@ class Pipeline:
             blocked=blocked,
         )
 
+    @property
+    def predicted_parity(self) -> Path:
+        return self.p("predicted", "int8-onnxruntime-cpu.parity.json")
+
+    def _predict_step(self) -> Step:
+        """The Q/DQ ONNX that the device INT8 targets build from, run in ONNX Runtime on this CPU against the
+        reference: their accuracy predicted before anyone flashes a device (when cpu-onnxruntime-int8 is not a
+        target; its parity is the same measurement)."""
+        out = self.predicted_parity
+
+        def run() -> dict[str, Any]:
+            from ..parity import validate_parity
+
+            report = validate_parity(
+                self.reference,
+                self.onnx_int8,
+                self.val_dir,
+                num_images=self.config.val_images,
+                max_miou_drop=self.config.max_miou_drop,
+                min_agreement=self.config.min_agreement,
+            )
+            doc = report.to_dict()
+            doc["artifact"] = self.rel(self.onnx_int8)
+            doc["data"] = self.rel(self.val_dir)
+            if isinstance(doc.get("reference"), dict) and doc["reference"].get("path"):
+                doc["reference"]["path"] = self.rel(Path(doc["reference"]["path"]))
+            write_json_atomic(out, doc)
+            return {}
+
+        return Step(
+            "predict:int8",
+            "predict the device INT8 targets' accuracy: the Q/DQ ONNX in ONNX Runtime on this CPU",
+            {"reference": self.reference, "artifact": self.onnx_int8, "val": self.val_dir},
+            {**self._parity_settings(), "gates": [self.config.max_miou_drop, self.config.min_agreement]},
+            [out],
+            run,
+            optional=True,
+        )
+
     # ----------------------------------------------------------------------------------------- steps: targets
     def artifact_for(self, t: Target) -> Path:
         if t.runtime == "onnxruntime":
@@ -442,6 +488,10 @@ class Pipeline:
         argv = ["rfdeploy", "parity", self.rel(self.reference), self.rel(artifact), "--data", self.rel(self.val_dir)]
         if t.runtime == "torch":
             argv += ["--device", device, "--precision", t.precision]
+        if self.config.max_miou_drop is not None:  # the bundle's gates travel with the command
+            argv += ["--max-miou-drop", f"{self.config.max_miou_drop:g}"]
+        if self.config.min_agreement is not None:
+            argv += ["--min-agreement", f"{self.config.min_agreement:g}"]
         argv += ["--json", self.rel(self.target_dir(t.name) / "parity.json")]
         return argv
 
@@ -562,6 +612,9 @@ class Pipeline:
                 skipped.append(step.id)
                 self.progress(f"{label}: up to date")
                 continue
+            if step.optional and (step.blocked is not None or digests is None):
+                self.progress(f"{label}: skipped ({step.blocked or 'its inputs are not in the bundle'})")
+                continue
             if step.blocked is not None or digests is None:
                 if self._import_result(state, step, key):
                     imported.append(step.id)
@@ -589,7 +642,9 @@ class Pipeline:
                 info = step.action() or {}
             except RefineNetDeployError as exc:
                 self.progress(f"{label}: failed: {exc.message}")
-                if step.target is not None:
+                if step.optional:
+                    self.warn(f"{step.id}: {exc.message}")
+                elif step.target is not None:
                     failed_targets[step.target] = exc
                 else:
                     failed_shared, failed_step = exc, step.id
@@ -631,14 +686,95 @@ class Pipeline:
                 "device (the commands below)"
             )
             return False
+        target = TARGETS.get(step.target or "")
+        if step.id.startswith("build:") and target is not None:
+            try:
+                made = read_metadata(step.outputs[0]).get("precision")
+            except RefineNetDeployError as exc:
+                self.warn(f"{self.rel(step.outputs[0])}: {exc.message}; ignored")
+                return False
+            if made != target.precision:
+                self.warn(
+                    f"{self.rel(step.outputs[0])}: its sidecar says {made}, the target {target.name} is "
+                    f"{target.precision}; ignored"
+                )
+                return False
         if step.id.startswith(("parity:", "bench:")):
             doc = _read_json(step.outputs[0])
             want = "parity" if step.id.startswith("parity:") else "bench"
             if not isinstance(doc, dict) or want not in str(doc.get("schema", "")):
                 self.warn(f"{self.rel(step.outputs[0])}: not a {want} result from rfdeploy; ignored")
                 return False
+            why = None if target is None else self._import_mismatch(target, doc, want)
+            if why is not None:
+                self.warn(
+                    f"{self.rel(step.outputs[0])}: not a result of {target.name} ({why}); ignored. Run the "
+                    "target's commands below on its device"
+                )
+                return False
         state.record(step.id, key or "imported", step.outputs, how="imported")
         return True
+
+    def _import_mismatch(self, t: Target, doc: dict[str, Any], kind: str) -> str | None:
+        """Why a parity/bench JSON put into the bundle is not a result of target ``t`` (None: it is): it must be of
+        the target's artifact in the bundle (SHA-256), runtime, device kind and precision, and a parity result must
+        have been made from the bundle's reference."""
+        runtime = {"trt": "tensorrt", "dla": "tensorrt"}.get(t.runtime, t.runtime)
+        if doc.get("runtime") != runtime:
+            return f"it ran in {doc.get('runtime')}, the target in {runtime}"
+        device = {"dla": "dla", "trt": "gpu", "torch": caps.DEVICE_OF[t.device]}.get(t.runtime, "cpu")
+        if doc.get("device") != device:
+            return f"it ran on {doc.get('device')}, the target on {device}"
+        jetson = doc.get("jetson") if kind == "parity" else "jetson" in (doc.get("fingerprint") or {})
+        if t.device != "cpu" and jetson is None:
+            return "it does not record whether it ran on a Jetson (an older rfdeploy made it)"
+        if t.device != "cpu" and bool(jetson) != (t.device == "jetson"):
+            return "it ran on a Jetson" if jetson else "it did not run on a Jetson"
+        precision = doc.get("precision") if kind == "parity" else doc.get("artifact_precision", doc.get("precision"))
+        if t.runtime == "torch" and kind == "bench":
+            precision = doc.get("inference_precision") or precision
+        if precision != t.precision:
+            return f"it measured {precision}, the target is {t.precision}"
+        artifact = self.artifact_for(t)
+        recorded = doc.get("artifact_sha256")
+        if kind == "parity" or recorded is not None:  # bench results do not record it yet
+            if recorded is None:
+                return "it does not record the SHA-256 of the artifact it measured (an older rfdeploy made it)"
+            if not artifact.is_file() or recorded != sha256_file(artifact):
+                return f"it measured another file than {self.rel(artifact)} (SHA-256 differs)"
+        if kind == "parity":
+            digest = (doc.get("reference") or {}).get("digest")
+            if digest != self._reference_digest():
+                return f"it was not made from the bundle's {self.rel(self.reference)}"
+        return None
+
+    def _reference_digest(self) -> str | None:
+        from ...validate.reference import SavedReference
+
+        try:
+            ref = SavedReference(self.reference)
+        except Exception:  # noqa: BLE001 - an unreadable reference matches nothing
+            return None
+        try:
+            return ref.digest
+        finally:
+            ref.close()
+
+    def gates_for(self, t: Target) -> Gates:
+        """The bundle's gates for a target: the configured ones, else the per-precision defaults."""
+        defaults = tolerance_for(t.precision).gates
+        cfg = self.config
+        agreement = cfg.min_agreement
+        if agreement is not None and agreement > 1:
+            agreement = agreement / 100  # given as a percentage
+        return Gates(
+            max_miou_drop=defaults.max_miou_drop if cfg.max_miou_drop is None else cfg.max_miou_drop,
+            min_agreement=defaults.min_agreement if agreement is None else agreement,
+        )
+
+    def verdict(self, t: Target, parity: dict[str, Any] | None) -> Verdict | None:
+        """The target's parity verdict, recomputed from the numbers with the bundle's gates (never copied)."""
+        return None if parity is None else judge_parity_document(parity, self.gates_for(t))
 
     # ----------------------------------------------------------------------------------------- results
     def _outcomes(
@@ -650,8 +786,10 @@ class Pipeline:
         outcomes = []
         for t in self.config.target_list:
             o = TargetOutcome(t)
-            o.parity = _read_json(self.target_dir(t.name) / "parity.json")
-            o.bench = _read_json(self.target_dir(t.name) / "bench.json")
+            waiting = {out for step in pending.get(t.name, []) for out in step.outputs}
+            parity, bench = self.target_dir(t.name) / "parity.json", self.target_dir(t.name) / "bench.json"
+            o.parity = None if parity in waiting else _read_json(parity)  # a file not imported is not a result
+            o.bench = None if bench in waiting else _read_json(bench)
             if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
                 exc = failed.get(t.name) or failed_shared
                 o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
@@ -662,35 +800,53 @@ class Pipeline:
                 o.commands = [c for s in steps for c in s.commands]
                 o.commands.append("rfdeploy pipeline --resume .")  # run in the bundle folder, wherever it is
                 o.predicted = self._predicted(t)
-            elif o.parity is not None and not o.parity.get("passed", False):
-                o.status = "failed gate"
-                o.reason = "; ".join(o.parity.get("failed_gates") or []) or "parity gate failed"
+            elif (verdict := self.verdict(t, o.parity)) is not None and verdict.status != PASSED:
+                if verdict.failed:
+                    o.status, o.reason = "failed gate", "; ".join(verdict.failed)
+                else:
+                    o.status = "gate not evaluated"
+                    o.reason = "; ".join(verdict.not_evaluated) + " (does not count as passed)"
             outcomes.append(o)
         return outcomes
 
     def _predicted(self, t: Target) -> dict[str, Any] | None:
-        """The CPU's view of a target that runs elsewhere: the same Q/DQ model in ONNX Runtime."""
-        if t.precision != "int8":
+        """The CPU's view of a device INT8 target: the same Q/DQ model in ONNX Runtime on this CPU (the
+        cpu-onnxruntime-int8 target's parity, else the prediction step's), judged with the target's gates."""
+        if t.precision != "int8" or t.device == "cpu":
             return None
-        doc = _read_json(self.target_dir("cpu-onnxruntime-int8") / "parity.json")
+        own = self.target_dir(PREDICTOR) / "parity.json"
+        path = own if PREDICTOR in {x.name for x in self.config.target_list} else self.predicted_parity
+        doc = _read_json(path)
         if not doc:
             return None
+        verdict = judge_parity_document(doc, self.gates_for(t))
         return {
-            "by": "cpu-onnxruntime-int8 (the same Q/DQ ONNX in ONNX Runtime on this CPU)",
+            "by": "the same Q/DQ ONNX in ONNX Runtime on this CPU",
+            "result": self.rel(path),
             "miou_drop_points": doc.get("miou_drop_points"),
             "pixel_agreement": doc.get("pixel_agreement"),
+            "over_gate": verdict.failed,  # already over the target's gate before anyone flashes a device
         }
 
-    def result_files(self) -> list[Path]:
+    def result_files(self, outcomes: list[TargetOutcome] | None = None) -> list[Path]:
+        """The bundle's result files; with ``outcomes``, only those the outcomes took (a file that was not
+        imported, e.g. a result of another artifact, stays out of the report)."""
         files = []
         for d in sorted(self.p("targets").glob("*")) if self.p("targets").is_dir() else []:
             files += [f for f in (d / "bench.json", d / "parity.json") if f.is_file()]
-        return files
+        if outcomes is None:
+            return files
+        refused = set()
+        for o in outcomes:
+            d = self.target_dir(o.target.name)
+            refused |= {d / "parity.json"} if o.parity is None else set()
+            refused |= {d / "bench.json"} if o.bench is None else set()
+        return [f for f in files if f not in refused]
 
     def _report(self, state: BundleState, outcomes: list[TargetOutcome], baseline: dict | None) -> list[Path]:
         from .summary import summary_markdown
 
-        files = self.result_files()
+        files = self.result_files(outcomes)
         md, html = self.p("report.md"), self.p("report.html")
         digests = {self.rel(f): sha256_file(f) for f in files}
         summary = summary_markdown(outcomes, baseline, self.rel)
@@ -736,14 +892,20 @@ class Pipeline:
                         pass
                 if rel_path.endswith("parity.json"):
                     doc = _read_json(path) or {}
-                    entry["gates"] = {
-                        "passed": doc.get("passed"),
-                        "failed": doc.get("failed_gates"),
-                        "gates": doc.get("gates"),
-                    }
+                    target = TARGETS.get(Path(rel_path).parent.name)
+                    if target is not None:  # recomputed with the bundle's gates, as the targets below
+                        gates = self.gates_for(target)
+                        verdict = judge_parity_document(doc, gates)
+                        entry["gates"] = {
+                            "passed": verdict.passed,
+                            "failed": verdict.failed,
+                            "not_evaluated": verdict.not_evaluated,
+                            "gates": asdict(gates),
+                        }
                 artifacts.append(entry)
         targets = {}
         for o in outcomes:
+            verdict = self.verdict(o.target, o.parity)
             targets[o.target.name] = {
                 "summary": o.target.summary,
                 "status": o.status,
@@ -754,7 +916,8 @@ class Pipeline:
                 "p50_ms": _p50(o.bench),
                 "miou_drop_points": (o.parity or {}).get("miou_drop_points"),
                 "pixel_agreement": (o.parity or {}).get("pixel_agreement"),
-                "gates_passed": (o.parity or {}).get("passed"),
+                "gates_passed": None if verdict is None else verdict.passed,
+                "gates": asdict(self.gates_for(o.target)),
             }
         manifest = {
             "schema": MANIFEST_SCHEMA,

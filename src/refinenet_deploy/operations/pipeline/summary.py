@@ -46,7 +46,8 @@ def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -
         agreement = parity.get("pixel_agreement")
         predicted = o.predicted or {}
         if o.status == "pending on device" and predicted.get("miou_drop_points") is not None:
-            drop_cell = f"{predicted['miou_drop_points']:.3f} (predicted on CPU)"
+            over = " over the gate" if predicted.get("over_gate") else ""
+            drop_cell = f"{predicted['miou_drop_points']:.3f} (CPU-predicted{over})"
         else:
             drop_cell = f"{drop:.3f}" if drop is not None else "—"
         rows.append(
@@ -59,6 +60,7 @@ def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -
                 "agreement %": f"{agreement * 100:.2f}" if agreement is not None else "—",
                 "reason": o.reason,
                 "commands": o.commands,
+                "predicted_over_gate": predicted.get("over_gate") or [],
             }
         )
     return rows
@@ -98,6 +100,8 @@ def summary_markdown(outcomes: Sequence[Any], baseline: dict[str, Any] | None, r
         ]
         for r in notes:
             lines.append(f"- **{r['target']}**: {r['status']}" + (f" ({r['reason']})" if r["reason"] else ""))
+            for why in r.get("predicted_over_gate") or []:
+                lines.append(f"  - predicted on this CPU, already over the gate: {why}")
             for c in r["commands"] or []:
                 lines.append(f"  - `{c}`")
     return "\n".join(lines) + "\n"
