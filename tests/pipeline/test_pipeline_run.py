@@ -203,6 +203,20 @@ def test_an_imported_verdict_is_recomputed_with_the_bundles_gates(tmp_path: Path
     assert result.exit_code == 3
 
 
+def test_calibration_method_and_fallback_run_inside_the_pipeline(tmp_path: Path, bundle) -> None:  # noqa: ANN001
+    """Issue 19 item 8: [calibration] method and max_miou_drop reach the Q/DQ model (and only the steps that use
+    them are redone)."""
+    path, _ = bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    result = run(copy, calib_method="max", calib_max_miou_drop=5.0, calib_val_images=4)
+    assert "calibrate" in result.ran and "export" not in result.ran
+    meta = json.loads((copy / "models" / "model.int8.meta.json").read_text())
+    assert meta["quantization"]["method"] == "max"
+    assert meta["fallback"]["validation"]["images"] == 4
+    assert statuses(result)["cpu-onnxruntime-int8"] in ("done", "failed gate")
+
+
 def test_pending_device_commands_carry_the_bundles_gates(tmp_path: Path, bundle) -> None:  # noqa: ANN001
     """Issue 19 item 1: the printed parity command judges on the device with the bundle's gates."""
     path, _ = bundle

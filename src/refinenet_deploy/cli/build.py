@@ -32,9 +32,15 @@ def build_openvino_cmd(
     fp16: Annotated[bool, typer.Option("--fp16", help="FP16 weights (compress_to_fp16).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="INT8: NNCF on --data, or a calibrated Q/DQ ONNX.")] = False,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, Cityscapes, synthetic).")
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Images for --int8: NNCF's calibration set; for a Q/DQ ONNX, the self-check's images (default: "
+            "the calibration images it names, else noise).",
+        ),
     ] = None,
     num_images: NumImages = None,
+    min_agreement: Int8MinAgreement = None,
     max_miou_drop: Annotated[
         float | None,
         typer.Option(
@@ -62,6 +68,7 @@ def build_openvino_cmd(
       rfdeploy build openvino model.onnx --int8 --data calib/ -o model.int8.xml
       rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.xml
       rfdeploy build openvino model.int8.onnx --int8 -o model.qdq.xml
+      rfdeploy build openvino model.int8.onnx --int8 --data val/ --min-agreement 95 -o model.qdq.xml
     """
     from ..operations.build_openvino import convert_openvino, precision_from_flags
 
@@ -82,6 +89,7 @@ def build_openvino_cmd(
             threads=threads,
             command=command_line(),
             progress=None if _state["quiet"] else lambda i, n: bar.update(task, completed=i, total=n),
+            min_agreement=fraction(min_agreement),
         )
     err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
     meta = res.metadata

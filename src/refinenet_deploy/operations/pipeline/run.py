@@ -330,19 +330,33 @@ class Pipeline:
                 self.onnx_int8,
                 num_images=cfg.calib_images,
                 producer=cfg.calib_producer,
+                method=cfg.calib_method,
                 command=self.command,
                 min_agreement=cfg.min_agreement,  # the self-check uses the gate the user set, if any
+                **self._fallback_kwargs(),
+                report=self.progress,
             )
             return {}
 
-        blocked = None if caps.has_module("modelopt") or cfg.calib_producer == "ort" else "needs nvidia-modelopt"
+        blocked = (
+            None if caps.has_module("modelopt") or cfg.calib_producer == "onnxruntime" else "needs nvidia-modelopt"
+        )
         from ..calibrate import calibration_manifest_path
 
+        what = f"{cfg.calib_producer}, {cfg.calib_method or 'its default method'}, {cfg.calib_images} images"
+        if cfg.calib_max_miou_drop is not None:
+            what += f", float fallback to at most {cfg.calib_max_miou_drop:g} pt"
         return Step(
             "calibrate",
-            f"the Q/DQ INT8 ONNX ({cfg.calib_producer}, {cfg.calib_images} calibration images)",
-            {"onnx": self.onnx, "calib": self.calib_dir},
-            {"num_images": cfg.calib_images, "producer": cfg.calib_producer, "min_agreement": cfg.min_agreement},
+            f"the Q/DQ INT8 ONNX ({what})",
+            {"onnx": self.onnx, "calib": self.calib_dir, **self._fallback_inputs()},
+            {
+                "num_images": cfg.calib_images,
+                "producer": cfg.calib_producer,
+                "method": cfg.calib_method,
+                "min_agreement": cfg.min_agreement,
+                **self._fallback_settings(),
+            },
             [self.onnx_int8, sidecar_path(self.onnx_int8), calibration_manifest_path(self.onnx_int8)],
             run,
             blocked=blocked,
@@ -387,6 +401,30 @@ class Pipeline:
             optional=True,
         )
 
+    @property
+    def calib_val_dir(self) -> Path:
+        """The images the accuracy-aware fallback measures its mIoU drop on (default: the calibration images)."""
+        return self.calib_dir if self.config.calib_val_data is None else Path(self.config.calib_val_data)
+
+    def _fallback_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.calib_max_miou_drop is None:
+            return {}
+        return {
+            "max_miou_drop": cfg.calib_max_miou_drop,
+            "val_data": self.calib_val_dir,
+            "val_images": cfg.calib_val_images,
+        }
+
+    def _fallback_inputs(self) -> dict[str, Path]:
+        return {"calib_val": self.calib_val_dir} if self.config.calib_max_miou_drop is not None else {}
+
+    def _fallback_settings(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.calib_max_miou_drop is None:
+            return {}
+        return {"max_miou_drop": cfg.calib_max_miou_drop, "val_images": cfg.calib_val_images}
+
     # ----------------------------------------------------------------------------------------- steps: targets
     def artifact_for(self, t: Target) -> Path:
         if t.runtime == "onnxruntime":
@@ -415,8 +453,13 @@ class Pipeline:
             from ..build_openvino import convert_openvino
 
             kwargs: dict[str, Any] = {}
-            if t.precision == "int8":
-                kwargs = {"data": self.calib_dir, "num_images": cfg.calib_images}
+            if t.precision == "int8":  # the self-check uses the gate the user set, if any
+                kwargs = {
+                    "data": self.calib_dir,
+                    "num_images": cfg.calib_images,
+                    "min_agreement": self.gates_for(t).min_agreement if cfg.min_agreement is not None else None,
+                    **self._fallback_kwargs(),
+                }
             convert_openvino(self.onnx, out, precision=t.precision, command=self.command, **kwargs)
             return {}
 
@@ -425,6 +468,9 @@ class Pipeline:
         if t.precision == "int8":
             inputs["calib"] = self.calib_dir
             settings["num_images"] = cfg.calib_images
+            settings["min_agreement"] = cfg.min_agreement
+            settings.update(self._fallback_settings())
+            inputs.update(self._fallback_inputs())
         return Step(
             f"build:{t.name}",
             f"build the OpenVINO IR ({t.precision})",
@@ -944,6 +990,7 @@ class Pipeline:
         )
         d["source_data"] = absolute(self.config.data)
         d["source_calib_data"] = absolute(self.config.calib_data)
+        d["calib_val_data"] = absolute(self.config.calib_val_data)
         return d
 
 
