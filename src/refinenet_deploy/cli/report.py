@@ -19,11 +19,12 @@ def report_cmd(
         Path, typer.Option("--output", "-o", help="report.md (+ PNG charts beside it) or report.html (self-contained).")
     ],
 ) -> None:
-    """One table across devices: p50/p99 (ms), throughput (img/s), speed-up against the PyTorch row of the same
+    r"""One table across devices: p50/p99 (ms), throughput (img/s), speed-up against the PyTorch row of the same
     model, input size, batch and device, mIoU drop, pixel agreement and parity gates; plus charts.
 
-    Sidecars (*.meta.json) among the inputs are skipped with a note; any other file that is not a bench or
-    parity JSON is refused (exit 5). Charts need matplotlib (pip install 'refinenet-deploy[report]').
+    Files rfdeploy writes that are not results (sidecars, calibration manifests, a bundle's manifest.json and
+    pipeline.json, models, references, reports, charts) are skipped with a note; any other file that is not a
+    bench or parity JSON is refused (exit 5). Charts need matplotlib: pip install 'refinenet-deploy\[report]'.
 
     Example: rfdeploy report cpu-*.json jetson-*.json parity-*.json -o report.html
     """

@@ -9,8 +9,10 @@ row used is named in a footnote, and a row with no PyTorch row beside it says so
 
 Parity results join on the artifact (same path, else the same file name when that is unambiguous), the
 runtime and the device kind, and only when the model and the precision that ran agree. Inputs are checked
-before any work: sidecars (``*.meta.json``) are skipped with a note, anything else that is not a bench or
-parity JSON this version reads is refused (exit 5) naming the file and the field. The HTML is
+before any work: every known non-result rfdeploy file (sidecars ``*.meta.json``, calibration manifests, a
+bundle's ``manifest.json``/``pipeline.json``, models, references, reports) is skipped with a note, anything
+else that is not a bench or parity JSON this version reads is refused (exit 5) naming the file and the field. The
+HTML is
 self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs written beside
 it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
 """
@@ -102,6 +104,47 @@ def _is_sidecar(path: Path, doc: Any) -> bool:
     return "schema_version" in doc and isinstance(doc.get("artifact"), dict) and "schema" not in doc
 
 
+# files rfdeploy writes that are not results (what a ``report out/*`` glob also picks up), known by suffix
+NON_RESULT_SUFFIXES = {
+    ".onnx": "an ONNX model",
+    ".xml": "an OpenVINO IR",
+    ".bin": "OpenVINO IR weights",
+    ".engine": "a TensorRT engine",
+    ".npz": "a saved PyTorch reference",
+    ".png": "an image (chart or panel)",
+    ".md": "a Markdown report",
+    ".html": "an HTML report",
+    ".safetensors": "a checkpoint",
+    ".cache": "a TensorRT calibration cache",
+}
+
+
+def non_result_kind(path: Path, doc: Any = None) -> str | None:
+    """What a known non-result rfdeploy file is (a sidecar, a calibration manifest, a bundle's manifest, ...), or
+    None. ``doc``: its parsed JSON, when it is JSON."""
+    if path.suffix.lower() in NON_RESULT_SUFFIXES:
+        return NON_RESULT_SUFFIXES[path.suffix.lower()]
+    if _is_sidecar(path, doc):
+        return "an artifact sidecar (.meta.json)"
+    if not isinstance(doc, dict):
+        return None
+    if path.name.endswith(".calibration.json") or {"files", "resize_policy", "sampling"} <= doc.keys():
+        return "a calibration set manifest (.calibration.json, written by calibrate)"
+    if doc.get("schema") == "refinenet-deploy/bundle-manifest":
+        return "a pipeline bundle's manifest.json"
+    if {"targets", "calib_images", "input_size"} <= doc.keys() and "schema" not in doc:
+        return "a pipeline bundle's settings (pipeline.json)"
+    if {"schema_version", "steps"} == set(doc.keys()):
+        return "a pipeline bundle's step state (.pipeline/state.json)"
+    if {"pid", "host", "started"} == set(doc.keys()):
+        return "a pipeline bundle's lock"
+    if doc.get("generator") == "refinenet_deploy.synth":
+        return "a synthetic dataset's description (dataset.json)"
+    if "cache_key" in doc and "calibration cache" in str(doc.get("format")):
+        return "a TensorRT calibration cache key"
+    return None
+
+
 def _bad(path: Path, what: str) -> DataError:
     return DataError(f"{path}: {what}", hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'")
 
@@ -181,7 +224,9 @@ def _validate_parity(path: Path, doc: dict[str, Any]) -> None:
 
 
 def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[str]]:
-    """Read and check every input. Returns the bench/parity documents and one note per skipped sidecar.
+    """Read and check every input. Returns the bench/parity documents and one note per skipped file: every file
+    rfdeploy writes that is not a result (``non_result_kind``: sidecars, calibration manifests, a bundle's
+    manifest, settings and state, models, references, reports, charts).
 
     Raises ``DataError`` (exit 5) naming the file (and the field) for anything that is not a readable result:
     a missing file, a folder, invalid JSON, not an object, an unknown schema or schema version, a missing or
@@ -195,6 +240,10 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
             raise DataError(f"{path}: a folder, not a bench or parity JSON file. Pass the files in it ({path}/*.json)")
         if not path.is_file():
             raise DataError(f"{path}: input not found. Check the path")
+        kind = non_result_kind(path)
+        if kind is not None:
+            notes.append(f"skipped {path}: {kind}, not a bench or parity result")
+            continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
@@ -203,8 +252,9 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
             raise _bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-        if _is_sidecar(path, doc):
-            notes.append(f"skipped {path}: an artifact sidecar (.meta.json), not a bench or parity result")
+        kind = non_result_kind(path, doc)
+        if kind is not None:
+            notes.append(f"skipped {path}: {kind}, not a bench or parity result")
             continue
         if not isinstance(doc, dict):
             raise _bad(path, f"expected a JSON object, found {type(doc).__name__} ({json.dumps(doc)[:40]})")
