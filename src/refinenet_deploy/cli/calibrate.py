@@ -16,7 +16,9 @@ from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValI
 @handle_errors
 def calibrate_cmd(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by 'rfdeploy export onnx'.")],
-    data: Annotated[Path, typer.Option("--data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")],
+    data: Annotated[
+        Path, typer.Option("--data", "--calib-data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Q/DQ INT8 ONNX to write (+ .meta.json).")],
     method: Annotated[
         str | None,

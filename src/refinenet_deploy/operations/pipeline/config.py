@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...artifacts import parse_size
+from ...calibration.dataset import DEFAULT_CALIBRATION_IMAGES
 from ...errors import DataError, UsageError
 
 
@@ -63,7 +64,7 @@ DEMO_TARGETS = (*CPU_TARGETS, "rtx-trt-fp16", "rtx-trt-int8")
 # the demo model at 128x128, 100 validation images, 2 seeds, AVX2-only AMD EPYC. The mean mIoU drop stayed at
 # 0.20-0.32 pt from 16 to 200 images with both producers (no knee on this model and data); a single image cost up to
 # 0.59 pt. 128 is past every size measured to matter there; real data is more varied than the synthetic scenes.
-DEFAULT_CALIB_IMAGES = 128
+DEFAULT_CALIB_IMAGES = DEFAULT_CALIBRATION_IMAGES  # one default for calibrate, build and pipeline
 FEW_CALIB_IMAGES = DEFAULT_CALIB_IMAGES  # fewer draws the warning below
 CALIB_GUIDANCE = (
     "measured on the demo model (INT8, 128x128, AVX2-only CPU, 100 val images): mean mIoU drop 0.20-0.32 pt for "
