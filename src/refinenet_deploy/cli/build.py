@@ -275,9 +275,9 @@ def build_trt_cmd(
         if device.get("portable")
         else f"{device.get('name')} (compute capability {device.get('compute_capability')})"
     )
-    out.print(
-        f"target: {target}\ntrtexec equivalent: {meta['trtexec_command']}\nmetadata: {res.metadata_path}",
-        highlight=False,
-    )
+    out.print(f"target: {target}", highlight=False)
+    # a command to copy: never wrapped by the terminal width (soft wrap keeps it one line)
+    out.print(f"trtexec equivalent: {res.trtexec_here}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"metadata: {res.metadata_path}", highlight=False, markup=False, soft_wrap=True)
     if res.layer_report_path:
         err.print(f"wrote {res.layer_report_path}", highlight=False)
