@@ -54,3 +54,69 @@ def test_threads_help_names_every_runtime_it_sets() -> None:
 @pytest.mark.parametrize("text", ["128,128", "128x128", "128", " 128 , 128 "])
 def test_input_size_spellings(text: str) -> None:
     assert parse_size(text.replace(" ", "")) == (128, 128)
+
+
+# --------------------------------------------------------------------------------------------- item 12
+def test_every_command_has_json() -> None:
+    missing = [
+        name for name, cmd in _commands().items() if not any("--json" in getattr(p, "opts", ()) for p in cmd.params)
+    ]
+    assert not missing, f"commands without --json: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["models", "-q"], ["-q", "models"]),
+        (
+            ["build", "trt", "m.onnx", "--debug", "-o", "m.engine"],
+            ["--debug", "build", "trt", "m.onnx", "-o", "m.engine"],
+        ),
+        (["doctor", "--json"], ["doctor", "--json", "-"]),
+        (["parity", "a", "b", "--json", "--data", "d"], ["parity", "a", "b", "--json", "-", "--data", "d"]),
+        (["parity", "a", "b", "--json", "p.json"], ["parity", "a", "b", "--json", "p.json"]),
+        (["bench", "m.onnx", "--json", "-"], ["bench", "m.onnx", "--json", "-"]),
+        (["models", "--", "-q"], ["models", "--", "-q"]),
+    ],
+)
+def test_the_shared_command_line_rules(argv: list[str], want: list[str]) -> None:
+    from refinenet_deploy.cli.app import normalize_argv
+
+    assert normalize_argv(argv) == want
+
+
+def _invoke(*argv: str):  # noqa: ANN202
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(argv))
+
+
+def test_json_alone_is_stdout_json_with_a_path_a_file_and_wrote_goes_to_stderr(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    for argv in (["models", "--json"], ["doctor", "--json", "-q"], ["-q", "models", "--json", "-"]):
+        res = _invoke(*argv)
+        assert res.exit_code == 0, (argv, res.output)
+        json.loads(res.stdout)  # nothing but the JSON on stdout
+    target = tmp_path / "models.json"
+    res = _invoke("models", "--json", str(target), "--debug")
+    assert res.exit_code == 0 and json.loads(target.read_text())
+    assert "wrote" not in res.stdout and f"wrote {target}" in res.stderr
+    scenes = tmp_path / "scenes"
+    res = _invoke("data", "synth", str(scenes), "--num", "2", "--size", "32x32", "-q", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["num"] == 2
+    assert "wrote" not in res.stdout and "wrote 2 scenes" in res.stderr
+
+
+def test_report_announces_files_on_stderr_and_takes_json(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from tests.report.docs import bench_doc, parity_doc, write_docs
+
+    docs = write_docs(tmp_path / "in", bench_doc("rf_lw_mbv2", "torch", 100.0), parity_doc("/runs/m.onnx"))
+    out = tmp_path / "r.md"
+    res = _invoke("report", *map(str, docs), "-o", str(out), "-q")
+    assert res.exit_code == 0, res.output
+    assert "wrote" not in res.stdout and f"wrote {out}" in res.stderr
+    res = _invoke("report", *map(str, docs), "-o", str(out), "--json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["rows"]) == 2

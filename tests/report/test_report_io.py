@@ -209,7 +209,7 @@ def test_missing_output_folders_are_created_and_every_file_announced(tmp_path: P
     out = tmp_path / "new" / "deeper" / "r.md"
     res = _run(*map(str, good), "-o", str(out))
     assert res.exit_code == 0, res.stderr
-    wrote = [line.removeprefix("wrote ") for line in res.stdout.splitlines() if line.startswith("wrote ")]
+    wrote = [line.removeprefix("wrote ") for line in res.stderr.splitlines() if line.startswith("wrote ")]
     on_disk = sorted(str(p) for p in out.parent.iterdir())
     assert sorted(wrote) == on_disk  # every file announced, nothing else written (no temp file left)
     assert str(out) in wrote

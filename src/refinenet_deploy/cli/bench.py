@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..operations.bench import DEFAULT_ITERATIONS, benchmark
 from .app import app, err, handle_errors, out
-from .options import Threads, parse_size
+from .options import JsonOut, Threads, parse_size
 
 _COLUMNS = (
     ("mean ms", "mean_ms"),
@@ -90,7 +90,7 @@ def bench_cmd(
         Path | None,
         typer.Option("--data", help="Images for --end-to-end (default: synthetic JPEGs); unreadable ones skipped."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here ('-': stdout).")] = None,
+    json_out: JsonOut = None,
     peak: Annotated[
         bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak on the same device and precision.")
     ] = True,

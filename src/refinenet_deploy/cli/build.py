@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
+from .app import _state, build_app, command_line, emit_json, err, handle_errors, out, progress_bar, status_spinner
 from .options import (
     MAX_THREADS,
     Int8MinAgreement,
+    JsonOut,
     NumImages,
     Seed,
     Split,
@@ -60,6 +61,7 @@ def build_openvino_cmd(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for the checks.")
     ] = None,
+    as_json: JsonOut = None,
 ) -> None:
     """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
 
@@ -92,6 +94,8 @@ def build_openvino_cmd(
             min_agreement=fraction(min_agreement),
         )
     err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
+    if emit_json(res.metadata, as_json):
+        return
     meta = res.metadata
     check = meta["check"]
     out.print(
@@ -183,7 +187,7 @@ def build_trt_cmd(
     ] = "qdq",
     seed: Seed = 0,
     split: Split = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the sidecar as JSON instead of a summary.")] = False,
+    as_json: JsonOut = None,
     min_agreement: Int8MinAgreement = None,
 ) -> None:
     """TensorRT engine (TensorRT 10/11 on the device; TensorRT-RTX builds without a GPU). Precision comes from the
@@ -231,10 +235,7 @@ def build_trt_cmd(
         highlight=False,
     )
     meta = res.metadata
-    if as_json:
-        import json
-
-        out.print_json(json.dumps(meta))
+    if emit_json(meta, as_json):
         return
     trt, build, summary = meta["tensorrt"], meta["build"], meta["layer_report"]["summary"]
     shapes_text = "; ".join(

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import _state, app, command_line, err, handle_errors, out, progress_bar
-from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValImages, finite_float, fraction
+from .app import _state, app, command_line, emit_json, err, handle_errors, out, progress_bar
+from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValImages, finite_float, fraction
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -53,6 +53,7 @@ def calibrate_cmd(
         int | None, typer.Option("--threads", min=1, max=MAX_THREADS, help="CPU threads for ONNX Runtime.")
     ] = None,
     min_agreement: Int8MinAgreement = None,
+    as_json: JsonOut = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
@@ -88,6 +89,8 @@ def calibrate_cmd(
     err.print(
         f"wrote {res.path} (+ {res.metadata_path.name}, {calibration_manifest_path(res.path).name})", highlight=False
     )
+    if emit_json(res.metadata, as_json):
+        return
     cal = res.metadata["calibration"]
     used = res.metadata["quantization"]["method"]
     out.print(

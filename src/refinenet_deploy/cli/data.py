@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .app import app, command_line, data_app, err, handle_errors, out, progress_bar
+from .app import app, command_line, data_app, emit_json, err, handle_errors, out, progress_bar
 from .options import MAX_IMAGES, Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, finite_float, parse_size
 
 
@@ -22,6 +21,7 @@ def data_synth_cmd(
     size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "128x128",
     seed: Seed = 0,
     split: Annotated[str, typer.Option("--split", help="Split name written to ImageSets/Segmentation.")] = "train",
+    as_json: JsonOut = None,
 ) -> None:
     """Write a VOC-layout dataset of procedurally generated scenes (deterministic for a seed).
 
@@ -36,6 +36,7 @@ def data_synth_cmd(
         task = bar.add_task("synthesising", total=num, info="")
         write_synth_dataset(out_dir, num, h, w, seed, split=split, progress=lambda i, n: bar.update(task, completed=i))
     err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}", highlight=False)
+    emit_json({"folder": str(out_dir), "num": num, "size": [h, w], "seed": seed, "split": split}, as_json)
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -63,6 +64,7 @@ def train_cmd(
         bool, typer.Option("--fp16-weights/--fp32-weights", help="Storage precision of the final file.")
     ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Train a model on a labelled dataset; writes OUT/model.safetensors with its metadata.
 
@@ -103,7 +105,10 @@ def train_cmd(
         result = train(cfg, progress=report, resume=resume)
     beside = [p.name for p in (result.checkpoint.parent / n for n in ("last.pt", "best.pt")) if p.is_file()]
     err.print(f"wrote {result.checkpoint}" + (f" (+ {', '.join(beside)})" if beside else ""), highlight=False)
-    best = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
+    doc = {"checkpoint": str(result.checkpoint), "best_miou": result.best_miou, "epochs_run": result.epochs_run}
+    if emit_json({**doc, "history": result.history}, as_json):
+        return
+    best = "not measured (no --val)" if result.best_miou is None else f"{result.best_miou:.4f}"
     out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
 
 
@@ -117,7 +122,7 @@ def evaluate_cmd(
     arch: Arch = "auto",
     num_classes: NumClasses = None,
     threads: Threads = None,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
     strict_labels: Annotated[
         bool, typer.Option("--strict-labels", help="Exit 5 when labels have class ids outside the model's classes.")
     ] = False,
@@ -142,8 +147,7 @@ def evaluate_cmd(
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             strict_labels=strict_labels,
         )
-    if as_json:
-        out.print_json(json.dumps(res))
+    if emit_json(res, as_json):
         return
     table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {res['miou']:.4f}")
     table.add_column("class")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from .app import command_line, err, export_app, handle_errors, out, status_spinner
+from .app import command_line, emit_json, err, export_app, handle_errors, out, status_spinner
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -48,7 +47,7 @@ def export_onnx_cmd(
             "is installed (TensorRT-RTX builds on a CPU).",
         ),
     ] = True,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Export to ONNX, simplify, verify against PyTorch in ONNX Runtime, write provenance.
 
@@ -85,8 +84,7 @@ def export_onnx_cmd(
             progress=(lambda msg: st.update(msg)) if st is not None else None,
         )
     err.print(f"wrote {result.path} (+ {result.metadata_path.name})", highlight=False)
-    if as_json:
-        out.print_json(json.dumps(result.metadata))
+    if emit_json(result.metadata, as_json):
         return
     meta = result.metadata
     table = Table(

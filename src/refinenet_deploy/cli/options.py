@@ -103,7 +103,14 @@ MaxMiouDrop = Annotated[
         help="Accuracy-aware fallback: at most this mIoU drop (points, 0-100) vs FP32.",
     ),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+JsonOut = Annotated[
+    str | None,
+    typer.Option(
+        "--json",
+        metavar="[PATH]",
+        help="The result as JSON: alone (or '-') on stdout instead of the table; with PATH, written there.",
+    ),
+]
 
 
 def parse_size(value: str, what: str = "--input-size") -> tuple[int, int]:

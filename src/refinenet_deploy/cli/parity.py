@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import ParityError, UsageError
 from .app import app, err, handle_errors, out, progress_bar
-from .options import Split, Threads, parse_size
+from .options import JsonOut, Split, Threads, parse_size
 
 
 @app.command("parity")
@@ -48,7 +48,7 @@ def parity_cmd(
         bool | None,
         typer.Option("--flip/--no-flip", help="Test-time horizontal flip for both sides."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-': stdout).")] = None,
+    json_out: JsonOut = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here.")] = None,
     save_worst: Annotated[
         tuple[int, Path] | None, typer.Option("--save-worst", help="K DIR: PNG panels of the K least-agreeing images.")

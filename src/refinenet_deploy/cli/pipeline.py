@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ..calibration.dataset import DEFAULT_CALIBRATION_IMAGES
-from .app import _state, app, command_line, err, handle_errors, out
+from .app import _state, app, command_line, emit_json, err, handle_errors, out
+from .options import JsonOut
 
 DEFAULT_BUNDLE = Path("rfdeploy-bundle")
 DEFAULT_CALIB_IMAGES = DEFAULT_CALIBRATION_IMAGES  # one default for calibrate, build and pipeline
@@ -58,6 +59,7 @@ def pipeline_cmd(
         bool, typer.Option("--resume", help="Continue a bundle with its own settings (on a device: finish it).")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo every step, even unchanged ones.")] = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Export, calibrate, build, check parity and benchmark every target into one bundle, with a report and a
     manifest. Steps are keyed by their inputs: a second run skips what did not change. Targets this machine cannot
@@ -118,7 +120,10 @@ def pipeline_cmd(
         err.print(f"warning: {msg}", markup=False, highlight=False, soft_wrap=True)
 
     result = Pipeline(cfg, bundle, force=force, progress=progress, warn=warn, command=command_line()).run()
-    _print_summary(result)
+    import json
+
+    if not emit_json(json.loads(result.manifest.read_text()), as_json):  # the manifest: targets, verdicts, files
+        _print_summary(result)
     code = result.exit_code
     if result.shared_error is not None:
         err.print(
