@@ -120,3 +120,46 @@ def test_report_announces_files_on_stderr_and_takes_json(tmp_path) -> None:  # n
     assert "wrote" not in res.stdout and f"wrote {out}" in res.stderr
     res = _invoke("report", *map(str, docs), "-o", str(out), "--json")
     assert res.exit_code == 0 and len(json.loads(res.stdout)["rows"]) == 2
+
+
+# --------------------------------------------------------------------------------------------- item 11
+def test_text_shows_percent_with_a_sign_json_keeps_fractions(tmp_path) -> None:  # noqa: ANN001
+    """Issue 19 item 11: one convention. The parity Markdown, the report's table and the pipeline summary print
+    agreement and mIoU as percentages with '%'; the JSON they read holds fractions."""
+    from types import SimpleNamespace
+
+    from tests.report.docs import bench_doc, parity_doc, write_docs
+
+    from refinenet_deploy.operations.pipeline.config import TARGETS
+    from refinenet_deploy.operations.pipeline.summary import summary_rows
+    from refinenet_deploy.operations.report import parity_markdown, write_report
+
+    doc = parity_doc(
+        "/runs/m.onnx",
+        reference_miou=0.8795,
+        backend_miou=0.879,
+        agreement_miou=0.99,
+        boundary_agreement=0.98,
+        logit_max_abs_error=None,
+        logit_mean_abs_error=None,
+        tta={"scales": [1.0], "flip": False},
+        per_class=[],
+        policy={"static_size": None, "boundary_width_px": 3},
+    )
+    assert 0 <= doc["pixel_agreement"] <= 1  # JSON: a fraction
+    md = parity_markdown(doc)
+    assert "| PyTorch mIoU | 87.95 % |" in md and "| pixel agreement | 99.910 % |" in md
+    paths = write_docs(tmp_path / "in", bench_doc("rf_lw_mbv2", "onnxruntime", 10.0, artifact="/runs/m.onnx"), doc)
+    report = write_report(paths, tmp_path / "r.md").output.read_text()
+    assert "99.910 %" in report
+    outcome = SimpleNamespace(
+        target=TARGETS["cpu-onnxruntime-fp32"],
+        status="done",
+        parity=doc,
+        bench=None,
+        predicted=None,
+        reason=None,
+        commands=[],
+    )
+    (row,) = summary_rows([outcome], [])
+    assert row["agreement"] == "99.91 %"

@@ -251,7 +251,7 @@ def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
 def test_markdown_renders(setup) -> None:
     md = report_markdown(validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2).to_dict())
     assert md.startswith("# Parity: `m.onnx` vs PyTorch `m.safetensors`") and "| pixel agreement |" in md
-    assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" |")[0]))
+    assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" % |")[0]))  # a percentage, with its sign
 
 
 @pytest.mark.openvino

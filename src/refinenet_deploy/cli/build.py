@@ -107,7 +107,7 @@ def build_openvino_cmd(
     q = meta.get("quantization") or {}
     if "final_drop_points" in q:
         out.print(
-            f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} (FP32) -> {q['int8_metric']:.2f} "
+            f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} % (FP32) -> {q['int8_metric']:.2f} % "
             f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
             highlight=False,
         )

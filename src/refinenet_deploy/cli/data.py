@@ -99,7 +99,7 @@ def train_cmd(
                     info=f"loss {p.loss:.3f} lr {p.lr:.2e}",
                 )
             else:
-                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou:.4f}"
+                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou * 100:.2f} %"
                 err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
 
         result = train(cfg, progress=report, resume=resume)
@@ -108,7 +108,7 @@ def train_cmd(
     doc = {"checkpoint": str(result.checkpoint), "best_miou": result.best_miou, "epochs_run": result.epochs_run}
     if emit_json({**doc, "history": result.history}, as_json):
         return
-    best = "not measured (no --val)" if result.best_miou is None else f"{result.best_miou:.4f}"
+    best = "not measured (no --val)" if result.best_miou is None else f"{result.best_miou * 100:.2f} %"
     out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
 
 
@@ -149,11 +149,12 @@ def evaluate_cmd(
         )
     if emit_json(res, as_json):
         return
-    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {res['miou']:.4f}")
+    miou = f"{res['miou'] * 100:.2f} %"
+    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {miou}")
     table.add_column("class")
     table.add_column("IoU", justify="right")
     for name, iou in zip(res["class_names"], res["iou"]):
-        table.add_row(name, "absent" if iou is None else f"{iou:.4f}")
+        table.add_row(name, "absent" if iou is None else f"{iou * 100:.2f} %")
     out.print(table)
     labels = res["labels_out_of_range"]
     if labels["pixels"]:

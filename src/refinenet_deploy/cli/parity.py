@@ -269,7 +269,7 @@ def _announce_reference(ref: dict[str, Any], tmp: Path) -> None:
 
 def _print_parity(r: dict[str, Any]) -> None:
     def pct(v: float | None, d: int = 2) -> str:
-        return "n/a" if v is None else f"{v * 100:.{d}f}"
+        return "n/a" if v is None else f"{v * 100:.{d}f} %"
 
     table = Table(
         title=f"parity: {Path(r['artifact']).name} ({r['runtime']}, {r['precision']}) vs PyTorch, "

@@ -748,7 +748,7 @@ HEADER = (
     "throughput (img/s)",
     "speed-up vs PyTorch (same model, size, batch, device)",
     "mIoU drop (pt)",
-    "pixel agreement (%)",
+    "pixel agreement",
     "parity gates",
     "artifact",
 )
@@ -791,7 +791,7 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         f(r.throughput_ips, ".1f"),
         speed,
         f(r.miou_drop_points, ".3f"),
-        "n/a" if r.agreement is None else f"{r.agreement * 100:.3f}",
+        "n/a" if r.agreement is None else f"{r.agreement * 100:.3f} %",
         gates,
         r.artifact,
     ]
@@ -1055,7 +1055,7 @@ def parity_markdown(report: dict[str, Any]) -> str:
     """A Markdown rendering of the parity JSON."""
 
     def pct(v: float | None, digits: int = 2) -> str:
-        return "n/a" if v is None else f"{v * 100:.{digits}f}"
+        return "n/a" if v is None else f"{v * 100:.{digits}f} %"
 
     shown, reasons = parity_verdict(report)
     status = {"pass": "PASSED", "fail": "FAILED"}.get(shown, "NOT EVALUATED") + (

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-COLUMNS = ("target", "status", "p50 ms", "vs PyTorch", "mIoU drop pt", "agreement %")
+COLUMNS = ("target", "status", "p50 ms", "vs PyTorch", "mIoU drop pt", "agreement")
 
 
 def _p50(bench: dict[str, Any] | None) -> float | None:
@@ -57,7 +57,7 @@ def summary_rows(outcomes: Sequence[Any], baselines: Sequence[dict[str, Any]]) -
                 "p50 ms": f"{p50:.2f}" if p50 is not None else "—",
                 "vs PyTorch": speed,
                 "mIoU drop pt": drop_cell,
-                "agreement %": f"{agreement * 100:.2f}" if agreement is not None else "—",
+                "agreement": f"{agreement * 100:.2f} %" if agreement is not None else "—",
                 "reason": o.reason,
                 "commands": o.commands,
                 "predicted_over_gate": predicted.get("over_gate") or [],
