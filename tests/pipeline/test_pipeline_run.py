@@ -4,6 +4,7 @@ elsewhere, and resuming after a SIGKILL."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -325,3 +326,18 @@ def test_device_results_from_older_inputs_are_not_used(tmp_path: Path, bundle) -
     changed = run(copy, calib_images=6)  # a new INT8 ONNX: the engine and its results are now stale
     assert statuses(changed)["jetson-trt-int8"] == "pending on device"
     assert "calibrate" in changed.ran
+
+
+def test_report_html_has_the_bundle_summary_and_pending_commands(bundle) -> None:  # noqa: ANN001
+    """Issue 19 item 9: report.html, the file a lead opens, shows what report.md shows first: the bundle's table
+    and, per pending target, the commands that finish it."""
+    path, result = bundle
+    page = (path / "report.html").read_text()
+    assert "<h1>Deployment bundle</h1>" in page and "<table class='summary'>" in page
+    for o in result.outcomes:
+        assert f"<td>{o.target.name}</td>" in page
+        for command in o.commands:
+            assert f"<code>{html.escape(command)}</code>" in page, command
+    assert page.index("Deployment bundle") < page.index("refinenet-deploy report</h1>")
+    md = (path / "report.md").read_text()
+    assert md.startswith("# Deployment bundle") and md.count("# refinenet-deploy report") == 1

@@ -692,6 +692,7 @@ class Report:
     notes: list[str]
     header: dict[str, list[str]] = field(default_factory=dict)
     charts_skipped: str | None = None
+    preamble: str = ""  # Markdown shown first (a pipeline bundle's summary and pending commands)
 
 
 def summarize_inputs(docs: Sequence[Document]) -> dict[str, list[str]]:
@@ -810,7 +811,8 @@ def _md(cell: str) -> str:
 
 
 def to_markdown(report: Report, charts: Mapping[str, str] | None = None) -> str:
-    lines = ["# refinenet-deploy report", "", *_header_lines(report), ""]
+    lines = [report.preamble] if report.preamble else []
+    lines += ["# refinenet-deploy report", "", *_header_lines(report), ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_md(c) for c in _cells(r, report.notes)) + " |" for r in report.rows]
     lines += ["", _EXPLAIN]
@@ -833,6 +835,62 @@ _EXPLAIN = (
 )
 
 
+def _inline_html(text: str) -> str:
+    """Inline Markdown of our own summaries (`code`, **bold**) as HTML, everything else escaped."""
+    parts = text.split("`")
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"<code>{html.escape(part)}</code>")
+        else:
+            bold = html.escape(part).split("**")
+            out.append("".join(f"<b>{b}</b>" if j % 2 else b for j, b in enumerate(bold)))
+    return "".join(out)
+
+
+def markdown_to_html(text: str) -> str:
+    """The Markdown rfdeploy writes in summaries (headings, paragraphs, pipe tables, two-level lists, inline code
+    and bold) as HTML: report.html shows what report.md shows."""
+    blocks: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 4)
+            blocks.append(f"<h{level}>{_inline_html(line.lstrip('#').strip())}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):
+                    rows.append(cells)
+                i += 1
+            head = "".join(f"<th>{_inline_html(c)}</th>" for c in rows[0]) if rows else ""
+            body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+            blocks.append(f"<table class='summary'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif line.lstrip().startswith("- "):
+            items: list[str] = []
+            while i < len(lines) and lines[i].lstrip().startswith("- "):
+                item = _inline_html(lines[i].lstrip()[2:])
+                if lines[i].startswith("  ") and items:
+                    items[-1] += f"<ul><li>{item}</li></ul>"
+                else:
+                    items.append(item)
+                i += 1
+            blocks.append("<ul>" + "".join(f"<li>{x}</li>" for x in items).replace("</ul><ul>", "") + "</ul>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|", "- ", "  - ")):
+                para.append(lines[i])
+                i += 1
+            blocks.append(f"<p>{_inline_html(' '.join(para))}</p>")
+    return "\n".join(blocks)
+
+
 def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join(
@@ -852,9 +910,20 @@ def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:4px 8px;text-align:right}td:nth-child(-n+7),td:last-child{text-align:left}img{max-width:100%}"
-        "</style></head><body><h1>refinenet-deploy report</h1>"
+        "</style></head><body>"
+        + (f"<section class='bundle'>{markdown_to_html(report.preamble)}</section>" if report.preamble else "")
+        + "<h1>refinenet-deploy report</h1>"
         f"<ul>{facts}</ul><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         f"<p>{html.escape(_EXPLAIN)}</p><ol>{notes}</ol>{imgs}{skipped}</body></html>\n"
+    )
+
+
+def summary_page(preamble: str) -> str:
+    """A self-contained HTML page of a Markdown summary alone (a bundle with no result yet)."""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy bundle</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px}</style></head><body>" + markdown_to_html(preamble) + "</body></html>\n"
     )
 
 
@@ -990,11 +1059,11 @@ def chart_paths(output: Path) -> list[Path]:
     return [output.with_name(f"{output.stem}_{name}.png") for name in CHART_NAMES] if output.suffix == ".md" else []
 
 
-def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResult:
+def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: str = "") -> ReportResult:
     """Check ``output`` (before any work), read and check ``inputs``, build the table and the charts, and write
     the report (and, for Markdown, its PNG charts) atomically. Raises UsageError (exit 2) for a bad output or
     no inputs, DataError (exit 5) for an input that is not a bench/parity result this version reads (or only
-    sidecars)."""
+    sidecars). ``preamble``: Markdown shown before the table (in HTML too): a pipeline bundle's summary."""
     output = Path(output)
     if not inputs:
         raise UsageError("no input JSON files. Pass bench/parity files written with --json")
@@ -1012,7 +1081,7 @@ def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResu
             hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'",
         )
     rows, notes = build_rows(docs)
-    report = Report(rows, notes, summarize_inputs(docs))
+    report = Report(rows, notes, summarize_inputs(docs), preamble=preamble)
     try:
         charts = render_charts(rows)
     except MissingDependencyError:
@@ -1044,9 +1113,11 @@ def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResu
     return ReportResult(output, rows, chart_files, written, skipped, report.charts_skipped)
 
 
-def make_report(inputs: Sequence[str | Path], output: str | Path) -> tuple[Path, list[ReportRow], list[Path]]:
+def make_report(
+    inputs: Sequence[str | Path], output: str | Path, *, preamble: str = ""
+) -> tuple[Path, list[ReportRow], list[Path]]:
     """``write_report`` returning (report path, rows, chart files)."""
-    result = write_report(inputs, output)
+    result = write_report(inputs, output, preamble=preamble)
     return result.output, result.rows, result.charts
 
 

@@ -904,17 +904,20 @@ class Pipeline:
         if files:
             from ..report import make_report
 
-            try:
-                _, _, written_md = make_report(files, md)
-                _, _, written_html = make_report(files, html)
+            try:  # the bundle's summary and pending commands first, in both (report.html is what a lead opens)
+                make_report(files, md, preamble=summary)
+                make_report(files, html, preamble=summary)
                 written = [md, html]
             except RefineNetDeployError as exc:
                 self.warn(f"report: {exc.message}")
-        text = md.read_text() if md.exists() and written else ""
-        from ...artifacts import write_atomic
+        if not written:  # no result yet (or none readable): the summary alone
+            from ...artifacts import write_atomic
+            from ..report import summary_page
 
-        write_atomic(md, lambda tmp: tmp.write_text(summary + "\n" + text))
-        written = sorted({md, *written})
+            write_atomic(md, lambda tmp: tmp.write_text(summary))
+            write_atomic(html, lambda tmp: tmp.write_text(summary_page(summary)))
+            written = [md, html]
+        written = sorted(set(written))
         state.record("report", key, [p for p in written if p.exists()])
         return written
 
