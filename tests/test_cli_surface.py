@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -163,3 +164,135 @@ def test_text_shows_percent_with_a_sign_json_keeps_fractions(tmp_path) -> None: 
     )
     (row,) = summary_rows([outcome], [])
     assert row["agreement"] == "99.91 %"
+
+
+# --------------------------------------------------------------------------------------------- item 16
+WIDTH = 80
+HELP_PAGES = [name for name in _commands()] + [""]
+
+
+def _fits(text: str, what: str) -> None:
+    """Every line within 80 columns and no word cut (Rich's '…', or a number broken as in '42949672 95')."""
+    import re
+
+    for line in text.splitlines():
+        if line.lstrip().startswith(("rfdeploy ", "trtexec ")):
+            continue  # a command to copy is one line on purpose (the terminal soft-wraps it; nothing is cut)
+        assert len(line) <= WIDTH, f"{what}: {len(line)} columns: {line!r}"
+        assert "…" not in line, f"{what}: a cut word: {line!r}"
+        assert not re.search(r"\d{6,} \d", line), f"{what}: a number split across a space: {line!r}"
+
+
+@pytest.mark.parametrize("command", HELP_PAGES)
+def test_help_fits_80_columns(command: str, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    res = _invoke(*command.split(), "--help")
+    assert res.exit_code == 0, res.output
+    _fits(res.stdout, f"rfdeploy {command} --help")
+    assert len(res.stdout.splitlines()) <= 80, f"rfdeploy {command} --help runs to {len(res.stdout.splitlines())}"
+
+
+def _record(monkeypatch, module) -> Any:  # noqa: ANN001, ANN401
+    from rich.console import Console
+
+    console = Console(width=WIDTH, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    monkeypatch.setattr(module, "out", console)
+    return console
+
+
+def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    from tests.report.docs import bench_doc, parity_doc
+
+    from refinenet_deploy.cli import bench as bench_cli
+    from refinenet_deploy.cli import export as export_cli
+    from refinenet_deploy.cli import parity as parity_cli
+    from refinenet_deploy.cli import pipeline as pipeline_cli
+    from refinenet_deploy.operations.pipeline.config import TARGETS
+
+    for argv in (["models"], ["doctor"], ["inspect", "demo/rf_lw_mbv2_synth.safetensors"]):
+        res = _invoke(*argv)
+        assert res.exit_code == 0, res.output
+        _fits(res.stdout, " ".join(argv))
+    # the export table (issue: "ONNX Runtime vs PyTor…", "y…")
+    console = _record(monkeypatch, export_cli)
+    case = SimpleNamespace(
+        name="random-128x128-b1",
+        size=(128, 128),
+        diff=SimpleNamespace(max_abs_error=9.06e-6, max_rel_error=1.07e-6, argmax_agreement=1.0, within_tolerance=True),
+    )
+    meta = {
+        "arch": "rf_lw_mbv2",
+        "num_classes": 6,
+        "precision": "fp32",
+        "head": "logits",
+        "opset": 17,
+        "simplifier": "onnxsim",
+        "verification": {},
+    }
+    export_cli._print_export(
+        SimpleNamespace(path=tmp_path / "model.onnx", metadata=meta, cases=[case], simplification=[])
+    )
+    _fits(console.export_text(), "export table")
+    # parity
+    console = _record(monkeypatch, parity_cli)
+    doc = parity_doc(
+        "/runs/a/long/path/rf_lw_mbv2_512x512.int8.onnx",
+        reference_miou=0.8795,
+        backend_miou=0.879,
+        agreement_miou=0.99,
+        boundary_agreement=0.98,
+        logit_max_abs_error=None,
+        per_class=[
+            {
+                "class": "background",
+                "reference_iou": 0.9,
+                "backend_iou": 0.89,
+                "drop_points": 1.0,
+                "agreement_iou": 0.99,
+            }
+        ],
+    )
+    parity_cli._print_parity(doc)
+    _fits(console.export_text(), "parity table")
+    # bench
+    console = _record(monkeypatch, bench_cli)
+    bench = bench_doc("rf_lw_mbv2", "openvino", 12.3, precision="int8", artifact="/runs/model.int8.xml")
+    bench.update(label="int8 (float parts fp32)", peak_gmacs=None, achieved_gmacs=None, fraction_of_peak=None)
+    bench.update(peak_rss_mib=612.0, peak_probe={"reason": "not measured: --no-peak"})
+    bench["protocol"] = {"timing": "3 warm-up runs, then 20 timed runs (perf_counter_ns)"}
+    bench["compute_only"].update(p90_ms=12.9, max_ms=14.1, std_ms=0.4)
+    bench_cli.render(bench, "model.int8.xml")
+    _fits(console.export_text(), "bench table")
+    # the pipeline summary (issue: "agreem…")
+    console = _record(monkeypatch, pipeline_cli)
+    outcomes = [
+        SimpleNamespace(
+            target=TARGETS[name],
+            status=status,
+            parity=parity_doc("/m.onnx"),
+            bench=None,
+            predicted={"miou_drop_points": 0.184, "over_gate": ["x"]},
+            reason="needs a Jetson",
+            commands=["rfdeploy pipeline --resume ."],
+        )
+        for name, status in (
+            ("cpu-onnxruntime-int8", "done"),
+            ("jetson-trt-int8", "pending on device"),
+            ("cpu-openvino-int8", "gate not evaluated"),
+        )
+    ]
+    pipeline_cli._print_summary(
+        SimpleNamespace(
+            outcomes=outcomes,
+            baseline=None,
+            bundle=tmp_path / "rfdeploy-bundle",
+            ran=[],
+            skipped=[],
+            imported=[],
+            report=[],
+            manifest=tmp_path / "manifest.json",
+        )
+    )
+    _fits(console.export_text(), "pipeline table")

@@ -14,12 +14,28 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table as _RichTable
 from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import RefineNetDeployError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Table(_RichTable):
+    """Every table the CLI prints: a cell too wide for its column folds onto the next line instead of being cut
+    with an ellipsis (a SHA-256, a path, a header at 80 columns keep every character)."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
+    def add_row(self, *args: Any, **kwargs: Any) -> None:
+        super().add_row(*args, **kwargs)
+        for column in self.columns:  # columns made by add_row itself
+            column.overflow = "fold"
+
 
 out = Console()
 err = Console(stderr=True)
@@ -128,13 +144,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # Click's plain help: wraps at the terminal width, never cuts an option name
 )
-data_app = typer.Typer(help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
-export_app = typer.Typer(help="Export a checkpoint to a deployable format.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export a checkpoint to a deployable format.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(export_app, name="export")
-build_app = typer.Typer(help="Build a runtime artifact from an ONNX model.", no_args_is_help=True)
+build_app = typer.Typer(
+    help="Build a runtime artifact from an ONNX model.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(build_app, name="build")
 
 

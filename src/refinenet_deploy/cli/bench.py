@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..operations.bench import DEFAULT_ITERATIONS, benchmark
-from .app import app, err, handle_errors, out
+from .app import Table, app, err, handle_errors, out
 from .options import JsonOut, Threads, parse_size
 
 _COLUMNS = (
@@ -100,10 +99,14 @@ def bench_cmd(
 ) -> None:
     """Latency of one artifact on this device, with the device fingerprint and the timing protocol.
 
+    \b
     Examples:
-      rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json cpu-ort.json
-      rfdeploy bench model.xml --inference-precision bf16 --hint throughput --duration 20
-      rfdeploy bench model.safetensors --device gpu --precision fp16 --channels-last --input-size 512x512
+      rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json \\
+          cpu-ort.json
+      rfdeploy bench model.xml --inference-precision bf16 --hint throughput \\
+          --duration 20
+      rfdeploy bench model.safetensors --device gpu --precision fp16 \\
+          --channels-last --input-size 512x512
     """
 
     size = parse_size(input_size) if input_size else None

@@ -65,12 +65,15 @@ def build_openvino_cmd(
 ) -> None:
     """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
 
+    \b
     Examples:
       rfdeploy build openvino model.onnx -o model.xml
       rfdeploy build openvino model.onnx --int8 --data calib/ -o model.int8.xml
-      rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.xml
+      rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ \\
+          --max-miou-drop 0.5 -o model.int8.xml
       rfdeploy build openvino model.int8.onnx --int8 -o model.qdq.xml
-      rfdeploy build openvino model.int8.onnx --int8 --data val/ --min-agreement 95 -o model.qdq.xml
+      rfdeploy build openvino model.int8.onnx --int8 --data val/ \\
+          --min-agreement 95 -o model.qdq.xml
     """
     from ..operations.build_openvino import convert_openvino, precision_from_flags
 
@@ -193,11 +196,15 @@ def build_trt_cmd(
     """TensorRT engine (TensorRT 10/11 on the device; TensorRT-RTX builds without a GPU). Precision comes from the
     ONNX. Exits 6 naming the failing node if TensorRT cannot parse or build it; 4 without a TensorRT library.
 
+    \b
     Examples:
       rfdeploy build trt model.onnx --fp16 -o model.fp16.engine
-      rfdeploy build trt model.int8.onnx --int8 --layer-report layers.json -o model.int8.engine
-      rfdeploy build trt model.onnx --int8 --data calib/ --dla-core 0 --input-size 512x512 -o model.dla.engine
-      rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o model.engine
+      rfdeploy build trt model.int8.onnx --int8 --layer-report layers.json -o \\
+          model.int8.engine
+      rfdeploy build trt model.onnx --int8 --data calib/ --dla-core 0 \\
+          --input-size 512x512 -o model.dla.engine
+      rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o \\
+          model.engine
     """
     from ..operations.build_openvino import precision_from_flags
     from ..operations.build_trt import build_engine

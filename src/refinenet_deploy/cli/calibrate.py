@@ -58,9 +58,13 @@ def calibrate_cmd(
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
 
-    Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images 300 -o model.int8.onnx
+    \b
+    Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images \\
+          300 -o model.int8.onnx
 
-    Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.onnx
+    \b
+    Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ \\
+          --max-miou-drop 0.5 -o model.int8.onnx
     """
     from ..operations.calibrate import calibrate_onnx
 

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from .app import app, command_line, data_app, emit_json, err, handle_errors, out, progress_bar
+from .app import Table, app, command_line, data_app, emit_json, err, handle_errors, out, progress_bar
 from .options import MAX_IMAGES, Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, finite_float, parse_size
 
 
@@ -25,7 +24,9 @@ def data_synth_cmd(
 ) -> None:
     """Write a VOC-layout dataset of procedurally generated scenes (deterministic for a seed).
 
-    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 --seed 2 --split val
+    \b
+    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 \\
+          --seed 2 --split val
     """
     from ..artifacts import probe_output
     from ..data.synth import SYNTH_CLASSES, write_synth_dataset
@@ -68,7 +69,9 @@ def train_cmd(
 ) -> None:
     """Train a model on a labelled dataset; writes OUT/model.safetensors with its metadata.
 
-    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 -o runs/demo
+    \b
+    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 \\
+          -o runs/demo
     """
     from ..operations.training import TrainConfig, train
 
@@ -131,6 +134,7 @@ def evaluate_cmd(
 
     Label ids outside the classes (other than the ignore index 255) are counted and reported, not scored.
 
+    \b
     Example: rfdeploy evaluate demo/rf_lw_mbv2_synth.safetensors --data synth-val
     """
     from ..operations.evaluation import evaluate_checkpoint

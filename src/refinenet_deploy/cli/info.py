@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .app import app, emit_json, handle_errors, out
+from .app import Table, app, emit_json, handle_errors, out
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -24,6 +23,7 @@ def models_cmd(
 ) -> None:
     """List the model zoo: name, family, backbone, parameters, GMAC.
 
+    \b
     Example: rfdeploy models 'rf_lw*' --size 1024x2048
     """
     from ..models.complexity import describe_models
@@ -53,6 +53,7 @@ def models_cmd(
 def doctor_cmd(as_json: JsonOut = None) -> None:
     """Report the environment: Python, PyTorch, ONNX, runtimes, TensorRT libraries and CPU features.
 
+    \b
     Example: rfdeploy doctor --json
     """
     from ..operations.doctor import diagnose
@@ -79,6 +80,7 @@ def inspect_cmd(
 ) -> None:
     """Load a checkpoint strictly and say what it is: architecture, classes, wrapper, SHA-256.
 
+    \b
     Example: rfdeploy inspect rf_lw50_voc.pth.tar
     """
     from ..models import load_model

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..errors import ParityError, UsageError
-from .app import app, err, handle_errors, out, progress_bar
+from .app import Table, app, err, handle_errors, out, progress_bar
 from .options import JsonOut, Split, Threads, parse_size
 
 
@@ -94,12 +93,16 @@ def parity_cmd(
     The PyTorch side can be saved once (--save-reference REF.npz) and compared with artifacts on a machine
     without PyTorch (rfdeploy parity REF.npz ARTIFACT); live runs cache it, so N artifacts cost one PyTorch pass.
 
+    \b
     Examples:
       rfdeploy parity demo.safetensors demo.onnx --data synth-val
-      rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 --num-images 500 --save-worst 8 worst/
-      rfdeploy parity demo.safetensors --data synth-val --save-reference ref.npz --reference-logits
+      rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 \\
+          --num-images 500 --save-worst 8 worst/
+      rfdeploy parity demo.safetensors --data synth-val --save-reference \\
+          ref.npz --reference-logits
       rfdeploy parity ref.npz demo.onnx demo.int8.onnx --data synth-val
-      rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 --data synth-val
+      rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 \\
+          --data synth-val
     """
     from ..operations.parity import (
         check_gate_options,

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..calibration.dataset import DEFAULT_CALIBRATION_IMAGES
-from .app import _state, app, command_line, emit_json, err, handle_errors, out
+from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out
 from .options import JsonOut
 
 DEFAULT_BUNDLE = Path("rfdeploy-bundle")
@@ -65,11 +64,15 @@ def pipeline_cmd(
     manifest. Steps are keyed by their inputs: a second run skips what did not change. Targets this machine cannot
     finish are left "pending on device" with the commands that finish them.
 
+    \b
     Examples:
-      rfdeploy pipeline                                   # the demo: bundled checkpoint, synthetic data
-      rfdeploy pipeline --checkpoint model.pth --data val/ --calib-data calib/ --targets cpu,gpu-trt-int8 -o out/
+      # the demo: bundled checkpoint, synthetic data
+      rfdeploy pipeline
+      rfdeploy pipeline --checkpoint model.pth --data val/ --calib-data \\
+          calib/ --targets cpu,gpu-trt-int8 -o out/
       rfdeploy pipeline deploy.toml -o out/
-      rfdeploy pipeline --resume out/                     # on the GPU machine or the Jetson
+      # on the GPU machine or the Jetson
+      rfdeploy pipeline --resume out/
     """
     from ..errors import CheckpointError, DataError
     from ..operations.pipeline import Pipeline, load_bundle_config, load_config, make_config
@@ -159,11 +162,13 @@ def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
     out.print(table)
     for r in rows:
         if r["status"] == "pending on device":
-            out.print(
-                f"{r['target']}: {r['reason']}. On that device, run in the bundle:", highlight=False, soft_wrap=True
-            )
-            for c in r["commands"]:
+            out.print(f"{r['target']}: {r['reason']}. On that device, run in the bundle:", highlight=False)
+            for why in r.get("predicted_over_gate") or []:
+                out.print(f"  predicted on this CPU, already over the gate: {why}", markup=False, highlight=False)
+            for c in r["commands"]:  # commands to copy: one line each, never wrapped or cut
                 out.print(f"  {c}", markup=False, highlight=False, soft_wrap=True)
+        elif r["status"] != "done" and r["reason"]:
+            out.print(f"{r['target']}: {r['status']}: {r['reason']}", markup=False, highlight=False)
     counts = f"{len(result.ran)} steps ran, {len(result.skipped)} up to date"
     if result.imported:
         counts += f", {len(result.imported)} results imported"

@@ -21,13 +21,18 @@ def report_cmd(
     ],
     as_json: JsonOut = None,
 ) -> None:
-    r"""One table across devices: p50/p99 (ms), throughput (img/s), speed-up against the PyTorch row of the same
+    """One table across devices: p50/p99 (ms), throughput (img/s), speed-up against the PyTorch row of the same
     model, input size, batch and device, mIoU drop, pixel agreement and parity gates; plus charts.
 
     Files rfdeploy writes that are not results (sidecars, calibration manifests, a bundle's manifest.json and
     pipeline.json, models, references, reports, charts) are skipped with a note; any other file that is not a
-    bench or parity JSON is refused (exit 5). Charts need matplotlib: pip install 'refinenet-deploy\[report]'.
+    bench or parity JSON is refused (exit 5).
 
+    \b
+    Charts need matplotlib:
+      pip install 'refinenet-deploy[report]'
+
+    \b
     Example: rfdeploy report cpu-*.json jetson-*.json parity-*.json -o report.html
     """
     from ..operations.report import write_report
