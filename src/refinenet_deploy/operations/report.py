@@ -42,6 +42,12 @@ ASYNC_TIMING = "async throughput"
 REPORT_SUFFIXES = (".md", ".html")
 MIN_MS, MAX_MS = 1e-6, 1e9  # a p50 outside is not a timing (and would break ratios and chart scales)
 CHART_NAMES = ("latency", "accuracy_vs_latency")
+CHART_CAPTIONS = {
+    "latency": "p50 latency per model, input size and batch, on a log scale (every bar readable next to PyTorch's); "
+    "the label after each bar is its speed-up against PyTorch on the same device. Colour: runtime.",
+    "accuracy_vs_latency": "mIoU drop against PyTorch versus p50 latency; each point is numbered, the key beside "
+    "the chart names it. Colour: runtime; marker: model.",
+}
 
 # every spelling met in bench/parity JSON (old and new, OpenVINO's element types) -> the one we print
 PRECISION_ALIASES = {
@@ -380,6 +386,9 @@ class ReportRow:
     failed_gates: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     source: str = ""
+    std_ms: float | None = None  # of the same timing kind
+    model_mib: float | None = None  # the artifact's size on disk (an IR: .xml + .bin), when recorded or found
+    peak_rss_mib: float | None = None  # of the bench process
 
     @property
     def model(self) -> str:
@@ -746,13 +755,66 @@ HEADER = (
     "timing",
     "p50 (ms)",
     "p99 (ms)",
+    "std (ms)",
     "throughput (img/s)",
-    "speed-up vs PyTorch (same model, size, batch, device)",
+    "speed-up vs PyTorch",  # same model, size, batch and device: the paragraph under the table says so
     "mIoU drop (pt)",
     "pixel agreement",
     "parity gates",
     "artifact",
+    "model size (MiB)",
+    "peak RSS (MiB)",
 )
+
+
+def _artifact_size_mib(doc: Mapping[str, Any], source: Path) -> float | None:
+    """The artifact's size: recorded in the result, else the file (relative paths: to the result's folder, or to a
+    bundle's root), an OpenVINO IR with its .bin. None: not found here."""
+    recorded = doc.get("artifact_bytes")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return float(recorded) / 2**20
+    path = Path(str(doc.get("artifact", "")))
+    candidates = [path] if path.is_absolute() else [source.parent / path, *(p / path for p in source.parents)]
+    for candidate in candidates:
+        try:
+            if candidate.is_file():
+                size = candidate.stat().st_size
+                weights = candidate.with_suffix(".bin")
+                if candidate.suffix == ".xml" and weights.is_file():
+                    size += weights.stat().st_size
+                return size / 2**20
+        except OSError:
+            return None
+    return None
+
+
+def _with_resources(rows: list[ReportRow], docs: Sequence[Document]) -> list[ReportRow]:
+    """Std of the row's timing, model size and peak RSS from the bench result each row came from; and, where
+    several rows show the same artifact file name (a bundle's model.xml), the folder it is in (its target)."""
+    from dataclasses import replace
+
+    by_path = {str(d.path): d for d in docs if d.kind == "bench"}
+    names: dict[str, set[str]] = {}
+    for r in rows:
+        names.setdefault(r.artifact, set()).add(r.source)
+    out = []
+    for r in rows:
+        doc = by_path.get(r.source)
+        changes: dict[str, Any] = {}
+        if doc is not None:
+            key = next((k for k, v in TIMINGS.items() if v == r.timing), None)
+            stats = doc.data.get(key) if key else None
+            if r.timing == ASYNC_TIMING:
+                stats = next((doc.data.get(k) for k in TIMINGS if isinstance(doc.data.get(k), dict)), None)
+            std = stats.get("std_ms") if isinstance(stats, dict) else None
+            changes["std_ms"] = float(std) if _number(std) else None
+            rss = doc.data.get("peak_rss_mib")
+            changes["peak_rss_mib"] = float(rss) if _number(rss) else None
+            changes["model_mib"] = _artifact_size_mib(doc.data, doc.path)
+        if len(names.get(r.artifact, ())) > 1 and r.source:
+            changes["artifact"] = f"{Path(r.source).parent.name}/{r.artifact}"
+        out.append(replace(r, **changes) if changes else r)
+    return out
 
 
 def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
@@ -789,12 +851,15 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         r.timing or "n/a (accuracy only)",
         f(r.p50_ms, ".2f"),
         f(r.p99_ms, ".2f"),
+        f(r.std_ms, ".2f"),
         f(r.throughput_ips, ".1f"),
         speed,
         f(r.miou_drop_points, ".3f"),
         "n/a" if r.agreement is None else f"{r.agreement * 100:.3f} %",
         gates,
         r.artifact,
+        "not measured" if r.model_mib is None else f"{r.model_mib:.1f}",
+        "not measured" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.0f}",
     ]
 
 
@@ -819,7 +884,9 @@ def to_markdown(report: Report, charts: Mapping[str, str] | None = None) -> str:
     if report.notes:
         lines += [""] + [f"[{i}] {n}" + "  " for i, n in enumerate(report.notes, 1)]
     for title, path in (charts or {}).items():
-        lines += ["", f"![{title}]({path})"]
+        name = next((k for k in sorted(CHART_CAPTIONS, key=len, reverse=True) if title.endswith(k)), "")
+        caption = CHART_CAPTIONS.get(name, title)
+        lines += ["", f"![{caption}]({path})", "", f"_{caption}_"]
     if report.charts_skipped:
         lines += ["", f"_Charts skipped: {report.charts_skipped}._"]
     return "\n".join(lines) + "\n"
@@ -871,7 +938,10 @@ def markdown_to_html(text: str) -> str:
                 i += 1
             head = "".join(f"<th>{_inline_html(c)}</th>" for c in rows[0]) if rows else ""
             body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-            blocks.append(f"<table class='summary'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            blocks.append(
+                f"<div class='wide'><table class='summary'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                "</table></div>"
+            )
         elif line.lstrip().startswith("- "):
             items: list[str] = []
             while i < len(lines) and lines[i].lstrip().startswith("- "):
@@ -901,19 +971,24 @@ def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
     imgs = "".join(
-        f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
-        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
+        f'<figure><img alt="{html.escape(CHART_CAPTIONS.get(k, k))}" src="data:image/png;base64,'
+        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(CHART_CAPTIONS.get(k, k))}</figcaption></figure>'
         for k, v in charts.items()
     )
     skipped = f"<p><i>Charts skipped: {html.escape(report.charts_skipped)}.</i></p>" if report.charts_skipped else ""
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}td:nth-child(-n+7),td:last-child{text-align:left}img{max-width:100%}"
+        "body{font-family:sans-serif;margin:2em;max-width:1400px}.wide{overflow-x:auto;max-width:100%}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "text-align:right;vertical-align:top}th{background:#f2f2f2;text-align:left}"
+        "td:nth-child(-n+7),td:nth-child(15),td:nth-child(16){text-align:left}"
+        "td:nth-child(4){min-width:12em}td:nth-child(15){min-width:10em}"
+        "table.summary td{text-align:left}code{font-size:12px;word-break:break-all}"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444}"
         "</style></head><body>"
         + (f"<section class='bundle'>{markdown_to_html(report.preamble)}</section>" if report.preamble else "")
         + "<h1>refinenet-deploy report</h1>"
-        f"<ul>{facts}</ul><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<ul>{facts}</ul><div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
         f"<p>{html.escape(_EXPLAIN)}</p><ol>{notes}</ol>{imgs}{skipped}</body></html>\n"
     )
 
@@ -974,7 +1049,9 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
             ax.barh(y, values, color=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in members])
             ax.set_yticks(list(y), [chart_label(m) for m in members], fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlim(0, max(values) * 1.35)
+            ax.set_xscale("log")  # PyTorch can be 100x slower: on a linear axis every other bar is a sliver
+            ax.set_xlim(min(values) / 1.5, max(values) * 6)  # room for the labels after the bars
+            _plain_log_ticks(ax, matplotlib)
             for i, m in enumerate(members):
                 if i and m.device != members[i - 1].device:  # a rule between devices
                     ax.axhline(i - 0.5, color="#bbb", lw=0.6)
@@ -982,7 +1059,7 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
                 text = f"{m.p50_ms:.2f} ms{speed}"
                 ax.annotate(text, (m.p50_ms, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
             ax.set_title(_model_title(group) if group else "model or input size not recorded", fontsize=9)
-            ax.set_xlabel("p50 latency (ms); label: speed-up vs PyTorch on the same device", fontsize=7)
+            ax.set_xlabel("p50 latency (ms, log scale); label: speed-up vs PyTorch on the same device", fontsize=7)
             ax.tick_params(axis="x", labelsize=7)
         used = {r.runtime for r in timed}
         handles = [matplotlib.patches.Patch(color=c, label=k) for k, c in RUNTIME_COLORS.items() if k in used]
@@ -993,35 +1070,76 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
         plt.close(fig)
     both = [r for r in timed if r.miou_drop_points is not None]
     if both:
-        fig, ax = plt.subplots(figsize=(8, 5 + 0.05 * len(both)))
+        fig, ax = plt.subplots(figsize=(11, 5))
         markers = "os^Dvp*hX"
+        key: list[Any] = []  # legend entries: the number of each point and what it is
+        n = 0
+        model_handles = []
         for k, (group, members) in enumerate(groups.items()):
             pts = [m for m in members if m.miou_drop_points is not None]
             if not pts:
                 continue
+            marker = markers[k % len(markers)]
             ax.scatter(
                 [m.p50_ms for m in pts],
                 [m.miou_drop_points for m in pts],
-                marker=markers[k % len(markers)],
+                marker=marker,
+                s=40,
                 c=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in pts],
-                label=_model_title(group) if group else "model not recorded",
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
+            model_handles.append(
+                matplotlib.lines.Line2D(
+                    [], [], marker=marker, ls="", color="#555", label=_model_title(group) if group else "model?"
+                )
             )
             for m in pts:
+                n += 1
                 ax.annotate(
-                    f"{m.runtime} {m.precision} ({m.device_kind}, {m.timing})",
+                    str(n),
                     (m.p50_ms, m.miou_drop_points),
-                    fontsize=6,
-                    alpha=0.8,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    annotation_clip=True,  # a number never leaves the axes
+                )
+                key.append(
+                    matplotlib.lines.Line2D(
+                        [], [], ls="", label=f"{n}: {m.runtime} {m.precision} ({m.device_kind}, {m.timing})"
+                    )
                 )
         ax.axhline(0, color="#999", lw=0.8)
-        ax.set_xlabel("p50 latency (ms)")
+        xs = [m.p50_ms for m in both]
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+        _plain_log_ticks(ax, matplotlib)
+        ys = [m.miou_drop_points for m in both]
+        pad = max(0.05, (max(ys) - min(ys)) * 0.15)
+        ax.set_ylim(min(min(ys), 0) - pad, max(max(ys), 0) + pad)
+        ax.set_xlabel("p50 latency (ms, log scale)")
         ax.set_ylabel("mIoU drop vs PyTorch (points)")
-        ax.set_title("Accuracy vs latency (marker: model; colour: runtime)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        ax.set_title("Accuracy vs latency (colour: runtime; marker: model)")
+        used = {m.runtime for m in both}
+        colours = [matplotlib.patches.Patch(color=c, label=r) for r, c in RUNTIME_COLORS.items() if r in used]
+        ax.legend(  # one legend (a second one would fall outside the saved image): colours, markers, the points
+            handles=colours + model_handles + key, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
+        fig.tight_layout(rect=(0, 0, 0.6, 1))  # the legends beside the axes stay inside the figure
         charts["accuracy_vs_latency"] = _png(fig)
         plt.close(fig)
     return charts
+
+
+def _plain_log_ticks(ax: Any, matplotlib: Any) -> None:
+    """Tick labels of a log axis as plain numbers (1, 10, 100 ms): with math text off (names may hold '$'), the
+    default labels would print as raw '$\\mathdefault{10^{2}}$'."""
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "25" else "")
+    )
+    ax.tick_params(axis="x", which="minor", labelsize=6)
 
 
 def _matplotlib() -> Any:
@@ -1029,7 +1147,9 @@ def _matplotlib() -> Any:
 
     matplotlib = require("matplotlib", extra="report")
     matplotlib.use("Agg")
+    import matplotlib.lines  # noqa: F401  (legend entries)
     import matplotlib.patches  # noqa: F401  (legend patches)
+    import matplotlib.ticker  # noqa: F401  (plain log-axis labels)
 
     return matplotlib
 
@@ -1081,6 +1201,7 @@ def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: 
             hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'",
         )
     rows, notes = build_rows(docs)
+    rows = _with_resources(rows, docs)
     report = Report(rows, notes, summarize_inputs(docs), preamble=preamble)
     try:
         charts = render_charts(rows)
