@@ -94,6 +94,7 @@ def export_onnx_cmd(
         f"input  {io_in['name']}: {io_in['dtype']} {io_in['shape']}\noutput {io_out['name']}: "
         f"{io_out['dtype']} {io_out['shape']}\nmetadata: {result.metadata_path}",
         highlight=False,
+        soft_wrap=True,  # paths stay whole
     )
 
 
@@ -104,7 +105,8 @@ def _print_export(result) -> None:  # noqa: ANN001  (ExportResult)
         title=f"{result.path} ({meta['arch']}, {meta['num_classes']} classes, {meta['precision']}, "
         f"head {meta['head']}, opset {meta['opset']})"
     )
-    table.add_column("ONNX Runtime vs PyTorch")
+    widest = max((len(c.name) for c in result.cases), default=8)
+    table.add_column("ONNX Runtime vs PyTorch", min_width=min(widest, 24))  # a case name stays whole
     for col in ("size", "max abs err", "max rel err", "argmax agreement", "ok"):
         table.add_column(col, justify="right")
     for c in result.cases:
