@@ -180,6 +180,8 @@ def _fits(text: str, what: str) -> None:
             continue  # a command to copy is one line on purpose (the terminal soft-wraps it; nothing is cut)
         assert len(line) <= WIDTH, f"{what}: {len(line)} columns: {line!r}"
         assert "…" not in line, f"{what}: a cut word: {line!r}"
+        if line[:1] in "┏┃┡│└┌├╭┗":  # a table line ends with its border, else the terminal cut it off
+            assert line.rstrip()[-1:] in "┓┃┩│┘┐┤╮┛", f"{what}: a table wider than {WIDTH} columns: {line!r}"
         assert not re.search(r"\d{6,} \d", line), f"{what}: a number split across a space: {line!r}"
 
 
