@@ -11,10 +11,9 @@ Parity results join on the artifact (same path, else the same file name when tha
 runtime and the device kind, and only when the model and the precision that ran agree. Inputs are checked
 before any work: every known non-result rfdeploy file (sidecars ``*.meta.json``, calibration manifests, a
 bundle's ``manifest.json``/``pipeline.json``, models, references, reports) is skipped with a note, anything
-else that is not a bench or parity JSON this version reads is refused (exit 5) naming the file and the field. The
-HTML is
-self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs written beside
-it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
+else that is not a bench or parity JSON this version reads is refused (exit 5) naming the file and the field.
+The HTML is self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs
+written beside it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
 """
 
 from __future__ import annotations
