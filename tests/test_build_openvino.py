@@ -127,6 +127,30 @@ def test_int8_from_qdq_onnx_needs_no_data(setup, tmp_path) -> None:
     assert _build(str(int8), "--fp16", "-o", str(tmp_path / "bad.xml")).exit_code == 2
 
 
+def test_qdq_self_check_runs_on_real_images_and_noise_only_as_a_labelled_last_resort(setup, tmp_path) -> None:
+    """Issue 19 item 6: the Q/DQ -> OpenVINO self-check runs on the calibration images the Q/DQ model's
+    .calibration.json names, or on --data; on seeded noise only when there are no images, and then says so.
+    --min-agreement sets its gate (a way past it for a model that agrees less, e.g. random weights)."""
+    data = tmp_path / "calib"
+    shutil.copytree(setup["data"], data)
+    int8 = tmp_path / "m.int8.onnx"
+    calibrate_onnx(setup["fp32"], data, int8, num_images=8)
+    low = ["--min-agreement", "0.01"]  # this test is about the images, not the tiny model's agreement
+    assert _build(str(int8), "--int8", *low, "-o", str(tmp_path / "a.xml")).exit_code == 0
+    check = read_artifact_metadata(tmp_path / "a.xml")["check"]
+    assert check["inputs"] == "8 of its calibration images (m.int8.calibration.json)", check
+    assert check["min_agreement"] == 0.01
+    res = _build(str(int8), "--int8", *low, "--data", str(setup["data"]), "-o", str(tmp_path / "b.xml"))
+    assert res.exit_code == 0, res.output
+    assert read_artifact_metadata(tmp_path / "b.xml")["check"]["inputs"].startswith("8 images from --data")
+    shutil.rmtree(data)  # the calibration images are gone: noise, labelled
+    res = _build(str(int8), "--int8", *low, "-o", str(tmp_path / "c.xml"))
+    assert res.exit_code == 0, res.output
+    check = read_artifact_metadata(tmp_path / "c.xml")["check"]
+    assert check["inputs"].startswith("seeded random noise (last resort") and "--data" in check["inputs"]
+    assert "seeded random noise" in res.output
+
+
 @pytest.mark.parametrize("vnni", [True, False])
 def test_int8_self_check_names_the_cause(monkeypatch, vnni: bool) -> None:
     """Below the INT8 agreement gate an INT8 build exits 6; the cause named depends on the CPU's INT8 support
@@ -136,14 +160,21 @@ def test_int8_self_check_names_the_cause(monkeypatch, vnni: bool) -> None:
     from refinenet_deploy.operations.build_openvino import _check_int8
 
     monkeypatch.setattr(environment, "has_int8_dot_product", lambda: vnni)
-    ok = {"argmax_agreement": 0.995, "against": "m.int8.onnx", "inputs": "seeded random inputs"}
-    _check_int8(ok, qdq_source=True)  # above the gate: kept
+    ok = {"argmax_agreement": 0.995, "against": "m.int8.onnx", "inputs": "seeded random noise"}
+    _check_int8(ok, qdq_source=True, noise=True, min_agreement=None)  # above the gate: kept
     bad = {**ok, "argmax_agreement": 0.5933}
-    with pytest.raises(ExportError, match="59.33% of pixels.*below the INT8 gate of 97%") as info:
-        _check_int8(bad, qdq_source=True)
+    with pytest.raises(ExportError, match="59.33% of pixels.*below the INT8 gate of 97.00%") as info:
+        _check_int8(bad, qdq_source=True, noise=True, min_agreement=None)
     assert info.value.exit_code == 6
     assert ("no VNNI/AMX" in info.value.message) is not vnni
     assert ("--int8 --data" in info.value.hint) is not vnni
+    if vnni:  # an already-calibrated file: no "more calibration images" hint; real images, or --min-agreement
+        assert "more calibration images" not in info.value.hint
+        assert "--data DIR" in info.value.hint and "--min-agreement" in info.value.hint
+        with pytest.raises(ExportError) as real:
+            _check_int8(dict(bad), qdq_source=True, noise=False, min_agreement=None)
+        assert "re-calibrate" in real.value.hint and "--min-agreement" in real.value.hint
+    _check_int8(dict(bad), qdq_source=True, noise=False, min_agreement=0.5)  # the user's gate: kept
 
 
 @pytest.mark.parametrize(
@@ -152,6 +183,7 @@ def test_int8_self_check_names_the_cause(monkeypatch, vnni: bool) -> None:
         (["--int8"], "--data"),
         (["--fp16", "--int8"], "exclude"),
         (["--max-miou-drop", "1"], "--int8"),
+        (["--min-agreement", "0.9"], "--int8"),
         (["-o", "x.onnx"], ".xml"),
     ],
 )

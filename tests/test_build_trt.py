@@ -8,6 +8,8 @@ behind. Engines cannot be *run* here (no GPU TensorRT-RTX supports), so these te
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,6 +51,22 @@ def _files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
+def test_printed_trtexec_line_works_from_the_current_directory(setup, tmp_path: Path, monkeypatch) -> None:
+    """Issue 19 item 15: the ONNX and the engine in different folders; the printed line names paths that exist from
+    where the command ran (it used to print both basenames)."""
+    (tmp_path / "models").mkdir()
+    onnx_path = tmp_path / "models" / "m.onnx"
+    shutil.copy(setup["fp32"], onnx_path)
+    shutil.copy(sidecar_path(setup["fp32"]), sidecar_path(onnx_path))
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["build", "trt", "models/m.onnx", "-o", "engines/m.engine"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.stdout.splitlines() if x.startswith("trtexec equivalent: "))
+    assert " --onnx=models/m.onnx --saveEngine=engines/m.engine" in line, line
+    meta = read_metadata(tmp_path / "engines" / "m.engine")  # the sidecar's: from the engine's folder
+    assert " --onnx=../models/m.onnx --saveEngine=m.engine" in meta["trtexec_command"]
+
+
 def test_fp32_static_engine_sidecar_and_layer_report(setup, tmp_path: Path) -> None:
     engine, report = tmp_path / "m.engine", tmp_path / "layers.json"
     res = runner.invoke(app, ["build", "trt", str(setup["fp32"]), "--layer-report", str(report), "-o", str(engine)])
@@ -63,7 +81,10 @@ def test_fp32_static_engine_sidecar_and_layer_report(setup, tmp_path: Path) -> N
     assert meta["artifact"]["bytes"] == engine.stat().st_size
     assert meta["arch"] == "rf_lw_mbv2_test" and meta["num_classes"] == 6  # inherited model description
     assert "TF32" not in meta["build"]["flags"]  # strict FP32
-    assert meta["trtexec_command"].startswith("tensorrt_rtx --onnx=m.onnx --saveEngine=m.engine")
+    # relative to the engine's folder (where the sidecar is): the ONNX is in another folder here
+    onnx_rel = os.path.relpath(setup["fp32"], engine.parent)
+    assert meta["trtexec_command"].startswith(f"tensorrt_rtx --onnx={onnx_rel} --saveEngine=m.engine")
+    assert meta["trtexec_runs_in"] == "the engine's folder"
     assert meta["rebuild_command"] == "rfdeploy build trt m.onnx -o m.engine"
     assert meta["provenance"]["versions"]["onnx"] and meta["provenance"]["host"]["cpu"]
     layers = json.loads(report.read_text())

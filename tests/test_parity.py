@@ -157,11 +157,24 @@ def test_tampered_checkpoint_with_torch_runtime(setup, tmp_path: Path) -> None:
     assert not validate_parity(setup["ckpt"], other, setup["data"]).passed
 
 
-def test_label_free_folder_gives_agreement(setup) -> None:
+def test_label_free_folder_gives_agreement_and_does_not_pass_the_miou_gate(setup, tmp_path: Path) -> None:
+    """Issue 19 item 5: with no labels the mIoU gate is not evaluated; that is said, and is not a pass. The
+    agreement gates still apply (a tampered artifact still fails)."""
     r = validate_parity(setup["ckpt"], setup["onnx"], setup["data"] / "JPEGImages")
     d = r.to_dict()
     assert d["has_labels"] is False and d["reference_miou"] is None and d["miou_drop_points"] is None
-    _assert_fp32_parity(r, _reference_logit_bound(setup))
+    assert r.passed is None and d["passed"] is None and d["verdict"] == "not evaluated"
+    assert not r.failed_gates and d["gates_not_evaluated"] == ["mIoU drop: no labels"]
+    assert r.agreement.pixel >= r.gates.min_agreement  # the agreement gate ran and held
+    assert r.logit_max_abs_error is not None and r.logit_max_abs_error <= _reference_logit_bound(setup)
+    unlabelled = str(setup["data"] / "JPEGImages")
+    res = CliRunner().invoke(app, ["parity", str(setup["ckpt"]), str(setup["onnx"]), "--data", unlabelled])
+    assert res.exit_code == 0, res.stderr  # nothing failed: not exit 3
+    assert "PASSED" not in res.stdout and "NOT EVALUATED" in res.stdout
+    assert "not evaluated: mIoU drop: no labels (does not count as passed)" in res.stdout
+    bad = _tamper_onnx(setup["onnx"], tmp_path / "bad.onnx", amount=0.2)
+    tampered = validate_parity(setup["ckpt"], bad, setup["data"] / "JPEGImages")
+    assert tampered.passed is False and any("pixel agreement" in f for f in tampered.failed_gates)
 
 
 def _recording(runner, seen: list[np.ndarray]):
@@ -238,7 +251,7 @@ def test_cli_exit_3_json_markdown_and_panels(setup, tmp_path: Path) -> None:
 def test_markdown_renders(setup) -> None:
     md = report_markdown(validate_parity(setup["ckpt"], setup["onnx"], setup["data"], num_images=2).to_dict())
     assert md.startswith("# Parity: `m.onnx` vs PyTorch `m.safetensors`") and "| pixel agreement |" in md
-    assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" |")[0]))
+    assert np.isfinite(float(md.split("| pixel agreement | ")[1].split(" % |")[0]))  # a percentage, with its sign
 
 
 @pytest.mark.openvino

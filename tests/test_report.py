@@ -67,10 +67,10 @@ def test_markdown_report_and_cli(runs: list[Path], tmp_path: Path) -> None:
     md = (tmp_path / "r.md").read_text()
     assert md.startswith("# refinenet-deploy report") and "| onnxruntime |" in md
     assert "| compute-only |" in md and "| 48x48 |" in md and "| pass |" in md
-    assert f"wrote {tmp_path / 'r.md'}" in res.stdout
+    assert f"wrote {tmp_path / 'r.md'}" in res.stderr  # every written file is announced on stderr (issue 19 item 12)
     if (tmp_path / "r_latency.png").exists():
         assert (tmp_path / "r_latency.png").read_bytes()[:4] == b"\x89PNG"
-        assert f"wrote {tmp_path / 'r_latency.png'}" in res.stdout
+        assert f"wrote {tmp_path / 'r_latency.png'}" in res.stderr
     else:
         assert "Charts skipped" in md
 

@@ -869,11 +869,12 @@ def artifact_precision(artifact: str | Path, meta: Mapping[str, Any] | None = No
 
 # --------------------------------------------------------------------------------------------- input policy
 def parse_size(text: str, what: str = "--input-size") -> tuple[int, int]:
-    """``'512x384'`` (H x W) or ``'512'`` (square) -> (512, 384); UsageError (exit 2) naming the option otherwise.
+    """``'512x384'`` or ``'512,384'`` (H x W) or ``'512'`` (square) -> (512, 384); UsageError (exit 2) naming the
+    option otherwise.
 
     Bounds: each side ``MIN_SIDE``..``MAX_SIDE`` (16..8192) pixels and at most ``MAX_PIXELS`` (4096x4096) in all,
     so a typo such as ``100000x100000`` is refused before anything allocates memory."""
-    parts = str(text).lower().replace("*", "x").split("x")
+    parts = str(text).lower().replace("*", "x").replace(",", "x").split("x")
     try:
         dims = [int(p) for p in parts]
     except ValueError:

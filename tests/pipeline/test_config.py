@@ -85,6 +85,9 @@ def test_config_file_round_trip(tmp_path: Path) -> None:
         ('input_size = "100000x100000"\n', "input_size"),
         ('targets = ["cpu-foo-fp32"]\n', "unknown target"),
         ('[calibration]\nproducer = "magic"\n', "calibration.producer"),
+        ('[calibration]\nmethod = "magic"\n', "calibration.method"),
+        ('[calibration]\nproducer = "onnxruntime"\nmethod = "entropy"\n', "[calibration] producer onnxruntime"),
+        ("[calibration]\nmax_miou_drop = -1\n", "calib_max_miou_drop: -1 is out of range"),
         ("this is = not toml [\n", "not valid TOML"),
     ],
 )
@@ -93,6 +96,22 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, words: str) -> None
         make_config(load_config(write(tmp_path, text)), {})
     assert exc.value.exit_code == 2
     assert words in exc.value.message
+
+
+def test_calibration_method_and_fallback_are_settings(tmp_path: Path) -> None:
+    """Issue 19 item 8: [calibration] takes the method and the accuracy-aware fallback's budget, with the images
+    it measures on (default: the calibration images); "ort", the older producer name, still reads."""
+    (tmp_path / "m.safetensors").write_bytes(b"x")
+    (tmp_path / "holdout").mkdir()
+    cfg_file = write(
+        tmp_path,
+        'checkpoint = "m.safetensors"\n[calibration]\nproducer = "ort"\nmethod = "percentile"\n'
+        'max_miou_drop = 0.5\nval_data = "holdout"\nval_images = 40\n',
+    )
+    cfg = make_config(load_config(cfg_file), {})
+    assert (cfg.calib_producer, cfg.calib_method) == ("onnxruntime", "percentile")
+    assert (cfg.calib_max_miou_drop, cfg.calib_val_images) == (0.5, 40)
+    assert cfg.calib_val_data == str((tmp_path / "holdout").resolve())  # relative to the file
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_a_corrupt_checkpoint_is_refused_before_the_bundle_exists(tmp_path: Path
         (("--checkpoint", "nope.pth"), 5, "--checkpoint nope.pth: not found"),
         (("--targets", "cpu,warp-drive"), 2, "unknown target 'warp-drive'"),
         (("--input-size", "100000x100000"), 2, "16..8192"),
-        (("--calib-images", "0"), 2, "calib_images"),
+        (("--calib-images", "0"), 2, "--calib-images"),
         (("-o", "afile"), 2, "is a file, not a folder"),
     ],
 )

@@ -48,6 +48,31 @@ def test_sidecars_are_skipped_with_a_note_naming_them(tmp_path: Path, good: list
     assert len(notes) == 2 and str(named) in notes[0] and str(shaped) in notes[1]
 
 
+def test_every_known_non_result_file_is_skipped_with_a_note(tmp_path: Path, good: list[Path]) -> None:
+    """Issue 19 item 13: ``report out/*`` over what rfdeploy writes beside its results skips each known
+    non-result file with a note (a calibration manifest used to exit 5)."""
+    folder = tmp_path / "in"
+    others = {
+        "model.int8.calibration.json": {"root": "/c", "files": [], "count": 0, "resize_policy": "x", "sampling": {}},
+        "manifest.json": {"schema": "refinenet-deploy/bundle-manifest", "schema_version": 1, "targets": {}},
+        "pipeline.json": {"targets": ["cpu"], "calib_images": 128, "input_size": "128x128"},
+        "state.json": {"schema_version": 1, "steps": {}},
+        "dataset.json": {"format": "voc", "generator": "refinenet_deploy.synth", "version": 1},
+    }
+    for name, doc in others.items():
+        (folder / name).write_text(json.dumps(doc))
+    for name in ("model.onnx", "model.xml", "model.bin", "reference.npz", "report.md", "r_latency.png"):
+        (folder / name).write_bytes(b"\x00\x01 not a result")
+    extra = sorted(p for p in folder.iterdir() if p not in good)
+    res = _run(*map(str, [*good, *extra]), "-o", str(tmp_path / "r.md"))
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: skipped")]
+    assert len(notes) == len(extra)
+    for path in extra:
+        assert any(str(path) in n for n in notes), path
+    assert any("calibration set manifest" in n for n in notes)
+
+
 def test_only_sidecars_is_refused_naming_them(tmp_path: Path) -> None:
     side = tmp_path / "m.meta.json"
     side.write_text("{}")
@@ -116,11 +141,11 @@ def test_bench_with_a_missing_or_wrong_field_names_it(tmp_path: Path, field: str
     assert info.value.exit_code == 5
 
 
-def test_parity_without_its_gate_result_is_refused(tmp_path: Path) -> None:
+def test_parity_without_its_gates_is_refused(tmp_path: Path) -> None:
     doc = parity_doc("/runs/m.onnx")
-    del doc["passed"]
+    del doc["gates"]  # the verdict is recomputed from the numbers and the gates: without them it cannot be
     (path,) = write_docs(tmp_path / "in", doc)
-    with pytest.raises(DataError, match="missing required field 'passed'"):
+    with pytest.raises(DataError, match="missing required field 'gates'"):
         write_report([path], tmp_path / "r.md")
 
 
@@ -184,7 +209,7 @@ def test_missing_output_folders_are_created_and_every_file_announced(tmp_path: P
     out = tmp_path / "new" / "deeper" / "r.md"
     res = _run(*map(str, good), "-o", str(out))
     assert res.exit_code == 0, res.stderr
-    wrote = [line.removeprefix("wrote ") for line in res.stdout.splitlines() if line.startswith("wrote ")]
+    wrote = [line.removeprefix("wrote ") for line in res.stderr.splitlines() if line.startswith("wrote ")]
     on_disk = sorted(str(p) for p in out.parent.iterdir())
     assert sorted(wrote) == on_disk  # every file announced, nothing else written (no temp file left)
     assert str(out) in wrote
@@ -255,3 +280,9 @@ def test_charts_of_an_earlier_report_do_not_outlive_it(tmp_path: Path, good: lis
     result = write_report(good, out)
     assert result.charts == [] and result.charts_skipped and out.is_file()
     assert not any(p.exists() for p in stale)
+
+
+def test_help_names_the_report_extra() -> None:
+    """Issue 19 item 14: Rich used to eat '[report]' as a markup tag, leaving "pip install 'refinenet-deploy'"."""
+    res = _run("--help")
+    assert res.exit_code == 0 and "'refinenet-deploy[report]'" in res.output

@@ -115,7 +115,7 @@ def test_no_labels_gives_agreement_only() -> None:
     engine.add("img", np.zeros((2, 2, 3), np.uint8), None)
     r = engine.report()
     assert r.reference_miou is None and r.miou_drop_points is None
-    assert r.agreement.pixel == 1.0 and r.passed
+    assert r.agreement.pixel == 1.0 and r.passed is None and not r.failed_gates  # mIoU gate: not evaluated
     assert r.to_dict()["reference_miou"] is None
 
 

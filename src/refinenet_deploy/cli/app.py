@@ -15,12 +15,28 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table as _RichTable
 from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import RefineNetDeployError, printable, read_failed, write_failed
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Table(_RichTable):
+    """Every table the CLI prints: a cell too wide for its column folds onto the next line instead of being cut
+    with an ellipsis (a SHA-256, a path, a header at 80 columns keep every character)."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
+    def add_row(self, *args: Any, **kwargs: Any) -> None:
+        super().add_row(*args, **kwargs)
+        for column in self.columns:  # columns made by add_row itself
+            column.overflow = "fold"
+
 
 out = Console()
 err = Console(stderr=True)
@@ -33,12 +49,57 @@ class _Group(TyperGroup):
     Overriding ``main`` covers every way in: the console script, ``python -m`` and test runners."""
 
     def main(self, args: Any = None, prog_name: str | None = None, *a: Any, standalone_mode: bool = True, **kw: Any):
+        args = normalize_argv(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, *a, standalone_mode=False, **kw)
         sys.exit(_main(self, list(args) if args is not None else None, prog_name or "rfdeploy", **kw))
 
     def _plain_main(self, args: Any, prog_name: str, **kw: Any) -> Any:
         return super().main(args, prog_name, standalone_mode=False, **kw)
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """The command-line rules every command shares (README "Commands"), applied before parsing:
+
+    - ``-q``/``--quiet``, ``-v``/``--verbose`` and ``--debug`` work anywhere on the line (they are moved before the
+      subcommand, where Click takes them);
+    - ``--json`` with no value (last, or followed by another option) means ``--json -``: the result as JSON on
+      stdout. A value right after it is the file to write.
+
+    Everything after a ``--`` is left as it is."""
+    head, tail = argv, []
+    if "--" in argv:
+        i = argv.index("--")
+        head, tail = argv[:i], argv[i:]
+    out: list[str] = []
+    for i, token in enumerate(head):
+        out.append(token)
+        if token == "--json":
+            nxt = head[i + 1] if i + 1 < len(head) else None
+            if nxt is None or (nxt.startswith("-") and nxt != "-"):
+                out.append("-")
+    moved = [t for t in out if t in GLOBAL_FLAGS]
+    return [*moved, *(t for t in out if t not in GLOBAL_FLAGS), *tail]
+
+
+def emit_json(doc: Any, json_out: str | None) -> bool:
+    """``--json``: the result to stdout (``-``; then no table is printed: returns True) or to a file (announced on
+    stderr as every written file is; returns False, the table follows)."""
+    import json
+
+    if json_out is None:
+        return False
+    if json_out == "-":
+        out.print_json(json.dumps(doc, default=str))
+        return True
+    from ..artifacts import write_json_atomic
+
+    write_json_atomic(json_out, doc)
+    err.print(f"wrote {json_out}", markup=False, highlight=False, soft_wrap=True)
+    return False
 
 
 def run(application: typer.Typer, argv: list[str] | None = None) -> int:
@@ -90,13 +151,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # Click's plain help: wraps at the terminal width, never cuts an option name
 )
-data_app = typer.Typer(help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: synthetic scenes for demos and tests.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
-export_app = typer.Typer(help="Export a checkpoint to a deployable format.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export a checkpoint to a deployable format.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(export_app, name="export")
-build_app = typer.Typer(help="Build a runtime artifact from an ONNX model.", no_args_is_help=True)
+build_app = typer.Typer(
+    help="Build a runtime artifact from an ONNX model.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(build_app, name="build")
 
 

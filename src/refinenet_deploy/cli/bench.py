@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..operations.bench import DEFAULT_ITERATIONS, DEFAULT_MAX_WARMUP, DEFAULT_WARMUP, benchmark
-from .app import app, err, handle_errors, out
-from .options import Threads, parse_size
+from .app import Table, app, err, handle_errors, out
+from .options import JsonOut, Threads, parse_size
 
 _COLUMNS = (
     ("mean ms", "mean_ms"),
@@ -111,7 +110,7 @@ def bench_cmd(
         Path | None,
         typer.Option("--data", help="Images for --end-to-end (default: synthetic JPEGs); unreadable ones skipped."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here ('-': stdout).")] = None,
+    json_out: JsonOut = None,
     peak: Annotated[
         bool, typer.Option("--peak/--no-peak", help="Measure a dense-conv peak on the same device and precision.")
     ] = True,
@@ -124,10 +123,14 @@ def bench_cmd(
 ) -> None:
     """Latency of one artifact on this device, with the device fingerprint and the timing protocol.
 
+    \b
     Examples:
-      rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json cpu-ort.json
-      rfdeploy bench model.xml --inference-precision bf16 --hint throughput --duration 20
-      rfdeploy bench model.safetensors --device gpu --precision fp16 --cuda-graph --input-size 512x512
+      rfdeploy bench model.onnx --input-size 512x512 --iterations 50 --json \\
+          cpu-ort.json
+      rfdeploy bench model.xml --inference-precision bf16 --hint throughput \\
+          --duration 20
+      rfdeploy bench model.safetensors --device gpu --precision fp16 \\
+          --cuda-graph --input-size 512x512
     """
 
     size = parse_size(input_size) if input_size else None

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .app import _state, build_app, command_line, err, handle_errors, out, progress_bar, status_spinner
+from .app import _state, build_app, command_line, emit_json, err, handle_errors, out, progress_bar, status_spinner
 from .options import (
     MAX_THREADS,
     Int8MinAgreement,
+    JsonOut,
     NumImages,
     Seed,
     Split,
@@ -32,9 +33,15 @@ def build_openvino_cmd(
     fp16: Annotated[bool, typer.Option("--fp16", help="FP16 weights (compress_to_fp16).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="INT8: NNCF on --data, or a calibrated Q/DQ ONNX.")] = False,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Calibration images for --int8 (folder, VOC, Cityscapes, synthetic).")
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Images for --int8: NNCF's calibration set; for a Q/DQ ONNX, the self-check's images (default: "
+            "the calibration images it names, else noise).",
+        ),
     ] = None,
     num_images: NumImages = None,
+    min_agreement: Int8MinAgreement = None,
     max_miou_drop: Annotated[
         float | None,
         typer.Option(
@@ -58,15 +65,21 @@ def build_openvino_cmd(
         bool,
         typer.Option("--strict-precision", help="Exit 6 when the CPU does not run the requested precision."),
     ] = False,
+    as_json: JsonOut = None,
 ) -> None:
     """OpenVINO IR in FP32 (default), FP16 or INT8, checked against the ONNX model before it is kept.
 
+    \b
     Examples:
       rfdeploy build openvino model.onnx -o model.xml
       rfdeploy build openvino model.onnx --int8 --data calib/ -o model.int8.xml
-      rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.xml
+      rfdeploy build openvino model.onnx --int8 --data calib/ --val-data val/ \\
+          --max-miou-drop 0.5 -o model.int8.xml
       rfdeploy build openvino model.int8.onnx --int8 -o model.qdq.xml
-      rfdeploy build openvino model.int8.onnx --int8 --strict-precision -o model.qdq.xml
+      rfdeploy build openvino model.int8.onnx --int8 --data val/ \\
+          --min-agreement 95 -o model.qdq.xml
+      rfdeploy build openvino model.int8.onnx --int8 --strict-precision \\
+          -o model.qdq.xml
     """
     from ..operations.build_openvino import convert_openvino, precision_from_flags
 
@@ -88,8 +101,11 @@ def build_openvino_cmd(
             command=command_line(),
             progress=None if _state["quiet"] else lambda i, n: bar.update(task, completed=i, total=n),
             strict_precision=strict_precision,
+            min_agreement=fraction(min_agreement),
         )
     err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
+    if emit_json(res.metadata, as_json):
+        return
     meta = res.metadata
     check = meta["check"]
     out.print(
@@ -101,7 +117,7 @@ def build_openvino_cmd(
     q = meta.get("quantization") or {}
     if "final_drop_points" in q:
         out.print(
-            f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} (FP32) -> {q['int8_metric']:.2f} "
+            f"NNCF accuracy control: {q['metric']} {q['fp32_metric']:.2f} % (FP32) -> {q['int8_metric']:.2f} % "
             f"(INT8), drop {q['final_drop_points']:.3f} pt (budget {q['max_miou_drop_points']} pt)",
             highlight=False,
         )
@@ -187,17 +203,21 @@ def build_trt_cmd(
     ] = "qdq",
     seed: Seed = 0,
     split: Split = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the sidecar as JSON instead of a summary.")] = False,
+    as_json: JsonOut = None,
     min_agreement: Int8MinAgreement = None,
 ) -> None:
     """TensorRT engine (TensorRT 10/11 on the device; TensorRT-RTX builds without a GPU). Precision comes from the
     ONNX. Exits 6 naming the failing node if TensorRT cannot parse or build it; 4 without a TensorRT library.
 
+    \b
     Examples:
       rfdeploy build trt model.onnx --fp16 -o model.fp16.engine
-      rfdeploy build trt model.int8.onnx --int8 --layer-report layers.json -o model.int8.engine
-      rfdeploy build trt model.onnx --int8 --data calib/ --dla-core 0 --input-size 512x512 -o model.dla.engine
-      rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o model.engine
+      rfdeploy build trt model.int8.onnx --int8 --layer-report layers.json -o \\
+          model.int8.engine
+      rfdeploy build trt model.onnx --int8 --data calib/ --dla-core 0 \\
+          --input-size 512x512 -o model.dla.engine
+      rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o \\
+          model.engine
     """
     from ..operations.build_openvino import precision_from_flags
     from ..operations.build_trt import build_engine
@@ -235,10 +255,7 @@ def build_trt_cmd(
         highlight=False,
     )
     meta = res.metadata
-    if as_json:
-        import json
-
-        out.print_json(json.dumps(meta))
+    if emit_json(meta, as_json):
         return
     trt, build, summary = meta["tensorrt"], meta["build"], meta["layer_report"]["summary"]
     shapes_text = "; ".join(
@@ -279,9 +296,9 @@ def build_trt_cmd(
         if device.get("portable")
         else f"{device.get('name')} (compute capability {device.get('compute_capability')})"
     )
-    out.print(
-        f"target: {target}\ntrtexec equivalent: {meta['trtexec_command']}\nmetadata: {res.metadata_path}",
-        highlight=False,
-    )
+    out.print(f"target: {target}", highlight=False)
+    # a command to copy: never wrapped by the terminal width (soft wrap keeps it one line)
+    out.print(f"trtexec equivalent: {res.trtexec_here}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"metadata: {res.metadata_path}", highlight=False, markup=False, soft_wrap=True)
     if res.layer_report_path:
         err.print(f"wrote {res.layer_report_path}", highlight=False)

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .app import _state, app, command_line, err, handle_errors, out, progress_bar
-from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValImages, finite_float, fraction
+from .app import _state, app, command_line, emit_json, err, handle_errors, out, progress_bar
+from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValImages, finite_float, fraction
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -17,7 +17,9 @@ from .options import MAX_THREADS, Int8MinAgreement, NumImages, Seed, Split, ValI
 @handle_errors
 def calibrate_cmd(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by 'rfdeploy export onnx'.")],
-    data: Annotated[Path, typer.Option("--data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")],
+    data: Annotated[
+        Path, typer.Option("--data", "--calib-data", help="Calibration images: folder, VOC, Cityscapes or synthetic.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Q/DQ INT8 ONNX to write (+ .meta.json).")],
     method: Annotated[
         str | None,
@@ -56,15 +58,22 @@ def calibrate_cmd(
         str | None,
         typer.Option("--keep-float", help="Blocks to leave in float, as parity --localize names them: B1,B2."),
     ] = None,
+    as_json: JsonOut = None,
 ) -> None:
     """Explicit-quantization INT8 (symmetric Q/DQ, per-channel weights) that TensorRT, ONNX Runtime and
     OpenVINO run.
 
-    Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images 300 -o model.int8.onnx
+    \b
+    Example: rfdeploy calibrate model.onnx --data calib-images/ --num-images \\
+          300 -o model.int8.onnx
 
-    Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ --max-miou-drop 0.5 -o model.int8.onnx
+    \b
+    Example: rfdeploy calibrate model.onnx --data calib/ --val-data val/ \\
+          --max-miou-drop 0.5 -o model.int8.onnx
 
-    Example: rfdeploy calibrate model.onnx --data calib/ --keep-float refinenet4.crp,classifier -o model.int8.onnx
+    \b
+    Example: rfdeploy calibrate model.onnx --data calib/ \\
+          --keep-float refinenet4.crp,classifier -o model.int8.onnx
     """
     from ..operations.calibrate import calibrate_onnx
 
@@ -97,6 +106,8 @@ def calibrate_cmd(
     err.print(
         f"wrote {res.path} (+ {res.metadata_path.name}, {calibration_manifest_path(res.path).name})", highlight=False
     )
+    if emit_json(res.metadata, as_json):
+        return
     cal = res.metadata["calibration"]
     used = res.metadata["quantization"]["method"]
     out.print(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from .app import app, command_line, data_app, err, handle_errors, out, progress_bar
+from .app import Table, app, command_line, data_app, emit_json, err, handle_errors, out, progress_bar
 from .options import MAX_IMAGES, Arch, DataDir, JsonOut, NumClasses, Seed, Split, Threads, finite_float, parse_size
 
 
@@ -22,10 +20,13 @@ def data_synth_cmd(
     size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "128x128",
     seed: Seed = 0,
     split: Annotated[str, typer.Option("--split", help="Split name written to ImageSets/Segmentation.")] = "train",
+    as_json: JsonOut = None,
 ) -> None:
     """Write a VOC-layout dataset of procedurally generated scenes (deterministic for a seed).
 
-    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 --seed 2 --split val
+    \b
+    Example: rfdeploy data synth data/synth-val --num 200 --size 128x128 \\
+          --seed 2 --split val
     """
     from ..artifacts import probe_output
     from ..data.synth import SYNTH_CLASSES, write_synth_dataset
@@ -36,6 +37,7 @@ def data_synth_cmd(
         task = bar.add_task("synthesising", total=num, info="")
         write_synth_dataset(out_dir, num, h, w, seed, split=split, progress=lambda i, n: bar.update(task, completed=i))
     err.print(f"wrote {num} scenes ({h}x{w}, {len(SYNTH_CLASSES)} classes, seed {seed}) to {out_dir}", highlight=False)
+    emit_json({"folder": str(out_dir), "num": num, "size": [h, w], "seed": seed, "split": split}, as_json)
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -63,10 +65,13 @@ def train_cmd(
         bool, typer.Option("--fp16-weights/--fp32-weights", help="Storage precision of the final file.")
     ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Train a model on a labelled dataset; writes OUT/model.safetensors with its metadata.
 
-    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 -o runs/demo
+    \b
+    Example: rfdeploy train data/synth-train --val data/synth-val --epochs 20 \\
+          -o runs/demo
     """
     from ..operations.training import TrainConfig, train
 
@@ -97,13 +102,16 @@ def train_cmd(
                     info=f"loss {p.loss:.3f} lr {p.lr:.2e}",
                 )
             else:
-                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou:.4f}"
+                miou = "" if p.val_miou is None else f" val mIoU {p.val_miou * 100:.2f} %"
                 err.print(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{miou} ({p.seconds:.0f} s)", highlight=False)
 
         result = train(cfg, progress=report, resume=resume)
     beside = [p.name for p in (result.checkpoint.parent / n for n in ("last.pt", "best.pt")) if p.is_file()]
     err.print(f"wrote {result.checkpoint}" + (f" (+ {', '.join(beside)})" if beside else ""), highlight=False)
-    best = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
+    doc = {"checkpoint": str(result.checkpoint), "best_miou": result.best_miou, "epochs_run": result.epochs_run}
+    if emit_json({**doc, "history": result.history}, as_json):
+        return
+    best = "not measured (no --val)" if result.best_miou is None else f"{result.best_miou * 100:.2f} %"
     out.print(f"checkpoint: {result.checkpoint}  best val mIoU: {best}", highlight=False)
 
 
@@ -117,7 +125,7 @@ def evaluate_cmd(
     arch: Arch = "auto",
     num_classes: NumClasses = None,
     threads: Threads = None,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
     strict_labels: Annotated[
         bool, typer.Option("--strict-labels", help="Exit 5 when labels have class ids outside the model's classes.")
     ] = False,
@@ -126,6 +134,7 @@ def evaluate_cmd(
 
     Label ids outside the classes (other than the ignore index 255) are counted and reported, not scored.
 
+    \b
     Example: rfdeploy evaluate demo/rf_lw_mbv2_synth.safetensors --data synth-val
     """
     from ..operations.evaluation import evaluate_checkpoint
@@ -142,14 +151,14 @@ def evaluate_cmd(
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             strict_labels=strict_labels,
         )
-    if as_json:
-        out.print_json(json.dumps(res))
+    if emit_json(res, as_json):
         return
-    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {res['miou']:.4f}")
+    miou = f"{res['miou'] * 100:.2f} %"
+    table = Table(title=f"{Path(checkpoint).name} on {data} ({res['num_images']} images): mIoU {miou}")
     table.add_column("class")
     table.add_column("IoU", justify="right")
     for name, iou in zip(res["class_names"], res["iou"]):
-        table.add_row(name, "absent" if iou is None else f"{iou:.4f}")
+        table.add_row(name, "absent" if iou is None else f"{iou * 100:.2f} %")
     out.print(table)
     labels = res["labels_out_of_range"]
     if labels["pixels"]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .app import command_line, err, export_app, handle_errors, out, status_spinner
+from .app import Table, command_line, emit_json, err, export_app, handle_errors, out, status_spinner
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -55,15 +53,17 @@ def export_onnx_cmd(
             "is installed (TensorRT-RTX builds on a CPU).",
         ),
     ] = True,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Export to ONNX, simplify, verify against PyTorch in ONNX Runtime, write provenance.
 
     Exits 6 (and writes nothing) if the ONNX model does not match PyTorch within tolerance.
 
+    \b
     Examples:
       rfdeploy export onnx rf_lw50_voc.pth.tar --dynamic -o rf_lw50.onnx
-      rfdeploy export onnx demo.safetensors --head argmax --input-format nhwc-uint8 --input-size 480x640 -o cam.onnx
+      rfdeploy export onnx demo.safetensors --head argmax --input-format \\
+          nhwc-uint8 --input-size 480x640 -o cam.onnx
     """
     from ..operations.export import ExportSpec, export_onnx
 
@@ -92,17 +92,31 @@ def export_onnx_cmd(
             progress=(lambda msg: st.update(msg)) if st is not None else None,
         )
     err.print(f"wrote {result.path} (+ {result.metadata_path.name})", highlight=False)
-    if as_json:
-        out.print_json(json.dumps(result.metadata))
+    if emit_json(result.metadata, as_json):
         return
+    _print_export(result)
+    meta = result.metadata
+    io_in, io_out = meta["inputs"][0], meta["outputs"][0]
+    out.print(
+        f"input  {io_in['name']}: {io_in['dtype']} {io_in['shape']}\noutput {io_out['name']}: "
+        f"{io_out['dtype']} {io_out['shape']}\nmetadata: {result.metadata_path}",
+        highlight=False,
+        soft_wrap=True,  # paths stay whole
+    )
+
+
+def _print_export(result) -> None:  # noqa: ANN001  (ExportResult)
+    """The verification table (folds, never cuts, at 80 columns) and the simplifier/TensorRT lines."""
     meta = result.metadata
     table = Table(
         title=f"{result.path} ({meta['arch']}, {meta['num_classes']} classes, {meta['precision']}, "
-        f"head {meta['head']}, opset {meta['opset']})"
+        f"head {meta['head']}, opset {meta['opset']}): ONNX Runtime vs PyTorch, max abs/rel logit error and "
+        "argmax agreement"
     )
-    table.add_column("ONNX Runtime vs PyTorch", no_wrap=True, overflow="ellipsis", max_width=32)
-    for col in ("size", "max abs err", "max rel err", "argmax agree", "ok"):
-        table.add_column(col, justify="right", no_wrap=True)
+    widest = max((len(c.name) for c in result.cases), default=8)
+    table.add_column("case", min_width=min(widest, 24))  # a case name stays whole
+    for col in ("size", "max abs", "max rel", "argmax", "ok"):  # short headers: the table fits 80 columns
+        table.add_column(col, justify="right")
     for c in result.cases:
         d = c.diff
         table.add_row(
@@ -128,9 +142,3 @@ def export_onnx_cmd(
             f"{trt['build_seconds']:.1f} s)",
             highlight=False,
         )
-    io_in, io_out = meta["inputs"][0], meta["outputs"][0]
-    out.print(
-        f"input  {io_in['name']}: {io_in['dtype']} {io_in['shape']}\noutput {io_out['name']}: "
-        f"{io_out['dtype']} {io_out['shape']}\nmetadata: {result.metadata_path}",
-        highlight=False,
-    )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .app import app, handle_errors, out
+from .app import Table, app, emit_json, handle_errors, out
 from .options import Arch, JsonOut, NumClasses, parse_size
 
 
@@ -21,18 +19,18 @@ def models_cmd(
     size: Annotated[str, typer.Option("--size", help="Input size for the GMAC column, HxW.")] = "512x512",
     num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classes for the counts.")] = 21,
     all_: Annotated[bool, typer.Option("--all", help="Include the tiny *_test models.")] = False,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
 ) -> None:
     """List the model zoo: name, family, backbone, parameters, GMAC.
 
+    \b
     Example: rfdeploy models 'rf_lw*' --size 1024x2048
     """
     from ..models.complexity import describe_models
 
     h, w = parse_size(size, "--size")
     rows = describe_models(pattern, height=h, width=w, num_classes=num_classes, include_test=all_)
-    if as_json:
-        out.print_json(json.dumps([r.__dict__ for r in rows]))
+    if emit_json([r.__dict__ for r in rows], as_json):
         return
     table = Table(title=f"RefineNet model zoo ({num_classes} classes, GMAC at {h}x{w})")
     table.add_column("name", no_wrap=True)
@@ -52,16 +50,16 @@ def models_cmd(
 # --------------------------------------------------------------------------------------------- doctor
 @app.command("doctor")
 @handle_errors
-def doctor_cmd(as_json: JsonOut = False) -> None:
+def doctor_cmd(as_json: JsonOut = None) -> None:
     """Report the environment: Python, PyTorch, ONNX, runtimes, TensorRT libraries and CPU features.
 
+    \b
     Example: rfdeploy doctor --json
     """
     from ..operations.doctor import diagnose
 
     env = diagnose()
-    if as_json:
-        out.print_json(json.dumps(env))
+    if emit_json(env, as_json):
         return
     table = Table(title="rfdeploy doctor", show_header=False)
     table.add_column("what")
@@ -78,10 +76,11 @@ def inspect_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (.pth, .pth.tar, .pt, .safetensors).")],
     arch: Arch = "auto",
     num_classes: NumClasses = None,
-    as_json: JsonOut = False,
+    as_json: JsonOut = None,
 ) -> None:
     """Load a checkpoint strictly and say what it is: architecture, classes, wrapper, SHA-256.
 
+    \b
     Example: rfdeploy inspect rf_lw50_voc.pth.tar
     """
     from ..models import load_model
@@ -97,8 +96,7 @@ def inspect_cmd(
         "sha256": loaded.checkpoint.sha256 if loaded.checkpoint else None,
         "tensors": len(loaded.checkpoint.state_dict) if loaded.checkpoint else None,
     }
-    if as_json:
-        out.print_json(json.dumps(info))
+    if emit_json(info, as_json):
         return
     table = Table(title=f"{checkpoint.name}: loads strictly", show_header=False)
     for key, value in info.items():

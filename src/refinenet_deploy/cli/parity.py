@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..enums import Device, Precision
 from ..errors import ParityError, UsageError
-from .app import app, err, handle_errors, out, progress_bar
-from .options import Split, Threads, parse_size
+from .app import Table, app, err, handle_errors, out, progress_bar
+from .options import JsonOut, Split, Threads, parse_size
 
 
 @app.command("parity")
@@ -49,7 +48,7 @@ def parity_cmd(
         bool | None,
         typer.Option("--flip/--no-flip", help="Test-time horizontal flip for both sides."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-': stdout).")] = None,
+    json_out: JsonOut = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here.")] = None,
     save_worst: Annotated[
         tuple[int, Path] | None, typer.Option("--save-worst", help="K DIR: PNG panels of the K least-agreeing images.")
@@ -111,15 +110,20 @@ def parity_cmd(
     The PyTorch side can be saved once (--save-reference REF.npz) and compared with artifacts on a machine
     without PyTorch (rfdeploy parity REF.npz ARTIFACT); live runs cache it, so N artifacts cost one PyTorch pass.
 
+    \b
     Examples:
       rfdeploy parity demo.safetensors demo.onnx --data synth-val
-      rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 --num-images 500 --save-worst 8 worst/
-      rfdeploy parity demo.safetensors --data synth-val --save-reference ref.npz --reference-logits
+      rfdeploy parity rf_lw50_voc.pth.tar rf_lw50.int8.onnx --data VOC2012 \\
+          --num-images 500 --save-worst 8 worst/
+      rfdeploy parity demo.safetensors --data synth-val --save-reference \\
+          ref.npz --reference-logits
       rfdeploy parity ref.npz demo.onnx demo.int8.onnx --data synth-val
-      rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 --data synth-val
-      rfdeploy parity demo.safetensors demo.int8.onnx --data synth-val --localize --localize-chart sqnr.png
-      rfdeploy parity demo.safetensors demo.onnx --data synth-val --save-reference ref.npz --localize
-      rfdeploy parity ref.npz demo.xml --data synth-val --localize --localize-json blocks.json
+      rfdeploy parity ref.npz demo.safetensors --device gpu --precision fp16 \\
+          --data synth-val
+      rfdeploy parity demo.safetensors demo.int8.onnx --data synth-val \\
+          --localize --localize-chart sqnr.png
+      rfdeploy parity ref.npz demo.xml --data synth-val --localize \\
+          --localize-json blocks.json
     """
     from ..operations.parity import (
         check_gate_options,
@@ -284,7 +288,7 @@ def parity_cmd(
         write_chart(localized_all, localize_chart)
     for report in reports:
         raise_for_labels(report.labels_out_of_range, strict_labels)
-    failed = [r for r in reports if not r.passed]
+    failed = [r for r in reports if r.failed_gates]
     if len(reports) == 1:
         raise_for_gates(reports[0])
     elif failed:
@@ -327,7 +331,7 @@ def _announce_reference(ref: dict[str, Any], tmp: Path) -> None:
 
 def _print_parity(r: dict[str, Any]) -> None:
     def pct(v: float | None, d: int = 2) -> str:
-        return "n/a" if v is None else f"{v * 100:.{d}f}"
+        return "n/a" if v is None else f"{v * 100:.{d}f} %"
 
     table = Table(
         title=f"parity: {Path(r['artifact']).name} ({r['runtime']}, {r['precision']}) vs PyTorch, "
@@ -360,18 +364,16 @@ def _print_parity(r: dict[str, Any]) -> None:
         )
     out.print(classes)
     gates = r["gates"]
-    verdict = "PASSED" if r["passed"] else "FAILED"
     logits = r.get("logit_gate")
-    logits_text = ""
-    if logits and logits.get("passed") is None:
-        logits_text = ", FP32 logits gate not run (the saved reference has no logits: save it with --reference-logits)"
-    elif logits:
-        logits_text = ", FP32 logits within 1e-4 + 1e-5 x max|logit|"
-    out.print(
-        f"{verdict}: gates for {r['precision']}: |mIoU drop| <= {gates['max_miou_drop']} pt, pixel agreement "
-        f">= {gates['min_agreement'] * 100:.2f} %" + logits_text,
-        highlight=False,
-    )
+    rules = [f"|mIoU drop| <= {gates['max_miou_drop']} pt", f"pixel agreement >= {gates['min_agreement'] * 100:.2f} %"]
+    if logits and logits.get("passed") is not None:
+        rules.append("FP32 logits within 1e-4 + 1e-5 x max|logit|")
+    verdict = {True: "PASSED", False: "FAILED"}.get(r["passed"], "NOT EVALUATED")
+    out.print(f"{verdict}: gates for {r['precision']}: {', '.join(rules)}", highlight=False)
+    for reason in r.get("failed_gates") or []:
+        out.print(f"  failed: {reason}", highlight=False)
+    for reason in r.get("gates_not_evaluated") or []:
+        out.print(f"  not evaluated: {reason} (does not count as passed)", highlight=False)
     labels = r.get("labels_out_of_range") or {}
     if labels.get("pixels"):
         out.print(

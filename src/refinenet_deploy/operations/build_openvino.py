@@ -9,13 +9,17 @@
 - ``int8`` from a Q/DQ ONNX (``rfdeploy calibrate``): OpenVINO reads the Q/DQ pairs as FakeQuantize; no
   data needed, and the IR runs the quantization TensorRT would see.
 
-Every IR is checked against its source ONNX (ONNX Runtime) on seeded random inputs (FP32/FP16) or on the
-calibration images (INT8) before it is kept; the sidecar ``model.xml.meta.json`` carries the ONNX metadata,
+Every IR is checked against its source ONNX (ONNX Runtime) before it is kept: FP32/FP16 on seeded random inputs;
+INT8 on real images (NNCF: its calibration images; a Q/DQ ONNX: ``data`` when given, else the calibration images its
+``.calibration.json`` names when they are still there, and seeded random noise only as a last resort, labelled as
+such: a quantized model is calibrated for images, and noise drives activations outside the calibrated ranges).
+The sidecar ``model.xml.meta.json`` carries the ONNX metadata,
 the precision, the calibration digest and the OpenVINO/NNCF versions. Writes are atomic.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +45,7 @@ from ..validate.tolerances import FP32, INT8
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
+CHECK_IMAGES = 8  # images the INT8 self-check runs on
 
 
 def precision_from_flags(fp16: bool, int8: bool) -> str:
@@ -66,13 +71,15 @@ def convert_openvino(
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
     strict_precision: bool = False,
+    min_agreement: float | None = None,
 ) -> ArtifactResult:
     """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure.
 
-    The compiled model's runtime graph is audited (``backends.openvino.audit``: each convolution's runtime
-    precision on this CPU) and recorded as ``precision_audit``; when the requested precision is not realised (an
-    INT8 IR whose convolutions mostly run in float) a warning is logged and recorded, and with
-    ``strict_precision`` the build fails (ExportError, exit 6) and nothing is written."""
+    ``min_agreement`` (a fraction): the INT8 self-check's gate (default: the INT8 gate, 97 %). The compiled model's
+    runtime graph is audited (``backends.openvino.audit``: each convolution's runtime precision on this CPU) and
+    recorded as ``precision_audit``; when the requested precision is not realised (an INT8 IR whose convolutions
+    mostly run in float) a warning is logged and recorded, and with ``strict_precision`` the build fails
+    (ExportError, exit 6) and nothing is written."""
     ensure_available()
 
     precision = Precision.parse(precision, allowed=[Precision(p) for p in PRECISIONS], option="precision").value
@@ -82,6 +89,12 @@ def convert_openvino(
             f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         )
     check_output_path(output, ".xml", inputs=[model, data, val_data])
+    if min_agreement is not None and (precision != "int8" or not 0 <= min_agreement <= 1):
+        raise UsageError(
+            "--min-agreement applies to --int8 (the self-check's gate), as a fraction 0-1 or a percentage"
+            if precision != "int8"
+            else f"--min-agreement must be within 0..1 (a fraction) or 0..100 (a percentage), got {min_agreement}"
+        )
     if max_miou_drop is not None and max_miou_drop < 0:
         raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
     proto, meta = load_onnx_artifact(model)
@@ -108,12 +121,14 @@ def convert_openvino(
     quantization: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     check_inputs: list[np.ndarray] | None = None
+    check_source: str | None = None
     if precision == "int8" and qdq:
         quantization = {
             "source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
             "from": meta.get("quantization"),
         }
         calibration = meta.get("calibration")
+        check_inputs, check_source = _qdq_check_inputs(proto, meta, model, data, seed, split)
     elif precision == "int8":
         from ..calibration.dataset import calibration_set_for_model
 
@@ -130,11 +145,12 @@ def convert_openvino(
         ov_model, quantization = _quantize(
             ov_model, model, meta, cs, max_miou_drop, val_data or data, val_images, split, threads, progress
         )
-        check_inputs = [b for b, _ in zip(cs.batches(1), range(8))]
+        check_inputs = [b for b, _ in zip(cs.batches(1), range(CHECK_IMAGES))]
+        check_source = f"{len(check_inputs)} calibration images"
 
     with staged_artifact(output, "ov") as stage:
         save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
-        check = _check(stage.model, model, check_inputs, threads, precision)
+        check = _check(stage.model, model, check_inputs, threads, precision, check_source, qdq, min_agreement)
         audit = precision_audit(stage.model, precision, threads)
         if audit.get("warning") and strict_precision:
             raise ExportError(f"--strict-precision: {audit['warning']}. Nothing was written")
@@ -255,18 +271,59 @@ def _run_nncf(
     return quantized, info
 
 
-def _check_int8(check: dict[str, Any], *, qdq_source: bool) -> None:
-    """Exit 6 when an INT8 IR disagrees with its source beyond the INT8 agreement gate, naming the likely cause."""
+def _qdq_check_inputs(
+    proto: Any, meta: dict[str, Any], model: Path, data: str | Path | None, seed: int, split: str | None
+) -> tuple[list[np.ndarray] | None, str | None]:
+    """Real images for the self-check of a Q/DQ ONNX: ``data`` when given, else the calibration images its
+    ``.calibration.json`` names (those still there, unchanged); (None, None) when there are none (then noise)."""
+    from ..calibration.dataset import CalibrationSet, calibration_set_for_model
+
+    if data is not None:
+        cs = calibration_set_for_model(proto, meta, data, num_images=CHECK_IMAGES, seed=seed, split=split)
+        inputs = [b for b, _ in zip(cs.batches(1), range(CHECK_IMAGES))]
+        return inputs, f"{len(inputs)} images from --data {data}"
+    from ..data.preprocessing import Normalization
+    from .calibrate import calibration_manifest_path
+
+    path = calibration_manifest_path(model)
+    try:
+        manifest = json.loads(path.read_text())
+        root = Path(manifest["root"])
+        files = [root / f["path"] for f in manifest["files"][: CHECK_IMAGES * 4]]
+        shas = [f["sha256"] for f in manifest["files"][: CHECK_IMAGES * 4]]
+        present = [f for f, sha in zip(files, shas) if f.is_file() and sha256_file(f) == sha][:CHECK_IMAGES]
+        if not present:
+            return None, None
+        cs = CalibrationSet(
+            root,
+            present,
+            tuple(manifest["input_size"]),
+            Normalization.from_dict(manifest["normalization"]),
+            manifest["input_format"],
+            seed,
+            [],
+        )
+        inputs = list(cs.batches(1))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    return inputs, f"{len(inputs)} of its calibration images ({path.name})"
+
+
+def _check_int8(check: dict[str, Any], *, qdq_source: bool, noise: bool, min_agreement: float | None) -> None:
+    """Exit 6 when an INT8 IR disagrees with its source below the gate (``min_agreement``, default the INT8 gate),
+    naming the likely cause and what to do."""
     from ..environment import has_int8_dot_product
 
+    gate = INT8.min_agreement if min_agreement is None else min_agreement
     agreement = check["argmax_agreement"]
-    check["min_agreement"] = INT8.min_agreement
-    if agreement >= INT8.min_agreement:
+    check["min_agreement"] = gate
+    if agreement >= gate:
         return
     what = (
         f"the INT8 IR agrees with {check['against']} on {agreement:.2%} of pixels ({check['inputs']}), below "
-        f"the INT8 gate of {INT8.min_agreement:.0%}; nothing was written"
+        f"the {'INT8 gate' if min_agreement is None else '--min-agreement gate'} of {gate:.2%}; nothing was written"
     )
+    lower = "or lower the gate with --min-agreement (a model with random weights agrees less: its classes are close)"
     if not has_int8_dot_product():
         cause = (
             "this CPU has no VNNI/AMX (AVX2 only): OpenVINO's emulated u8 x s8 products overflow on INT8 weights "
@@ -278,14 +335,31 @@ def _check_int8(check: dict[str, Any], *, qdq_source: bool) -> None:
             if qdq_source
             else "re-run on a VNNI/AMX CPU, or keep the FP32/FP16 IR"
         )
+    elif qdq_source:
+        cause = "OpenVINO's INT8 kernels round differently from ONNX Runtime's on this already-calibrated file"
+        if noise:
+            cause += "; the check ran on random noise, which the calibration never saw"
+            fix = f"check on real images with --data DIR, {lower}"
+        else:
+            fix = (
+                "re-calibrate with 'rfdeploy calibrate' (more images, --method, --max-miou-drop to keep sensitive "
+                f"layers in float), or build from the FP32 ONNX with --int8 --data DIR, {lower}"
+            )
     else:
         cause = "the quantization is too coarse for this model"
-        fix = "use more calibration images, or --max-miou-drop to leave the most sensitive parts in float"
+        fix = f"use more calibration images, or --max-miou-drop to leave the most sensitive parts in float, {lower}"
     raise ExportError(f"{what}. Likely cause: {cause}", hint=fix)
 
 
 def _check(
-    xml: Path, onnx_path: Path, inputs: list[np.ndarray] | None, threads: int | None, precision: str
+    xml: Path,
+    onnx_path: Path,
+    inputs: list[np.ndarray] | None,
+    threads: int | None,
+    precision: str,
+    source: str | None = None,
+    qdq: bool = False,
+    min_agreement: float | None = None,
 ) -> dict[str, Any]:
     """The IR against its source ONNX (ONNX Runtime CPU): max abs error and argmax agreement."""
     errors, agree, scale = [], [], 0.0
@@ -293,9 +367,11 @@ def _check(
         spec = ref.input_specs[0]
         if inputs is None:
             inputs = seeded_inputs(spec)
-            source = "seeded random inputs"
-        else:
-            source = f"{len(inputs)} calibration images"
+            source = (
+                "seeded random noise (last resort: no images; pass --data DIR to check on real images)"
+                if precision == "int8"
+                else "seeded random inputs"
+            )
         for x in inputs:
             a = next(iter(ref.infer({spec.name: x}).values()))
             b = next(iter(ir.infer({ir.input_specs[0].name: x}).values()))
@@ -313,7 +389,7 @@ def _check(
         "argmax_agreement": float(np.mean(agree)),
     }
     if precision == "int8":  # every INT8 build checks itself: below the INT8 agreement gate it is not kept
-        _check_int8(check, qdq_source=source == "seeded random inputs")
+        _check_int8(check, qdq_source=qdq, noise=str(source).startswith("seeded"), min_agreement=min_agreement)
     if precision == "fp32":  # the IR must compute what the ONNX computes; lower precisions go to parity
         bound = FP32.logits_bound(scale)
         check["tolerance"] = f"max abs error <= {FP32.atol:g} + {FP32.rtol:g} x max|onnx| = {bound:.3g}"

@@ -16,6 +16,7 @@ whether Q/DQ surrounds it), and it says which of the two it used.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -64,6 +65,7 @@ CALIBRATORS = ("qdq", "implicit")
 class EngineResult(ArtifactResult):
     layer_report: dict[str, Any] = field(default_factory=dict)
     layer_report_path: Path | None = None
+    trtexec_here: str = ""  # the trtexec line with paths that work from the current directory
 
 
 def intermediate_onnx_path(output: str | Path) -> Path:
@@ -104,10 +106,45 @@ def fp16_onnx(model: Path, out: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- records
-def trtexec_command(
-    lib: TrtLibrary, onnx_name: str, engine_name: str, profiles: Sequence[Profile], options: BuildOptions
+def paths_from(folder: Path, *paths: Path | None) -> list[str | None]:
+    """``paths`` relative to ``folder`` (a trtexec line that works when run there), or absolute when that is
+    shorter to trust (another drive)."""
+    out: list[str | None] = []
+    for p in paths:
+        if p is None:
+            out.append(None)
+            continue
+        try:
+            out.append(os.path.relpath(Path(p).resolve(), Path(folder).resolve()))
+        except ValueError:
+            out.append(str(Path(p).resolve()))
+    return out
+
+
+def _trtexec(
+    lib: TrtLibrary,
+    onnx: Path,
+    engine: Path,
+    profiles: Sequence[Profile],
+    options: BuildOptions,
+    timing: Path | None,
+    folder: Path,
 ) -> str:
-    """The equivalent trtexec (or ``tensorrt_rtx``) command line for the installed generation."""
+    """The trtexec line for ``onnx`` -> ``engine``, its paths relative to ``folder``."""
+    onnx_rel, engine_rel, cache_rel = paths_from(folder, onnx, engine, timing)
+    return trtexec_command(lib, str(onnx_rel), str(engine_rel), profiles, options, timing_cache=cache_rel)
+
+
+def trtexec_command(
+    lib: TrtLibrary,
+    onnx_name: str,
+    engine_name: str,
+    profiles: Sequence[Profile],
+    options: BuildOptions,
+    timing_cache: str | None = None,
+) -> str:
+    """The equivalent trtexec (or ``tensorrt_rtx``) command line for the installed generation. The paths are used as
+    given: pass them relative to the folder the line is meant to run in (``paths_from``)."""
     args = [lib.trtexec, f"--onnx={onnx_name}", f"--saveEngine={engine_name}"]
     if lib.weakly_typed and options.precision in ("fp16", "int8"):
         args.append("--fp16")
@@ -122,7 +159,7 @@ def trtexec_command(
     if options.opt_level is not None:
         args.append(f"--builderOptimizationLevel={options.opt_level}")
     if options.timing_cache is not None and not lib.is_rtx:
-        args.append(f"--timingCacheFile={options.timing_cache.name}")
+        args.append(f"--timingCacheFile={timing_cache or options.timing_cache.name}")
     if options.dla_core is not None:
         args.append(f"--useDLACore={options.dla_core}")
         if options.gpu_fallback:
@@ -330,6 +367,7 @@ def build_engine(
             )
             onnx_record["made_by"] = "given (FP32; TensorRT 10.x implicit entropy calibration)"
         onnx_record["sha256"] = sha256_file(onnx_used)
+        onnx_source = model if onnx_used == model else intermediate_onnx_path(output)  # where it is kept
         onnx_record["source"] = {"file": model.name, "sha256": sha256_file(model), "precision": str(source)}
 
         step(f"building the engine ({lib.describe()['generation']} {lib.version}, {want})")
@@ -366,13 +404,9 @@ def build_engine(
                 "summary": report["summary"],
                 "file": report_path.name if report_path else None,
             },
-            trtexec_command=trtexec_command(
-                lib,
-                model.name if onnx_used == model else intermediate_onnx_path(output).name,
-                output.name,
-                profiles,
-                options,
-            ),
+            # run in the engine's folder: paths relative to it (the sidecar travels with the engine)
+            trtexec_command=_trtexec(lib, onnx_source, output, profiles, options, timing, output.parent),
+            trtexec_runs_in="the engine's folder",
             rebuild_command=_rebuild_command(
                 model, output, want, profiles, options, policy.input_format == "nhwc-uint8", data
             ),
@@ -384,7 +418,8 @@ def build_engine(
     if report_path is not None:
         write_json_atomic(report_path, report)
     log.info("wrote %s (%s, %s)", output, lib.name, want)
-    return EngineResult(result.path, result.metadata_path, result.metadata, report, report_path)
+    here = _trtexec(lib, onnx_source, output, profiles, options, timing, Path.cwd())
+    return EngineResult(result.path, result.metadata_path, result.metadata, report, report_path, here)
 
 
 def implicit_cache_path(output: str | Path) -> Path:

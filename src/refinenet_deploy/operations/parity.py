@@ -503,8 +503,10 @@ def validate_parity(
         "checkpoint_sha256": ckpt_sha,
         "arch": info["arch"],
         "artifact": str(artifact),
+        "artifact_sha256": sha256_file(artifact) if artifact.is_file() else None,
         "runtime": kind.value,
         "device": str(backend.device),
+        "jetson": _on_jetson(),
         "runtime_precision": executed,
         "artifact_from_this_checkpoint": None if art_sha is None else art_sha == ckpt_sha,
         "data": str(data),
@@ -521,6 +523,13 @@ def validate_parity(
     if art_sha is not None and art_sha != ckpt_sha:
         log.warning("the artifact's metadata names another checkpoint (sha256 %s...), comparing anyway", art_sha[:12])
     return report
+
+
+def _on_jetson() -> bool:
+    """Whether this machine is a Jetson (a result records the kind of device it ran on: a bundle's target is)."""
+    from ..jetson import jetson_fingerprint
+
+    return jetson_fingerprint() is not None
 
 
 # --------------------------------------------------------------------------------------------- reference only
@@ -623,8 +632,9 @@ def raise_for_labels(summary: dict[str, Any], strict: bool) -> None:
 
 
 def raise_for_gates(report: ParityReport) -> None:
-    """Exit 3 (``ParityError``) when a gate failed."""
-    if not report.passed:
+    """Exit 3 (``ParityError``) when a gate failed (a gate that could not be evaluated is not a failure, nor a pass:
+    the report says so)."""
+    if report.failed_gates:
         raise ParityError(
             "parity gate failed: " + "; ".join(report.failed_gates),
             hint="see the report; --save-worst K DIR shows where the backend disagrees",

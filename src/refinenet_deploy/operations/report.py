@@ -9,10 +9,11 @@ row used is named in a footnote, and a row with no PyTorch row beside it says so
 
 Parity results join on the artifact (same path, else the same file name when that is unambiguous), the
 runtime and the device kind, and only when the model and the precision that ran agree. Inputs are checked
-before any work: sidecars (``*.meta.json``) are skipped with a note, anything else that is not a bench or
-parity JSON this version reads is refused (exit 5) naming the file and the field. The HTML is
-self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs written beside
-it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
+before any work: every known non-result rfdeploy file (sidecars ``*.meta.json``, calibration manifests, a
+bundle's ``manifest.json``/``pipeline.json``, models, references, reports) is skipped with a note, anything
+else that is not a bench or parity JSON this version reads is refused (exit 5) naming the file and the field.
+The HTML is self-contained (charts embedded as base64 PNG), so it opens offline; the Markdown links PNGs
+written beside it. Charts need matplotlib (the ``report`` extra); without it the report says they were skipped.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ ASYNC_TIMING = "async throughput"
 REPORT_SUFFIXES = (".md", ".html")
 MIN_MS, MAX_MS = 1e-6, 1e9  # a p50 outside is not a timing (and would break ratios and chart scales)
 CHART_NAMES = ("latency", "accuracy_vs_latency")
+CHART_CAPTIONS = {
+    "latency": "p50 latency per model, input size and batch, on a log scale (every bar readable next to PyTorch's); "
+    "the label after each bar is its speed-up against PyTorch on the same device. Colour: runtime.",
+    "accuracy_vs_latency": "mIoU drop against PyTorch versus p50 latency; each point is numbered, the key beside "
+    "the chart names it. Colour: runtime; marker: model.",
+}
 
 # every spelling met in bench/parity JSON (old and new, OpenVINO's element types) -> the one we print: enums'
 PRECISION_ALIASES = PRECISION_SPELLINGS
@@ -94,6 +101,47 @@ def _is_sidecar(path: Path, doc: Any) -> bool:
     if isinstance(fmt, str) and fmt.startswith("refinenet-deploy/"):
         return True
     return "schema_version" in doc and isinstance(doc.get("artifact"), dict) and "schema" not in doc
+
+
+# files rfdeploy writes that are not results (what a ``report out/*`` glob also picks up), known by suffix
+NON_RESULT_SUFFIXES = {
+    ".onnx": "an ONNX model",
+    ".xml": "an OpenVINO IR",
+    ".bin": "OpenVINO IR weights",
+    ".engine": "a TensorRT engine",
+    ".npz": "a saved PyTorch reference",
+    ".png": "an image (chart or panel)",
+    ".md": "a Markdown report",
+    ".html": "an HTML report",
+    ".safetensors": "a checkpoint",
+    ".cache": "a TensorRT calibration cache",
+}
+
+
+def non_result_kind(path: Path, doc: Any = None) -> str | None:
+    """What a known non-result rfdeploy file is (a sidecar, a calibration manifest, a bundle's manifest, ...), or
+    None. ``doc``: its parsed JSON, when it is JSON."""
+    if path.suffix.lower() in NON_RESULT_SUFFIXES:
+        return NON_RESULT_SUFFIXES[path.suffix.lower()]
+    if _is_sidecar(path, doc):
+        return "an artifact sidecar (.meta.json)"
+    if not isinstance(doc, dict):
+        return None
+    if path.name.endswith(".calibration.json") or {"files", "resize_policy", "sampling"} <= doc.keys():
+        return "a calibration set manifest (.calibration.json, written by calibrate)"
+    if doc.get("schema") == "refinenet-deploy/bundle-manifest":
+        return "a pipeline bundle's manifest.json"
+    if {"targets", "calib_images", "input_size"} <= doc.keys() and "schema" not in doc:
+        return "a pipeline bundle's settings (pipeline.json)"
+    if {"schema_version", "steps"} == set(doc.keys()):
+        return "a pipeline bundle's step state (.pipeline/state.json)"
+    if {"pid", "host", "started"} == set(doc.keys()):
+        return "a pipeline bundle's lock"
+    if doc.get("generator") == "refinenet_deploy.synth":
+        return "a synthetic dataset's description (dataset.json)"
+    if "cache_key" in doc and "calibration cache" in str(doc.get("format")):
+        return "a TensorRT calibration cache key"
+    return None
 
 
 def _bad(path: Path, what: str) -> DataError:
@@ -160,7 +208,10 @@ def _validate_bench(path: Path, doc: dict[str, Any]) -> None:
 
 def _validate_parity(path: Path, doc: dict[str, Any]) -> None:
     _require(path, doc, "artifact", "a string")
-    _require(path, doc, "passed", "true or false")
+    gates = _require(path, doc, "gates", "an object")  # the verdict is recomputed from the numbers with these
+    for key in ("max_miou_drop", "min_agreement"):
+        _require(path, gates, key, "a number", where="gates")
+    _optional(path, doc, "passed", lambda v: isinstance(v, bool), "true or false")
     _optional(path, doc, "runtime", lambda v: isinstance(v, str), "a string")
     _optional(path, doc, "failed_gates", lambda v: isinstance(v, list), "a list")
     for key in ("miou_drop_points", "pixel_agreement"):
@@ -172,7 +223,9 @@ def _validate_parity(path: Path, doc: dict[str, Any]) -> None:
 
 
 def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[str]]:
-    """Read and check every input. Returns the bench/parity documents and one note per skipped sidecar.
+    """Read and check every input. Returns the bench/parity documents and one note per skipped file: every file
+    rfdeploy writes that is not a result (``non_result_kind``: sidecars, calibration manifests, a bundle's
+    manifest, settings and state, models, references, reports, charts).
 
     Raises ``DataError`` (exit 5) naming the file (and the field) for anything that is not a readable result:
     a missing file, a folder, invalid JSON, not an object, an unknown schema or schema version, a missing or
@@ -186,6 +239,10 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
             raise DataError(f"{path}: a folder, not a bench or parity JSON file. Pass the files in it ({path}/*.json)")
         if not path.exists() and not path.is_symlink():
             raise DataError(f"{path}: input not found. Check the path")
+        kind = non_result_kind(path)
+        if kind is not None:
+            notes.append(f"skipped {path}: {kind}, not a bench or parity result")
+            continue
         try:
             doc = read_json(path)  # a regular file only (a FIFO would block), bounded in size and depth
         except UnicodeDecodeError:
@@ -198,12 +255,13 @@ def read_documents(inputs: Sequence[str | Path]) -> tuple[list[Document], list[s
             raise DataError(exc.message) from None
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        kind = non_result_kind(path, doc)
+        if kind is not None:
+            notes.append(f"skipped {path}: {kind}, not a bench or parity result")
+            continue
         bad_number = nonfinite_field(doc)
         if bad_number is not None:  # NaN or Infinity: Python's json reads them, no result can hold one
             raise _bad(path, f"field {bad_number!r} is not a finite number (NaN or Infinity)")
-        if _is_sidecar(path, doc):
-            notes.append(f"skipped {path}: an artifact sidecar (.meta.json), not a bench or parity result")
-            continue
         if not isinstance(doc, dict):
             raise _bad(path, f"expected a JSON object, found {type(doc).__name__} ({json.dumps(doc)[:40]})")
         schema = doc.get("schema")
@@ -328,10 +386,13 @@ class ReportRow:
     baseline_best: str | None = None
     miou_drop_points: float | None = None
     agreement: float | None = None
-    parity: str | None = None  # "pass" | "fail" | None (no parity result)
+    parity: str | None = None  # "pass" | "fail" | "not evaluated" | None (no parity result)
     failed_gates: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     source: str = ""
+    std_ms: float | None = None  # of the same timing kind
+    model_mib: float | None = None  # the artifact's size on disk (an IR: .xml + .bin), when recorded or found
+    peak_rss_mib: float | None = None  # of the bench process
 
     @property
     def model(self) -> str:
@@ -483,8 +544,8 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                     throughput_ips=stats.get("throughput_ips"),
                     miou_drop_points=pd.get("miou_drop_points"),
                     agreement=pd.get("pixel_agreement"),
-                    parity=None if parity is None else ("pass" if pd["passed"] else "fail"),
-                    failed_gates=tuple(map(str, pd.get("failed_gates") or ())),
+                    parity=None if parity is None else parity_verdict(pd)[0],
+                    failed_gates=() if parity is None else parity_verdict(pd)[1],
                     notes=(*((why,) if why else ()), *_device_flags(d)),
                     source=str(b.path),
                     threads=threads,
@@ -523,12 +584,24 @@ def build_rows(documents: Iterable[Document | dict[str, Any]]) -> tuple[list[Rep
                 throughput_ips=None,
                 miou_drop_points=d.get("miou_drop_points"),
                 agreement=d.get("pixel_agreement"),
-                parity="pass" if d["passed"] else "fail",
-                failed_gates=tuple(map(str, d.get("failed_gates") or ())),
+                parity=parity_verdict(d)[0],
+                failed_gates=parity_verdict(d)[1],
                 source=str(p.path),
             )
         )
     return rows, _collect_notes(rows)
+
+
+def parity_verdict(doc: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """("pass" | "fail" | "not evaluated", reasons) of a parity result, recomputed from its numbers and the gates
+    it states (``validate.verdict``): the ``passed`` field of the file is not trusted."""
+    from ..validate.tolerances import Gates
+    from ..validate.verdict import judge_parity_document
+
+    gates = doc["gates"]
+    verdict = judge_parity_document(doc, Gates(float(gates["max_miou_drop"]), float(gates["min_agreement"])))
+    shown = {"passed": "pass", "failed": "fail"}.get(verdict.status, "not evaluated")
+    return shown, (*verdict.failed, *(f"not evaluated: {r}" for r in verdict.not_evaluated))
 
 
 def _as_document(doc: dict[str, Any]) -> Document:
@@ -694,6 +767,7 @@ class Report:
     notes: list[str]
     header: dict[str, list[str]] = field(default_factory=dict)
     charts_skipped: str | None = None
+    preamble: str = ""  # Markdown shown first (a pipeline bundle's summary and pending commands)
 
 
 def summarize_inputs(docs: Sequence[Document]) -> dict[str, list[str]]:
@@ -747,13 +821,66 @@ HEADER = (
     "timing",
     "p50 (ms)",
     "p99 (ms)",
+    "std (ms)",
     "throughput (img/s)",
-    "speed-up vs PyTorch (same model, size, batch, device)",
+    "speed-up vs PyTorch",  # same model, size, batch and device: the paragraph under the table says so
     "mIoU drop (pt)",
-    "pixel agreement (%)",
+    "pixel agreement",
     "parity gates",
     "artifact",
+    "model size (MiB)",
+    "peak RSS (MiB)",
 )
+
+
+def _artifact_size_mib(doc: Mapping[str, Any], source: Path) -> float | None:
+    """The artifact's size: recorded in the result, else the file (relative paths: to the result's folder, or to a
+    bundle's root), an OpenVINO IR with its .bin. None: not found here."""
+    recorded = doc.get("artifact_bytes")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return float(recorded) / 2**20
+    path = Path(str(doc.get("artifact", "")))
+    candidates = [path] if path.is_absolute() else [source.parent / path, *(p / path for p in source.parents)]
+    for candidate in candidates:
+        try:
+            if candidate.is_file():
+                size = candidate.stat().st_size
+                weights = candidate.with_suffix(".bin")
+                if candidate.suffix == ".xml" and weights.is_file():
+                    size += weights.stat().st_size
+                return size / 2**20
+        except OSError:
+            return None
+    return None
+
+
+def _with_resources(rows: list[ReportRow], docs: Sequence[Document]) -> list[ReportRow]:
+    """Std of the row's timing, model size and peak RSS from the bench result each row came from; and, where
+    several rows show the same artifact file name (a bundle's model.xml), the folder it is in (its target)."""
+    from dataclasses import replace
+
+    by_path = {str(d.path): d for d in docs if d.kind == "bench"}
+    names: dict[str, set[str]] = {}
+    for r in rows:
+        names.setdefault(r.artifact, set()).add(r.source)
+    out = []
+    for r in rows:
+        doc = by_path.get(r.source)
+        changes: dict[str, Any] = {}
+        if doc is not None:
+            key = next((k for k, v in TIMINGS.items() if v == r.timing), None)
+            stats = doc.data.get(key) if key else None
+            if r.timing == ASYNC_TIMING:
+                stats = next((doc.data.get(k) for k in TIMINGS if isinstance(doc.data.get(k), dict)), None)
+            std = stats.get("std_ms") if isinstance(stats, dict) else None
+            changes["std_ms"] = float(std) if _number(std) else None
+            rss = doc.data.get("peak_rss_mib")
+            changes["peak_rss_mib"] = float(rss) if _number(rss) else None
+            changes["model_mib"] = _artifact_size_mib(doc.data, doc.path)
+        if len(names.get(r.artifact, ())) > 1 and r.source:
+            changes["artifact"] = f"{Path(r.source).parent.name}/{r.artifact}"
+        out.append(replace(r, **changes) if changes else r)
+    return out
 
 
 def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
@@ -778,6 +905,8 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         gates = "—"
     elif r.parity == "pass":
         gates = "pass"
+    elif r.parity == "not evaluated":
+        gates = "not evaluated" + (f": {'; '.join(r.failed_gates)}" if r.failed_gates else "")
     else:
         gates = "FAIL" + (f": {'; '.join(r.failed_gates)}" if r.failed_gates else "")
     return [
@@ -790,12 +919,15 @@ def _cells(r: ReportRow, notes: Sequence[str]) -> list[str]:
         r.timing or "n/a (accuracy only)",
         f(r.p50_ms, ".2f"),
         f(r.p99_ms, ".2f"),
+        f(r.std_ms, ".2f"),
         f(r.throughput_ips, ".1f"),
         speed,
         f(r.miou_drop_points, ".3f"),
-        "n/a" if r.agreement is None else f"{r.agreement * 100:.3f}",
+        "n/a" if r.agreement is None else f"{r.agreement * 100:.3f} %",
         gates,
         r.artifact,
+        "not measured" if r.model_mib is None else f"{r.model_mib:.1f}",
+        "not measured" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.0f}",
     ]
 
 
@@ -812,14 +944,17 @@ def _md(cell: str) -> str:
 
 
 def to_markdown(report: Report, charts: Mapping[str, str] | None = None) -> str:
-    lines = ["# refinenet-deploy report", "", *_header_lines(report), ""]
+    lines = [report.preamble] if report.preamble else []
+    lines += ["# refinenet-deploy report", "", *_header_lines(report), ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_md(c) for c in _cells(r, report.notes)) + " |" for r in report.rows]
     lines += ["", _EXPLAIN]
     if report.notes:
         lines += [""] + [f"[{i}] {n}" + "  " for i, n in enumerate(report.notes, 1)]
     for title, path in (charts or {}).items():
-        lines += ["", f"![{title}]({path})"]
+        name = next((k for k in sorted(CHART_CAPTIONS, key=len, reverse=True) if title.endswith(k)), "")
+        caption = CHART_CAPTIONS.get(name, title)
+        lines += ["", f"![{caption}]({path})", "", f"_{caption}_"]
     if report.charts_skipped:
         lines += ["", f"_Charts skipped: {report.charts_skipped}._"]
     return "\n".join(lines) + "\n"
@@ -835,6 +970,65 @@ _EXPLAIN = (
 )
 
 
+def _inline_html(text: str) -> str:
+    """Inline Markdown of our own summaries (`code`, **bold**) as HTML, everything else escaped."""
+    parts = text.split("`")
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"<code>{html.escape(part)}</code>")
+        else:
+            bold = html.escape(part).split("**")
+            out.append("".join(f"<b>{b}</b>" if j % 2 else b for j, b in enumerate(bold)))
+    return "".join(out)
+
+
+def markdown_to_html(text: str) -> str:
+    """The Markdown rfdeploy writes in summaries (headings, paragraphs, pipe tables, two-level lists, inline code
+    and bold) as HTML: report.html shows what report.md shows."""
+    blocks: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 4)
+            blocks.append(f"<h{level}>{_inline_html(line.lstrip('#').strip())}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):
+                    rows.append(cells)
+                i += 1
+            head = "".join(f"<th>{_inline_html(c)}</th>" for c in rows[0]) if rows else ""
+            body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+            blocks.append(
+                f"<div class='wide'><table class='summary'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                "</table></div>"
+            )
+        elif line.lstrip().startswith("- "):
+            items: list[str] = []
+            while i < len(lines) and lines[i].lstrip().startswith("- "):
+                item = _inline_html(lines[i].lstrip()[2:])
+                if lines[i].startswith("  ") and items:
+                    items[-1] += f"<ul><li>{item}</li></ul>"
+                else:
+                    items.append(item)
+                i += 1
+            blocks.append("<ul>" + "".join(f"<li>{x}</li>" for x in items).replace("</ul><ul>", "") + "</ul>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|", "- ", "  - ")):
+                para.append(lines[i])
+                i += 1
+            blocks.append(f"<p>{_inline_html(' '.join(para))}</p>")
+    return "\n".join(blocks)
+
+
 def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join(
@@ -845,18 +1039,34 @@ def to_html(report: Report, charts: Mapping[str, bytes]) -> str:
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
     imgs = "".join(
-        f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,'
-        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(k)}</figcaption></figure>'
+        f'<figure><img alt="{html.escape(CHART_CAPTIONS.get(k, k))}" src="data:image/png;base64,'
+        f'{base64.b64encode(v).decode()}"><figcaption>{html.escape(CHART_CAPTIONS.get(k, k))}</figcaption></figure>'
         for k, v in charts.items()
     )
     skipped = f"<p><i>Charts skipped: {html.escape(report.charts_skipped)}.</i></p>" if report.charts_skipped else ""
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy report</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}td:nth-child(-n+7),td:last-child{text-align:left}img{max-width:100%}"
-        "</style></head><body><h1>refinenet-deploy report</h1>"
-        f"<ul>{facts}</ul><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "body{font-family:sans-serif;margin:2em;max-width:1400px}.wide{overflow-x:auto;max-width:100%}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "text-align:right;vertical-align:top}th{background:#f2f2f2;text-align:left}"
+        "td:nth-child(-n+7),td:nth-child(15),td:nth-child(16){text-align:left}"
+        "td:nth-child(4){min-width:12em}td:nth-child(15){min-width:10em}"
+        "table.summary td{text-align:left}code{font-size:12px;word-break:break-all}"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444}"
+        "</style></head><body>"
+        + (f"<section class='bundle'>{markdown_to_html(report.preamble)}</section>" if report.preamble else "")
+        + "<h1>refinenet-deploy report</h1>"
+        f"<ul>{facts}</ul><div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
         f"<p>{html.escape(_EXPLAIN)}</p><ol>{notes}</ol>{imgs}{skipped}</body></html>\n"
+    )
+
+
+def summary_page(preamble: str) -> str:
+    """A self-contained HTML page of a Markdown summary alone (a bundle with no result yet)."""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>refinenet-deploy bundle</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px}</style></head><body>" + markdown_to_html(preamble) + "</body></html>\n"
     )
 
 
@@ -907,7 +1117,9 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
             ax.barh(y, values, color=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in members])
             ax.set_yticks(list(y), [chart_label(m) for m in members], fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlim(0, max(values) * 1.35)
+            ax.set_xscale("log")  # PyTorch can be 100x slower: on a linear axis every other bar is a sliver
+            ax.set_xlim(min(values) / 1.5, max(values) * 6)  # room for the labels after the bars
+            _plain_log_ticks(ax, matplotlib)
             for i, m in enumerate(members):
                 if i and m.device != members[i - 1].device:  # a rule between devices
                     ax.axhline(i - 0.5, color="#bbb", lw=0.6)
@@ -915,7 +1127,7 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
                 text = f"{m.p50_ms:.2f} ms{speed}"
                 ax.annotate(text, (m.p50_ms, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
             ax.set_title(_model_title(group) if group else "model or input size not recorded", fontsize=9)
-            ax.set_xlabel("p50 latency (ms); label: speed-up vs PyTorch on the same device", fontsize=7)
+            ax.set_xlabel("p50 latency (ms, log scale); label: speed-up vs PyTorch on the same device", fontsize=7)
             ax.tick_params(axis="x", labelsize=7)
         used = {r.runtime for r in timed}
         handles = [matplotlib.patches.Patch(color=c, label=k) for k, c in RUNTIME_COLORS.items() if k in used]
@@ -926,35 +1138,76 @@ def _render_charts(rows: Sequence[ReportRow], matplotlib: Any, plt: Any) -> dict
         plt.close(fig)
     both = [r for r in timed if r.miou_drop_points is not None]
     if both:
-        fig, ax = plt.subplots(figsize=(8, 5 + 0.05 * len(both)))
+        fig, ax = plt.subplots(figsize=(11, 5))
         markers = "os^Dvp*hX"
+        key: list[Any] = []  # legend entries: the number of each point and what it is
+        n = 0
+        model_handles = []
         for k, (group, members) in enumerate(groups.items()):
             pts = [m for m in members if m.miou_drop_points is not None]
             if not pts:
                 continue
+            marker = markers[k % len(markers)]
             ax.scatter(
                 [m.p50_ms for m in pts],
                 [m.miou_drop_points for m in pts],
-                marker=markers[k % len(markers)],
+                marker=marker,
+                s=40,
                 c=[RUNTIME_COLORS.get(m.runtime, "#937860") for m in pts],
-                label=_model_title(group) if group else "model not recorded",
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
+            model_handles.append(
+                matplotlib.lines.Line2D(
+                    [], [], marker=marker, ls="", color="#555", label=_model_title(group) if group else "model?"
+                )
             )
             for m in pts:
+                n += 1
                 ax.annotate(
-                    f"{m.runtime} {m.precision} ({m.device_kind}, {m.timing})",
+                    str(n),
                     (m.p50_ms, m.miou_drop_points),
-                    fontsize=6,
-                    alpha=0.8,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    annotation_clip=True,  # a number never leaves the axes
+                )
+                key.append(
+                    matplotlib.lines.Line2D(
+                        [], [], ls="", label=f"{n}: {m.runtime} {m.precision} ({m.device_kind}, {m.timing})"
+                    )
                 )
         ax.axhline(0, color="#999", lw=0.8)
-        ax.set_xlabel("p50 latency (ms)")
+        xs = [m.p50_ms for m in both]
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+        _plain_log_ticks(ax, matplotlib)
+        ys = [m.miou_drop_points for m in both]
+        pad = max(0.05, (max(ys) - min(ys)) * 0.15)
+        ax.set_ylim(min(min(ys), 0) - pad, max(max(ys), 0) + pad)
+        ax.set_xlabel("p50 latency (ms, log scale)")
         ax.set_ylabel("mIoU drop vs PyTorch (points)")
-        ax.set_title("Accuracy vs latency (marker: model; colour: runtime)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        ax.set_title("Accuracy vs latency (colour: runtime; marker: model)")
+        used = {m.runtime for m in both}
+        colours = [matplotlib.patches.Patch(color=c, label=r) for r, c in RUNTIME_COLORS.items() if r in used]
+        ax.legend(  # one legend (a second one would fall outside the saved image): colours, markers, the points
+            handles=colours + model_handles + key, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
+        fig.tight_layout(rect=(0, 0, 0.6, 1))  # the legends beside the axes stay inside the figure
         charts["accuracy_vs_latency"] = _png(fig)
         plt.close(fig)
     return charts
+
+
+def _plain_log_ticks(ax: Any, matplotlib: Any) -> None:
+    """Tick labels of a log axis as plain numbers (1, 10, 100 ms): with math text off (names may hold '$'), the
+    default labels would print as raw '$\\mathdefault{10^{2}}$'."""
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "25" else "")
+    )
+    ax.tick_params(axis="x", which="minor", labelsize=6)
 
 
 def _matplotlib() -> Any:
@@ -962,7 +1215,9 @@ def _matplotlib() -> Any:
 
     matplotlib = require("matplotlib", extra="report")
     matplotlib.use("Agg")
+    import matplotlib.lines  # noqa: F401  (legend entries)
     import matplotlib.patches  # noqa: F401  (legend patches)
+    import matplotlib.ticker  # noqa: F401  (plain log-axis labels)
 
     return matplotlib
 
@@ -992,11 +1247,11 @@ def chart_paths(output: Path) -> list[Path]:
     return [output.with_name(f"{output.stem}_{name}.png") for name in CHART_NAMES] if output.suffix == ".md" else []
 
 
-def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResult:
+def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: str = "") -> ReportResult:
     """Check ``output`` (before any work), read and check ``inputs``, build the table and the charts, and write
     the report (and, for Markdown, its PNG charts) atomically. Raises UsageError (exit 2) for a bad output or
     no inputs, DataError (exit 5) for an input that is not a bench/parity result this version reads (or only
-    sidecars)."""
+    sidecars). ``preamble``: Markdown shown before the table (in HTML too): a pipeline bundle's summary."""
     output = Path(output)
     if not inputs:
         raise UsageError("no input JSON files. Pass bench/parity files written with --json")
@@ -1014,7 +1269,8 @@ def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResu
             hint="pass the files written by 'rfdeploy bench --json' or 'parity --json'",
         )
     rows, notes = build_rows(docs)
-    report = Report(rows, notes, summarize_inputs(docs))
+    rows = _with_resources(rows, docs)
+    report = Report(rows, notes, summarize_inputs(docs), preamble=preamble)
     try:
         charts = render_charts(rows)
     except MissingDependencyError:
@@ -1046,9 +1302,11 @@ def write_report(inputs: Sequence[str | Path], output: str | Path) -> ReportResu
     return ReportResult(output, rows, chart_files, written, skipped, report.charts_skipped)
 
 
-def make_report(inputs: Sequence[str | Path], output: str | Path) -> tuple[Path, list[ReportRow], list[Path]]:
+def make_report(
+    inputs: Sequence[str | Path], output: str | Path, *, preamble: str = ""
+) -> tuple[Path, list[ReportRow], list[Path]]:
     """``write_report`` returning (report path, rows, chart files)."""
-    result = write_report(inputs, output)
+    result = write_report(inputs, output, preamble=preamble)
     return result.output, result.rows, result.charts
 
 
@@ -1057,9 +1315,12 @@ def parity_markdown(report: dict[str, Any]) -> str:
     """A Markdown rendering of the parity JSON."""
 
     def pct(v: float | None, digits: int = 2) -> str:
-        return "n/a" if v is None else f"{v * 100:.{digits}f}"
+        return "n/a" if v is None else f"{v * 100:.{digits}f} %"
 
-    status = "PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failed_gates"])
+    shown, reasons = parity_verdict(report)
+    status = {"pass": "PASSED", "fail": "FAILED"}.get(shown, "NOT EVALUATED") + (
+        ": " + "; ".join(reasons) if reasons else ""
+    )
     ran = normalize_precision(report.get("runtime_precision"))
     lines = [
         f"# Parity: `{Path(report['artifact']).name}` vs PyTorch `{Path(report['checkpoint']).name}`",

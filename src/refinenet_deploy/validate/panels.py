@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,14 @@ def render_panel(
     diff[reference != backend] = (255, 40, 40)
     tiles = [img, gt, colorize(reference), colorize(backend), diff]
     names = ["image", "ground truth" if label is not None else "(no labels)", "PyTorch", "backend", "disagreement"]
-    h, w = size
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widest = max(draw.textlength(n) for n in names)  # each tile at least as wide as its name, plus a margin
+    scale = max(1, math.ceil((widest + 12) / size[1]))  # small tiles are enlarged (nearest), never the names cut
+    tiles = [np.repeat(np.repeat(t, scale, axis=0), scale, axis=1) for t in tiles]
+    h, w = size[0] * scale, size[1] * scale
     header = 18
-    canvas = Image.new("RGB", (w * len(tiles), h + header * 2), (255, 255, 255))
+    width = max(w * len(tiles), int(draw.textlength(title)) + 8)
+    canvas = Image.new("RGB", (width, h + header * 2), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), title, fill=(0, 0, 0))
     for i, (tile, name) in enumerate(zip(tiles, names)):

@@ -34,6 +34,7 @@ from .metrics import (
     pixel_accuracy,
 )
 from .tolerances import DEFAULT_GATES, Gates, tolerance_for
+from .verdict import judge
 
 PARITY_SCHEMA = "refinenet-deploy/parity"
 PARITY_SCHEMA_VERSION = 1
@@ -77,13 +78,22 @@ class ParityReport:
     tta: dict[str, Any]
     policy: dict[str, Any]
     failed_gates: list[str] = field(default_factory=list)
+    not_evaluated: list[str] = field(default_factory=list)  # gates that could not be evaluated, and why
     worst: list[dict[str, Any]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     labels_out_of_range: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def passed(self) -> bool:
-        return not self.failed_gates
+    def passed(self) -> bool | None:
+        """True: every gate was evaluated and passed; False: a gate failed; None: none failed but one could not be
+        evaluated (no labels: no mIoU drop), which does not count as passed (``validate.verdict``)."""
+        if self.failed_gates:
+            return False
+        return None if self.not_evaluated else True
+
+    @property
+    def verdict(self) -> str:
+        return {True: "passed", False: "failed", None: "not evaluated"}[self.passed]
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -114,7 +124,9 @@ class ParityReport:
                 "schema": PARITY_SCHEMA,
                 "schema_version": PARITY_SCHEMA_VERSION,
                 "passed": self.passed,
+                "verdict": self.verdict,
                 "failed_gates": self.failed_gates,
+                "gates_not_evaluated": self.not_evaluated,
                 "gates": asdict(self.gates),
                 "precision": self.precision,
                 "num_images": self.num_images,
@@ -395,29 +407,22 @@ class ParityEngine:
             boundary=self.boundary_same / self.boundary if self.boundary else 1.0,
             iou=tuple(float(x) for x in iou_per_class(self.conf_agree)),
         )
-        failed = []
-        if drop is not None and abs(drop) > self.gates.max_miou_drop:
-            what = "drop" if drop > 0 else "unexpected gain"
-            failed.append(
-                f"mIoU {what} {abs(drop):.3f} pt > max {self.gates.max_miou_drop:.3f} pt "
-                f"(by {abs(drop) - self.gates.max_miou_drop:.3f} pt)"
-            )
-        if agree.pixel < self.gates.min_agreement:
-            failed.append(
-                f"pixel agreement {agree.pixel:.4%} < min {self.gates.min_agreement:.4%} "
-                f"(by {(self.gates.min_agreement - agree.pixel) * 100:.3f} pt)"
-            )
         logit_gate = None
+        logits: tuple[float, float] | None = None
+        logits_skipped: str | None = None
         if self.tolerance.atol is not None and not self.logit_count and self.logits_missing:
+            logits_skipped = (
+                "the saved reference has no logits: save it with --reference-logits to run the FP32 logits gate"
+            )
             logit_gate = {
                 "tolerance": f"max|backend - PyTorch| <= {self.tolerance.atol:g} + {self.tolerance.rtol:g} x "
                 "max|PyTorch logit| per image (as export verification)",
                 "passed": None,
-                "skipped": "the saved reference has no logits: save it with --reference-logits to run the FP32 "
-                "logits gate",
+                "skipped": logits_skipped,
             }
         elif self.tolerance.atol is not None and self.logit_count:
             error, bound = self.logit_worst
+            logits = (error, bound)
             logit_gate = {
                 "tolerance": f"max|backend - PyTorch| <= {self.tolerance.atol:g} + {self.tolerance.rtol:g} x "
                 "max|PyTorch logit| per image (as export verification)",
@@ -425,11 +430,14 @@ class ParityEngine:
                 "bound_there": bound,
                 "passed": self.logit_ratio <= 1.0,
             }
-            if self.logit_ratio > 1.0:
-                failed.append(
-                    f"FP32 logits differ by {error:.3g} > {bound:.3g} (the FP32 tolerance): more than float32 "
-                    "rounding, so the artifact computes something else"
-                )
+        verdict = judge(
+            miou_drop_points=drop,
+            pixel_agreement=agree.pixel,
+            gates=self.gates,
+            no_miou_reason="no labels",
+            logits=logits,
+            logits_not_evaluated=logits_skipped,
+        )
         return ParityReport(
             num_images=self.count,
             num_classes=self.num_classes,
@@ -459,7 +467,8 @@ class ParityEngine:
                 else "class map nearest-neighbour to label size",
                 "boundary_width_px": self.boundary_width,
             },
-            failed_gates=failed,
+            failed_gates=verdict.failed,
+            not_evaluated=verdict.not_evaluated,
             labels_out_of_range=self.labels.summary(),
             worst=[{"name": r.name, "pixel_agreement": r.agreement} for r in self.worst_records()],
         )

@@ -35,6 +35,7 @@ from ...artifacts import (
     probe_output,
     read_metadata,
     resolve_input_size,
+    sha256_file,
     utc_now,
     write_json_atomic,
 )
@@ -413,6 +414,7 @@ def _document(
         "created": utc_now(),
         "tool_version": __version__,
         "artifact": str(artifact),
+        "artifact_sha256": sha256_file(artifact),  # what was measured: the pipeline's imports check it
         "runtime": kind.value,
         "device": dev.value,
         "precision": art_precision,  # schema 1 name of artifact_precision

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...artifacts import parse_size
+from ...calibration.dataset import DEFAULT_CALIBRATION_IMAGES
 from ...enums import Precision, Runtime
 from ...errors import MAX_JSON_BYTES, DataError, UsageError, printable, regular_file
 
@@ -78,7 +79,7 @@ DEMO_TARGETS = (*CPU_TARGETS, "rtx-trt-fp16", "rtx-trt-int8")
 # the demo model at 128x128, 100 validation images, 2 seeds, AVX2-only AMD EPYC. The mean mIoU drop stayed at
 # 0.20-0.32 pt from 16 to 200 images with both producers (no knee on this model and data); a single image cost up to
 # 0.59 pt. 128 is past every size measured to matter there; real data is more varied than the synthetic scenes.
-DEFAULT_CALIB_IMAGES = 128
+DEFAULT_CALIB_IMAGES = DEFAULT_CALIBRATION_IMAGES  # one default for calibrate, build and pipeline
 FEW_CALIB_IMAGES = DEFAULT_CALIB_IMAGES  # fewer draws the warning below
 CALIB_GUIDANCE = (
     "measured on the demo model (INT8, 128x128, AVX2-only CPU, 100 val images): mean mIoU drop 0.20-0.32 pt for "
@@ -149,6 +150,11 @@ class PipelineConfig:
     # calibration
     calib_images: int = DEFAULT_CALIB_IMAGES
     calib_producer: str = "modelopt"
+    calib_method: str | None = None  # None: the producer's default (calibration.qdq)
+    # accuracy-aware fallback (Q/DQ: float islands; OpenVINO INT8: NNCF accuracy control), judged on calib_val_data
+    calib_max_miou_drop: float | None = None
+    calib_val_data: str | None = None  # None: the calibration images, as 'rfdeploy calibrate' does
+    calib_val_images: int = 100
     # parity
     val_images: int | None = None
     # bench
@@ -173,7 +179,15 @@ class PipelineConfig:
 # key -> (type check, description); nested tables flatten to these keys
 _SECTIONS = {
     "gates": {"max_miou_drop": "max_miou_drop", "min_agreement": "min_agreement"},
-    "calibration": {"num_images": "calib_images", "producer": "calib_producer", "data": "calib_data"},
+    "calibration": {
+        "num_images": "calib_images",
+        "producer": "calib_producer",
+        "method": "calib_method",
+        "data": "calib_data",
+        "max_miou_drop": "calib_max_miou_drop",
+        "val_data": "calib_val_data",
+        "val_images": "calib_val_images",
+    },
     "parity": {"num_images": "val_images"},
     "bench": {"warmup": "warmup", "iterations": "iterations"},
     "synth": {"val_images": "synth_val_images", "calib_images": "synth_calib_images", "seed": "seed"},
@@ -182,6 +196,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "max_miou_drop": (0.0, 100.0),
     "min_agreement": (0.0, 100.0),
     "calib_images": (1, 100_000),
+    "calib_max_miou_drop": (0.0, 100.0),
+    "calib_val_images": (1, 1_000_000),
     "val_images": (1, 1_000_000),
     "warmup": (0, 10_000),
     "iterations": (1, 100_000),
@@ -189,7 +205,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "synth_calib_images": (1, 10_000),
     "seed": (0, 2**31 - 1),
 }
-PRODUCERS = ("modelopt", "ort")
+PRODUCERS = ("modelopt", "onnxruntime")  # as 'rfdeploy calibrate --producer'
+PRODUCER_ALIASES = {"ort": "onnxruntime"}  # the name earlier versions took
 
 
 def _check_number(key: str, value: Any, where: str) -> float | int:
@@ -220,8 +237,15 @@ def validate_settings(settings: dict[str, Any], where: str = "") -> dict[str, An
         elif key == "input_size":
             out[key] = parse_size(str(value), f"{where}input_size")
         elif key == "calib_producer":
+            value = PRODUCER_ALIASES.get(value, value) if isinstance(value, str) else value
             if value not in PRODUCERS:
                 raise UsageError(f"{where}calibration.producer: {value!r}; expected one of {', '.join(PRODUCERS)}")
+            out[key] = value
+        elif key == "calib_method":
+            from ...calibration.qdq import METHODS
+
+            if value not in METHODS:
+                raise UsageError(f"{where}calibration.method: {value!r}; expected one of {', '.join(METHODS)}")
             out[key] = value
         else:  # paths and names
             if not isinstance(value, str) or not value:
@@ -266,7 +290,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         else:
             flat[key] = value
     settings = validate_settings(flat, where=f"{path}: ")
-    for key in ("checkpoint", "data", "calib_data"):
+    for key in ("checkpoint", "data", "calib_data", "calib_val_data"):
         if key in settings and not Path(settings[key]).is_absolute():
             settings[key] = str((path.parent / settings[key]).resolve())
     return settings
@@ -276,8 +300,14 @@ def make_config(file_settings: dict[str, Any], overrides: dict[str, Any]) -> Pip
     """The file's settings, then the command line's (which win), checked once more."""
     merged = {**file_settings, **validate_settings({k: v for k, v in overrides.items() if v is not None})}
     config = replace(PipelineConfig(), **merged)
-    if config.checkpoint is None and (config.data or config.calib_data):
+    if config.checkpoint is None and (config.data or config.calib_data or config.calib_val_data):
         raise UsageError("--data/--calib-data need --checkpoint (with no checkpoint the bundled demo runs)")
+    from ...calibration.qdq import check_method
+
+    try:
+        check_method(config.calib_producer, config.calib_method)  # a method the producer has (exit 2 otherwise)
+    except UsageError as exc:
+        raise UsageError(f"[calibration] {exc.message.replace('--', '')}") from None
     return config
 
 

@@ -13,7 +13,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ from ...artifacts import (
     write_json_atomic,
 )
 from ...errors import DataError, InputReadError, RefineNetDeployError, UsageError, nonfinite_field, printable, read_json
+from ...validate.tolerances import Gates, tolerance_for
+from ...validate.verdict import PASSED, Verdict, judge_parity_document
 from . import capabilities as caps
 from .bundle import BundleLock, BundleState, digest_path, step_key
-from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, PipelineConfig, Target, validate_settings
+from .config import CALIB_GUIDANCE, FEW_CALIB_IMAGES, TARGETS, PipelineConfig, Target, validate_settings
 
 # package data (pyproject: tool.setuptools.package-data), so a wheel install has it too
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "demo" / "rf_lw_mbv2_synth.safetensors"
@@ -39,6 +41,7 @@ CONFIG_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "refinenet-deploy/bundle-manifest"
 BASELINE = "cpu-torch-fp32"
+PREDICTOR = "cpu-onnxruntime-int8"  # its parity predicts the device INT8 targets (the same Q/DQ ONNX)
 
 Progress = Callable[[str], None]
 
@@ -57,12 +60,13 @@ class Step:
     blocked: str | None = None
     commands: list[str] = field(default_factory=list)
     baseline: bool = False  # a same-device PyTorch baseline: pending or failed, it blocks no target
+    optional: bool = False  # a step nothing depends on (the CPU prediction): when it cannot run, it is skipped
 
 
 @dataclass
 class TargetOutcome:
     target: Target
-    status: str = "done"  # done | pending on device | failed gate | failed
+    status: str = "done"  # done | pending on device | failed gate | gate not evaluated | failed
     reason: str | None = None
     commands: list[str] = field(default_factory=list)
     parity: dict[str, Any] | None = None
@@ -184,6 +188,9 @@ class Pipeline:
             steps.append(self._calibrate_step())
         for t in targets:
             steps += self._target_steps(t)
+        names = {t.name for t in targets}
+        if any(t.precision == "int8" and t.device != "cpu" for t in targets) and PREDICTOR not in names:
+            steps.append(self._predict_step())
         if caps.has_torch():
             steps.append(self._bench_step(BASELINE, self.checkpoint, device="cpu"))
         if any(t.device == "gpu" for t in targets):
@@ -344,23 +351,100 @@ class Pipeline:
                 self.onnx_int8,
                 num_images=cfg.calib_images,
                 producer=cfg.calib_producer,
+                method=cfg.calib_method,
                 command=self.command,
                 min_agreement=cfg.min_agreement,  # the self-check uses the gate the user set, if any
+                **self._fallback_kwargs(),
+                report=self.progress,
             )
             return {}
 
-        blocked = None if caps.has_module("modelopt") or cfg.calib_producer == "ort" else "needs nvidia-modelopt"
+        blocked = (
+            None if caps.has_module("modelopt") or cfg.calib_producer == "onnxruntime" else "needs nvidia-modelopt"
+        )
         from ..calibrate import calibration_manifest_path
 
+        what = f"{cfg.calib_producer}, {cfg.calib_method or 'its default method'}, {cfg.calib_images} images"
+        if cfg.calib_max_miou_drop is not None:
+            what += f", float fallback to at most {cfg.calib_max_miou_drop:g} pt"
         return Step(
             "calibrate",
-            f"the Q/DQ INT8 ONNX ({cfg.calib_producer}, {cfg.calib_images} calibration images)",
-            {"onnx": self.onnx, "calib": self.calib_dir},
-            {"num_images": cfg.calib_images, "producer": cfg.calib_producer, "min_agreement": cfg.min_agreement},
+            f"the Q/DQ INT8 ONNX ({what})",
+            {"onnx": self.onnx, "calib": self.calib_dir, **self._fallback_inputs()},
+            {
+                "num_images": cfg.calib_images,
+                "producer": cfg.calib_producer,
+                "method": cfg.calib_method,
+                "min_agreement": cfg.min_agreement,
+                **self._fallback_settings(),
+            },
             [self.onnx_int8, sidecar_path(self.onnx_int8), calibration_manifest_path(self.onnx_int8)],
             run,
             blocked=blocked,
         )
+
+    @property
+    def predicted_parity(self) -> Path:
+        return self.p("predicted", "int8-onnxruntime-cpu.parity.json")
+
+    def _predict_step(self) -> Step:
+        """The Q/DQ ONNX that the device INT8 targets build from, run in ONNX Runtime on this CPU against the
+        reference: their accuracy predicted before anyone flashes a device (when cpu-onnxruntime-int8 is not a
+        target; its parity is the same measurement)."""
+        out = self.predicted_parity
+
+        def run() -> dict[str, Any]:
+            from ..parity import validate_parity
+
+            report = validate_parity(
+                self.reference,
+                self.onnx_int8,
+                self.val_dir,
+                num_images=self.config.val_images,
+                max_miou_drop=self.config.max_miou_drop,
+                min_agreement=self.config.min_agreement,
+            )
+            doc = report.to_dict()
+            doc["artifact"] = self.rel(self.onnx_int8)
+            doc["data"] = self.rel(self.val_dir)
+            if isinstance(doc.get("reference"), dict) and doc["reference"].get("path"):
+                doc["reference"]["path"] = self.rel(Path(doc["reference"]["path"]))
+            write_json_atomic(out, doc)
+            return {}
+
+        return Step(
+            "predict:int8",
+            "predict the device INT8 targets' accuracy: the Q/DQ ONNX in ONNX Runtime on this CPU",
+            {"reference": self.reference, "artifact": self.onnx_int8, "val": self.val_dir},
+            {**self._parity_settings(), "gates": [self.config.max_miou_drop, self.config.min_agreement]},
+            [out],
+            run,
+            optional=True,
+        )
+
+    @property
+    def calib_val_dir(self) -> Path:
+        """The images the accuracy-aware fallback measures its mIoU drop on (default: the calibration images)."""
+        return self.calib_dir if self.config.calib_val_data is None else Path(self.config.calib_val_data)
+
+    def _fallback_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.calib_max_miou_drop is None:
+            return {}
+        return {
+            "max_miou_drop": cfg.calib_max_miou_drop,
+            "val_data": self.calib_val_dir,
+            "val_images": cfg.calib_val_images,
+        }
+
+    def _fallback_inputs(self) -> dict[str, Path]:
+        return {"calib_val": self.calib_val_dir} if self.config.calib_max_miou_drop is not None else {}
+
+    def _fallback_settings(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.calib_max_miou_drop is None:
+            return {}
+        return {"max_miou_drop": cfg.calib_max_miou_drop, "val_images": cfg.calib_val_images}
 
     # ----------------------------------------------------------------------------------------- steps: targets
     def artifact_for(self, t: Target) -> Path:
@@ -390,8 +474,13 @@ class Pipeline:
             from ..build_openvino import convert_openvino
 
             kwargs: dict[str, Any] = {}
-            if t.precision == "int8":
-                kwargs = {"data": self.calib_dir, "num_images": cfg.calib_images}
+            if t.precision == "int8":  # the self-check uses the gate the user set, if any
+                kwargs = {
+                    "data": self.calib_dir,
+                    "num_images": cfg.calib_images,
+                    "min_agreement": self.gates_for(t).min_agreement if cfg.min_agreement is not None else None,
+                    **self._fallback_kwargs(),
+                }
             convert_openvino(self.onnx, out, precision=t.precision, command=self.command, **kwargs)
             return {}
 
@@ -400,6 +489,9 @@ class Pipeline:
         if t.precision == "int8":
             inputs["calib"] = self.calib_dir
             settings["num_images"] = cfg.calib_images
+            settings["min_agreement"] = cfg.min_agreement
+            settings.update(self._fallback_settings())
+            inputs.update(self._fallback_inputs())
         return Step(
             f"build:{t.name}",
             f"build the OpenVINO IR ({t.precision})",
@@ -463,6 +555,10 @@ class Pipeline:
         argv = ["rfdeploy", "parity", self.rel(self.reference), self.rel(artifact), "--data", self.rel(self.val_dir)]
         if t.runtime == "torch":
             argv += ["--device", device, "--precision", t.precision]
+        if self.config.max_miou_drop is not None:  # the bundle's gates travel with the command
+            argv += ["--max-miou-drop", f"{self.config.max_miou_drop:g}"]
+        if self.config.min_agreement is not None:
+            argv += ["--min-agreement", f"{self.config.min_agreement:g}"]
         argv += ["--json", self.rel(self.target_dir(t.name) / "parity.json")]
         return argv
 
@@ -600,6 +696,9 @@ class Pipeline:
                 skipped.append(step.id)
                 self.progress(f"{label}: up to date")
                 continue
+            if step.optional and (step.blocked is not None or digests is None):
+                self.progress(f"{label}: skipped ({step.blocked or 'its inputs are not in the bundle'})")
+                continue
             if step.blocked is not None or digests is None:
                 if self._import_result(state, step, key):
                     imported.append(step.id)
@@ -634,7 +733,9 @@ class Pipeline:
                 if step.baseline:
                     self.warn(f"{step.id}: the baseline could not be timed ({exc.message}); speed-ups against it: none")
                     continue
-                if step.target is not None:
+                if step.optional:
+                    self.warn(f"{step.id}: {exc.message}")
+                elif step.target is not None:
                     failed_targets[step.target] = exc
                 else:
                     failed_shared, failed_step = exc, step.id
@@ -689,14 +790,114 @@ class Pipeline:
                 "device (the commands below)"
             )
             return False
+        target = TARGETS.get(step.target or "")
+        if step.id.startswith("build:") and target is not None:
+            try:
+                made = read_metadata(step.outputs[0]).get("precision")
+            except RefineNetDeployError as exc:
+                self.warn(f"{self.rel(step.outputs[0])}: {exc.message}; ignored")
+                return False
+            if made != target.precision:
+                self.warn(
+                    f"{self.rel(step.outputs[0])}: its sidecar says {made}, the target {target.name} is "
+                    f"{target.precision}; ignored"
+                )
+                return False
         if step.id.startswith(("parity:", "bench:")):
             doc = _read_json(step.outputs[0])
             want = "parity" if step.id.startswith("parity:") else "bench"
             if not isinstance(doc, dict) or want not in str(doc.get("schema", "")):
                 self.warn(f"{self.rel(step.outputs[0])}: not a {want} result from rfdeploy; ignored")
                 return False
+            why = self._baseline_mismatch(step, doc) if step.baseline else None
+            why = why or (None if target is None else self._import_mismatch(target, doc, want))
+            if why is not None:
+                what = target.name if target is not None else step.id.split(":", 1)[1]
+                self.warn(
+                    f"{self.rel(step.outputs[0])}: not a result of {what} ({why}); ignored. Run the "
+                    "commands below on the device"
+                )
+                return False
         state.record(step.id, key or "imported", step.outputs, how="imported")
         return True
+
+    def _baseline_mismatch(self, step: Step, doc: dict[str, Any]) -> str | None:
+        """Why a bench JSON put into the bundle is not the same-GPU baseline ``step`` times (None: it is): PyTorch on
+        a GPU, at the baseline's precision, with (or without) a CUDA graph as the baseline says, of this checkpoint."""
+        options = step.settings.get("options") or {}
+        config = doc.get("runtime_config") or {}
+        if doc.get("runtime") != "torch" or doc.get("device") != "gpu":
+            return f"it ran in {doc.get('runtime')} on {doc.get('device')}, the baseline is PyTorch on a GPU"
+        want = options.get("torch_precision", "fp32")
+        if doc.get("inference_precision") != want:
+            return f"it ran {doc.get('inference_precision')}, the baseline {want}"
+        if bool(config.get("cuda_graph")) != bool(options.get("cuda_graph")):
+            return "its CUDA-graph setting is not the baseline's"
+        recorded = doc.get("artifact_sha256")
+        if recorded is not None and (not self.checkpoint.is_file() or recorded != sha256_file(self.checkpoint)):
+            return f"it measured another file than {self.rel(self.checkpoint)} (SHA-256 differs)"
+        return None
+
+    def _import_mismatch(self, t: Target, doc: dict[str, Any], kind: str) -> str | None:
+        """Why a parity/bench JSON put into the bundle is not a result of target ``t`` (None: it is): it must be of
+        the target's artifact in the bundle (SHA-256), runtime, device kind and precision, and a parity result must
+        have been made from the bundle's reference."""
+        runtime = {"trt": "tensorrt", "dla": "tensorrt"}.get(t.runtime, t.runtime)
+        if doc.get("runtime") != runtime:
+            return f"it ran in {doc.get('runtime')}, the target in {runtime}"
+        device = {"dla": "dla", "trt": "gpu", "torch": caps.DEVICE_OF[t.device]}.get(t.runtime, "cpu")
+        if doc.get("device") != device:
+            return f"it ran on {doc.get('device')}, the target on {device}"
+        jetson = doc.get("jetson") if kind == "parity" else "jetson" in (doc.get("fingerprint") or {})
+        if t.device != "cpu" and jetson is None:
+            return "it does not record whether it ran on a Jetson (an older rfdeploy made it)"
+        if t.device != "cpu" and bool(jetson) != (t.device == "jetson"):
+            return "it ran on a Jetson" if jetson else "it did not run on a Jetson"
+        precision = doc.get("precision") if kind == "parity" else doc.get("artifact_precision", doc.get("precision"))
+        if t.runtime == "torch" and kind == "bench":
+            precision = doc.get("inference_precision") or precision
+        if precision != t.precision:
+            return f"it measured {precision}, the target is {t.precision}"
+        artifact = self.artifact_for(t)
+        recorded = doc.get("artifact_sha256")
+        if kind == "parity" or recorded is not None:  # bench results do not record it yet
+            if recorded is None:
+                return "it does not record the SHA-256 of the artifact it measured (an older rfdeploy made it)"
+            if not artifact.is_file() or recorded != sha256_file(artifact):
+                return f"it measured another file than {self.rel(artifact)} (SHA-256 differs)"
+        if kind == "parity":
+            digest = (doc.get("reference") or {}).get("digest")
+            if digest != self._reference_digest():
+                return f"it was not made from the bundle's {self.rel(self.reference)}"
+        return None
+
+    def _reference_digest(self) -> str | None:
+        from ...validate.reference import SavedReference
+
+        try:
+            ref = SavedReference(self.reference)
+        except Exception:  # noqa: BLE001 - an unreadable reference matches nothing
+            return None
+        try:
+            return ref.digest
+        finally:
+            ref.close()
+
+    def gates_for(self, t: Target) -> Gates:
+        """The bundle's gates for a target: the configured ones, else the per-precision defaults."""
+        defaults = tolerance_for(t.precision).gates
+        cfg = self.config
+        agreement = cfg.min_agreement
+        if agreement is not None and agreement > 1:
+            agreement = agreement / 100  # given as a percentage
+        return Gates(
+            max_miou_drop=defaults.max_miou_drop if cfg.max_miou_drop is None else cfg.max_miou_drop,
+            min_agreement=defaults.min_agreement if agreement is None else agreement,
+        )
+
+    def verdict(self, t: Target, parity: dict[str, Any] | None) -> Verdict | None:
+        """The target's parity verdict, recomputed from the numbers with the bundle's gates (never copied)."""
+        return None if parity is None else judge_parity_document(parity, self.gates_for(t))
 
     # ----------------------------------------------------------------------------------------- results
     def _outcomes(
@@ -708,8 +909,10 @@ class Pipeline:
         outcomes = []
         for t in self.config.target_list:
             o = TargetOutcome(t)
-            o.parity = _read_json(self.target_dir(t.name) / "parity.json")
-            o.bench = _read_json(self.target_dir(t.name) / "bench.json")
+            waiting = {out for step in pending.get(t.name, []) for out in step.outputs}
+            parity, bench = self.target_dir(t.name) / "parity.json", self.target_dir(t.name) / "bench.json"
+            o.parity = None if parity in waiting else _read_json(parity)  # a file not imported is not a result
+            o.bench = None if bench in waiting else _read_json(bench)
             if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
                 exc = failed.get(t.name) or failed_shared
                 o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
@@ -722,35 +925,53 @@ class Pipeline:
                     o.commands += [c for s in self.pending_baselines for c in s.commands]
                 o.commands.append("rfdeploy pipeline --resume .")  # run in the bundle folder, wherever it is
                 o.predicted = self._predicted(t)
-            elif o.parity is not None and not o.parity.get("passed", False):
-                o.status = "failed gate"
-                o.reason = "; ".join(o.parity.get("failed_gates") or []) or "parity gate failed"
+            elif (verdict := self.verdict(t, o.parity)) is not None and verdict.status != PASSED:
+                if verdict.failed:
+                    o.status, o.reason = "failed gate", "; ".join(verdict.failed)
+                else:
+                    o.status = "gate not evaluated"
+                    o.reason = "; ".join(verdict.not_evaluated) + " (does not count as passed)"
             outcomes.append(o)
         return outcomes
 
     def _predicted(self, t: Target) -> dict[str, Any] | None:
-        """The CPU's view of a target that runs elsewhere: the same Q/DQ model in ONNX Runtime."""
-        if t.precision != "int8":
+        """The CPU's view of a device INT8 target: the same Q/DQ model in ONNX Runtime on this CPU (the
+        cpu-onnxruntime-int8 target's parity, else the prediction step's), judged with the target's gates."""
+        if t.precision != "int8" or t.device == "cpu":
             return None
-        doc = _read_json(self.target_dir("cpu-onnxruntime-int8") / "parity.json")
+        own = self.target_dir(PREDICTOR) / "parity.json"
+        path = own if PREDICTOR in {x.name for x in self.config.target_list} else self.predicted_parity
+        doc = _read_json(path)
         if not doc:
             return None
+        verdict = judge_parity_document(doc, self.gates_for(t))
         return {
-            "by": "cpu-onnxruntime-int8 (the same Q/DQ ONNX in ONNX Runtime on this CPU)",
+            "by": "the same Q/DQ ONNX in ONNX Runtime on this CPU",
+            "result": self.rel(path),
             "miou_drop_points": doc.get("miou_drop_points"),
             "pixel_agreement": doc.get("pixel_agreement"),
+            "over_gate": verdict.failed,  # already over the target's gate before anyone flashes a device
         }
 
-    def result_files(self) -> list[Path]:
+    def result_files(self, outcomes: list[TargetOutcome] | None = None) -> list[Path]:
+        """The bundle's result files; with ``outcomes``, only those the outcomes took (a file that was not
+        imported, e.g. a result of another artifact, stays out of the report)."""
         files = []
         for d in sorted(self.p("targets").glob("*")) if self.p("targets").is_dir() else []:
             files += [f for f in (d / "bench.json", d / "parity.json") if f.is_file()]
-        return files
+        if outcomes is None:
+            return files
+        refused = set()
+        for o in outcomes:
+            d = self.target_dir(o.target.name)
+            refused |= {d / "parity.json"} if o.parity is None else set()
+            refused |= {d / "bench.json"} if o.bench is None else set()
+        return [f for f in files if f not in refused]
 
     def _report(self, state: BundleState, outcomes: list[TargetOutcome], baseline: dict | None) -> list[Path]:
         from .summary import summary_markdown
 
-        files = self.result_files()
+        files = self.result_files(outcomes)
         md, html = self.p("report.md"), self.p("report.html")
         digests = {self.rel(f): sha256_file(f) for f in files}
         summary = summary_markdown(outcomes, baseline, self.rel, gpu_baselines=self.gpu_baselines)
@@ -762,17 +983,20 @@ class Pipeline:
         if files:
             from ..report import make_report
 
-            try:
-                _, _, written_md = make_report(files, md)
-                _, _, written_html = make_report(files, html)
+            try:  # the bundle's summary and pending commands first, in both (report.html is what a lead opens)
+                make_report(files, md, preamble=summary)
+                make_report(files, html, preamble=summary)
                 written = [md, html]
             except RefineNetDeployError as exc:
                 self.warn(f"report: {exc.message}")
-        text = md.read_text() if md.exists() and written else ""
-        from ...artifacts import write_atomic
+        if not written:  # no result yet (or none readable): the summary alone
+            from ...artifacts import write_atomic
+            from ..report import summary_page
 
-        write_atomic(md, lambda tmp: tmp.write_text(summary + "\n" + text))
-        written = sorted({md, *written})
+            write_atomic(md, lambda tmp: tmp.write_text(summary))
+            write_atomic(html, lambda tmp: tmp.write_text(summary_page(summary)))
+            written = [md, html]
+        written = sorted(set(written))
         state.record("report", key, [p for p in written if p.exists()])
         return written
 
@@ -796,14 +1020,20 @@ class Pipeline:
                         pass
                 if rel_path.endswith("parity.json"):
                     doc = _read_json(path) or {}
-                    entry["gates"] = {
-                        "passed": doc.get("passed"),
-                        "failed": doc.get("failed_gates"),
-                        "gates": doc.get("gates"),
-                    }
+                    target = TARGETS.get(Path(rel_path).parent.name)
+                    if target is not None:  # recomputed with the bundle's gates, as the targets below
+                        gates = self.gates_for(target)
+                        verdict = judge_parity_document(doc, gates)
+                        entry["gates"] = {
+                            "passed": verdict.passed,
+                            "failed": verdict.failed,
+                            "not_evaluated": verdict.not_evaluated,
+                            "gates": asdict(gates),
+                        }
                 artifacts.append(entry)
         targets = {}
         for o in outcomes:
+            verdict = self.verdict(o.target, o.parity)
             targets[o.target.name] = {
                 "summary": o.target.summary,
                 "status": o.status,
@@ -814,7 +1044,8 @@ class Pipeline:
                 "p50_ms": _p50(o.bench),
                 "miou_drop_points": (o.parity or {}).get("miou_drop_points"),
                 "pixel_agreement": (o.parity or {}).get("pixel_agreement"),
-                "gates_passed": (o.parity or {}).get("passed"),
+                "gates_passed": None if verdict is None else verdict.passed,
+                "gates": asdict(self.gates_for(o.target)),
             }
         manifest = {
             "schema": MANIFEST_SCHEMA,
@@ -841,6 +1072,7 @@ class Pipeline:
         )
         d["source_data"] = absolute(self.config.data)
         d["source_calib_data"] = absolute(self.config.calib_data)
+        d["calib_val_data"] = absolute(self.config.calib_val_data)
         return d
 
 

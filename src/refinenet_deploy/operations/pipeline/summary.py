@@ -12,7 +12,7 @@ from typing import Any
 from ...validate.speedup import p50_ms as _p50
 from ...validate.speedup import speedup_of
 
-COLUMNS = ("target", "status", "p50 ms", "vs PT fp32", "vs PT best", "mIoU drop pt", "agreement %")
+COLUMNS = ("target", "status", "p50 ms", "vs PT fp32", "vs PT best", "mIoU drop pt", "agreement")
 
 
 def _host(bench: dict[str, Any]) -> tuple[Any, ...]:
@@ -61,7 +61,8 @@ def summary_rows(
         agreement = parity.get("pixel_agreement")
         predicted = o.predicted or {}
         if o.status == "pending on device" and predicted.get("miou_drop_points") is not None:
-            drop_cell = f"{predicted['miou_drop_points']:.3f} (predicted on CPU)"
+            over = " over the gate" if predicted.get("over_gate") else ""
+            drop_cell = f"{predicted['miou_drop_points']:.3f} (CPU-predicted{over})"
         else:
             drop_cell = f"{drop:.3f}" if drop is not None else "—"
         rows.append(
@@ -72,9 +73,10 @@ def summary_rows(
                 "vs PT fp32": speed,
                 "vs PT best": speed_best,
                 "mIoU drop pt": drop_cell,
-                "agreement %": f"{agreement * 100:.2f}" if agreement is not None else "—",
+                "agreement": f"{agreement * 100:.2f} %" if agreement is not None else "—",
                 "reason": o.reason,
                 "commands": o.commands,
+                "predicted_over_gate": predicted.get("over_gate") or [],
             }
         )
     return rows
@@ -127,6 +129,8 @@ def summary_markdown(
         ]
         for r in notes:
             lines.append(f"- **{r['target']}**: {r['status']}" + (f" ({r['reason']})" if r["reason"] else ""))
+            for why in r.get("predicted_over_gate") or []:
+                lines.append(f"  - predicted on this CPU, already over the gate: {why}")
             for c in r["commands"] or []:
                 lines.append(f"  - `{c}`")
     return "\n".join(lines) + "\n"
