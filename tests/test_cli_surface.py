@@ -297,6 +297,7 @@ def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: AN
             imported=[],
             report=[],
             manifest=tmp_path / "manifest.json",
+            gpu_baselines={},
         )
     )
     _fits(console.export_text(), "pipeline table")
