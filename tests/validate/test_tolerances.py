@@ -18,7 +18,7 @@ def test_readme_and_docstring_show_the_table_in_use() -> None:
 
 
 def test_one_table_for_export_and_parity() -> None:
-    # tf32 is PyTorch's mode of an FP32 model, not an artifact precision: it is judged by the fp16 row (10 mantissa bits)
+    # tf32 is PyTorch's mode of an FP32 model, not an artifact precision: judged by the fp16 row (10 mantissa bits)
     assert set(tolerances.TOLERANCES) == set(Precision) - {Precision.TF32}
     assert tolerances.tolerance_for("tf32") is tolerances.TOLERANCES[Precision.FP16]
     for precision, tol in tolerances.TOLERANCES.items():
