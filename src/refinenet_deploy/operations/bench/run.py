@@ -56,43 +56,38 @@ log = logging.getLogger(__name__)
 
 
 def _runner(artifact: Path, kind: Runtime, dev: Device, opts: BenchOptions) -> tuple[BaseRunner, dict[str, Any]]:
-    if kind == Runtime.TORCH:
-        runner = open_runner(
-            artifact,
-            kind.value,
-            device=dev.value,
-            torch_precision=opts.torch_precision,
-            channels_last=opts.channels_last,
-            compile=opts.compile,
-            compile_mode=opts.compile_mode,
-            cuda_graph=opts.cuda_graph,
-            cudnn_benchmark=opts.cudnn_benchmark,
-        )
-        loaded = runner.loaded
-        raw = loaded.checkpoint.metadata if loaded.checkpoint is not None else {}
-        size = checkpoint_input_size(raw)
-        meta = {
-            "arch": loaded.arch,
-            "num_classes": loaded.num_classes,
-            "normalization": runner.normalization.to_dict(),
-            "precision": "fp32",
-            "input_format": "nchw-float",
-            "head": "logits",
-            "export_size": list(size) if size else None,
-        }
-        return runner, meta
-    meta = read_metadata(artifact)
+    """The (inactive) runner and the metadata the input policy is read from: the artifact's sidecar, or for a
+    checkpoint what its loaded model says (PyTorch options reach only a checkpoint: ``_check_applicable``)."""
+    torch = kind == Runtime.TORCH
+    meta = None if torch else read_metadata(artifact)
     runner = open_runner(
         artifact,
         kind.value,
-        threads=opts.threads,
         device=dev.value,
+        threads=opts.threads,
         hint=opts.hint,
         inference_precision=opts.inference_precision or "fp32",
         meta=meta,
         cuda_graph=opts.cuda_graph,
+        torch_precision=opts.torch_precision,
+        channels_last=opts.channels_last,
+        compile=opts.compile,
+        compile_mode=opts.compile_mode,
+        cudnn_benchmark=opts.cudnn_benchmark,
     )
-    return runner, meta
+    if meta is not None:
+        return runner, meta
+    loaded = runner.loaded
+    size = checkpoint_input_size(loaded.checkpoint.metadata if loaded.checkpoint is not None else {})
+    return runner, {
+        "arch": loaded.arch,
+        "num_classes": loaded.num_classes,
+        "normalization": runner.normalization.to_dict(),
+        "precision": "fp32",
+        "input_format": "nchw-float",
+        "head": "logits",
+        "export_size": list(size) if size else None,
+    }
 
 
 def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:
