@@ -165,6 +165,14 @@ def check_case(case: Case, root: Path) -> list[str]:
     problems: list[str] = []
     if (root / MARKER).exists():
         problems.append("UNPICKLING RAN CODE: the marker file written by os.system exists")
+    return problems + judge_outcome(case, out, before, after)
+
+
+def judge_outcome(case: Any, out: Outcome, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Every way a finished case differs from what the issues ask: its exit code, one ``error:`` line with the
+    expected words and no traceback, exactly the expected new files, inputs untouched. ``case`` has ``argv``,
+    ``exit_code``, ``words`` and ``outputs`` (a ``Case`` or the environment corpus's ``EnvCase``)."""
+    problems: list[str] = []
     if out.exit_code != case.exit_code:
         problems.append(f"exit {out.exit_code}, expected {case.exit_code}")
     failure = case.exit_code != 0
@@ -185,7 +193,7 @@ def check_case(case: Case, root: Path) -> list[str]:
     if d["removed"] or d["changed"]:
         problems.append(f"inputs touched: removed {d['removed'][:5]}, changed {d['changed'][:5]}")
     if problems:
-        problems.append(f"command: rfdeploy {' '.join(case.argv)}")
+        problems.append(f"command: rfdeploy {' '.join(case.argv)!r}")
         problems.append(f"got exit {out.exit_code}: {error_line(out)}")
     return problems
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .corpus import REPO, Outcome, diff_snapshots, error_line, message_problems, run_cli, snapshot
+from .corpus import REPO, Outcome, error_line, judge_outcome, message_problems, run_cli, snapshot
 
 SETPRIV = shutil.which("setpriv")
 NO_DAC = ["--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"]
@@ -96,27 +96,7 @@ def check_env_case(case: EnvCase, root: Path) -> list[str]:
         out = run_cli(case.argv)
     _writable_again(root)
     after = snapshot(root)
-    problems: list[str] = []
-    if out.exit_code != case.exit_code:
-        problems.append(f"exit {out.exit_code}, expected {case.exit_code}")
-    failure = case.exit_code != 0
-    problems += message_problems(out, expect_error=failure)
-    text = error_line(out).lower() if failure else out.stderr.lower()
-    missing = [w for w in case.words if w not in text]
-    if missing:
-        problems.append(f"message lacks {missing}")
-    d = diff_snapshots(before, after)
-    expected = set(case.outputs) if not failure else set()
-    if set(d["added"]) != expected:
-        problems.append(
-            f"new files {sorted(set(d['added']) - expected)[:8]}, missing {sorted(expected - set(d['added']))}"
-        )
-    if d["removed"] or d["changed"]:
-        problems.append(f"files touched: removed {d['removed'][:5]}, changed {d['changed'][:5]}")
-    if problems:
-        problems.append(f"command: rfdeploy {' '.join(case.argv)!r}")
-        problems.append(f"got exit {out.exit_code}: {error_line(out)}")
-    return problems
+    return judge_outcome(case, out, before, after)
 
 
 def _writable_again(root: Path) -> None:
