@@ -161,15 +161,31 @@ def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
     for c in columns:
         left = c in ("target", "status")
         table.add_column(_SHORT.get(c, c), justify="left" if left else "right", no_wrap=left)
+    predicted = False
     for r in rows:
         style = {"done": None, "pending on device": "yellow"}.get(r["status"], "red")
-        table.add_row(*(str(r[c]) for c in columns), style=style)
+        cells = {c: str(r[c]) for c in columns}
+        if r["status"] == "pending on device":
+            cells["status"] = "pending"  # on device: the lines under the table say which and how
+        drop = cells.get("mIoU drop pt", "")
+        if "(CPU-predicted" in drop:  # the words go under the table: a narrow cell would fold them mid-word
+            predicted = True
+            cells["mIoU drop pt"] = drop.split(" (", 1)[0] + (" p!" if "over the gate" in drop else " p")
+        table.add_row(*(cells[c] for c in columns), style=style)
     out.print(table)
+    if predicted:
+        out.print(
+            "p : predicted on this CPU (the same Q/DQ ONNX in ONNX Runtime); p! : already over the gate",
+            highlight=False,
+        )
     if any(str(r[c]).endswith("x!") for r in rows for c in ("vs PT fp32", "vs PT best")):
         out.print("x! : against a baseline whose timing was flagged unstable (machine under load?)", highlight=False)
     for r in rows:
         if r["status"] == "pending on device":
-            out.print(f"{r['target']}: {r['reason']}. On that device, run in the bundle:", highlight=False)
+            out.print(
+                f"{r['target']}: pending on device: {r['reason']}. On that device, run in the bundle:",
+                highlight=False,
+            )
             for why in r.get("predicted_over_gate") or []:
                 out.print(f"  predicted on this CPU, already over the gate: {why}", markup=False, highlight=False)
             for c in r["commands"]:  # commands to copy: one line each, never wrapped or cut
