@@ -39,7 +39,7 @@ from ...artifacts import (
     utc_now,
     write_json_atomic,
 )
-from ...backends import check_runtime_options, open_runner, resolve_device, resolve_runtime
+from ...backends import open_runner, resolve_device, resolve_runtime
 from ...backends.base import BaseRunner
 from ...enums import Device, Runtime
 from ...environment import collect_environment
@@ -107,7 +107,7 @@ def _gmac(meta: dict[str, Any], size: tuple[int, int]) -> float | None:
     return conv_gmac(model, *size)
 
 
-def _check_applicable(kind: Runtime, dev: Device, opts: BenchOptions) -> None:
+def _check_applicable(kind: Runtime, opts: BenchOptions) -> None:
     """Options that do not apply to this runtime are exit 2, never ignored."""
     if kind != Runtime.OPENVINO and opts.inference_precision not in (None, "fp32"):
         raise UsageError(
@@ -116,16 +116,7 @@ def _check_applicable(kind: Runtime, dev: Device, opts: BenchOptions) -> None:
         )
     if opts.hint != "latency" and kind != Runtime.OPENVINO:
         raise UsageError(f"--hint is OpenVINO's performance hint, not {kind}'s. Drop it")
-    check_runtime_options(
-        kind,
-        dev,
-        cuda_graph=opts.cuda_graph,
-        torch_precision=opts.torch_precision,
-        channels_last=opts.channels_last,
-        compile=opts.compile,
-        compile_mode=opts.compile_mode,
-        cudnn_benchmark=opts.cudnn_benchmark,
-    )
+    # the PyTorch and CUDA-graph options are checked by open_runner (check_runtime_options), before any work
 
 
 @dataclass
@@ -333,7 +324,7 @@ def benchmark(
         probe_output(json_out, inputs=[artifact, opts.data], what="--json")
     kind = resolve_runtime(artifact, opts.runtime)
     dev = resolve_device(kind, opts.device)
-    _check_applicable(kind, dev, opts)
+    _check_applicable(kind, opts)
     if opts.threads and kind == Runtime.TORCH:
         import torch
 
