@@ -252,9 +252,9 @@ def _efficiency(
     t: _Timings,
     ran: str | None,
     art_precision: str,
+    throughput_mode: bool,
 ) -> dict[str, Any]:
     """GMAC/image, GMAC/s achieved (on the clock the peak uses), the peak probe and the fraction of it."""
-    throughput_mode = "requests" in t.fields["compute_only"]
     gmac = _gmac(meta, b.size)
     if not gmac:
         achieved = None
@@ -347,7 +347,7 @@ def benchmark(
     doc["device_state"] = device_state
     if device_state and device_state.get("throttled"):
         log.warning("the device throttled during the run: %s", ", ".join(device_state["flags"]))
-    doc.update(_efficiency(kind, dev, opts, meta, b, t, ran, art_precision))
+    doc.update(_efficiency(kind, dev, opts, meta, b, t, ran, art_precision, throughput_mode))
     doc["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     doc["fingerprint"] = collect_environment()
     if opts.end_to_end:
