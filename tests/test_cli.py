@@ -141,7 +141,7 @@ def test_usage_errors_are_one_line(capsys) -> None:  # noqa: ANN001
 
 
 def test_size_and_number_bounds_exit_2(tmp_path: Path) -> None:
-    from refinenet_deploy.artifacts import parse_size
+    from refinenet_deploy.cli.options import parse_size
     from refinenet_deploy.errors import UsageError
 
     assert parse_size("32x48") == (32, 48) and parse_size("4096") == (4096, 4096)

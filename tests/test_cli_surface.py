@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import typer
 
-from refinenet_deploy.artifacts import parse_size
 from refinenet_deploy.calibration.dataset import DEFAULT_CALIBRATION_IMAGES
 from refinenet_deploy.cli import app
+from refinenet_deploy.cli.options import parse_size
 from refinenet_deploy.operations.pipeline.config import DEFAULT_CALIB_IMAGES, PipelineConfig
 
 

@@ -115,6 +115,10 @@ JsonOut = Annotated[
 
 def parse_size(value: str, what: str = "--input-size") -> tuple[int, int]:
     """'512x512' or '512' -> (height, width); a usage error (exit 2) naming the option otherwise."""
-    from ..artifacts import parse_size as parse
+    from ..artifacts import parse_hw
+    from ..errors import UsageError
 
-    return parse(value, what)
+    try:
+        return parse_hw(value)
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...artifacts import parse_size, resolve_input_size
+from ...artifacts import parse_hw, resolve_input_size
 from ...errors import EngineBuildError, UsageError
 from .library import TrtLibrary
 
@@ -50,7 +50,10 @@ def parse_shapes(text: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(f"--shapes expects MINxMIN:OPTxOPT:MAXxMAX such as 256x256:512x512:1024x1024, got {text!r}")
-    lo, opt, hi = (parse_size(p, "--shapes") for p in parts)
+    try:
+        lo, opt, hi = (parse_hw(p) for p in parts)
+    except ValueError as exc:
+        raise UsageError(f"--shapes: {exc}") from None
     if not all(lo[i] <= opt[i] <= hi[i] for i in range(2)):
         raise UsageError(f"--shapes {text}: each of H and W must satisfy min <= opt <= max")
     return lo, opt, hi

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ...artifacts import parse_size
+from ...artifacts import parse_hw
 from ...calibration.dataset import DEFAULT_CALIBRATION_IMAGES
 from ...enums import Precision, Runtime
 from ...errors import MAX_JSON_BYTES, DataError, UsageError, printable, regular_file
@@ -235,7 +235,10 @@ def validate_settings(settings: dict[str, Any], where: str = "") -> dict[str, An
         elif key == "targets":
             out[key] = tuple(t.name for t in parse_targets(value if isinstance(value, (str, list)) else [value]))
         elif key == "input_size":
-            out[key] = parse_size(str(value), f"{where}input_size")
+            try:
+                out[key] = parse_hw(str(value))
+            except ValueError as exc:
+                raise UsageError(f"{where}input_size: {exc}") from None
         elif key == "calib_producer":
             value = PRODUCER_ALIASES.get(value, value) if isinstance(value, str) else value
             if value not in PRODUCERS:
