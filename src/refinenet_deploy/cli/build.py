@@ -17,7 +17,6 @@ from .options import (
     Split,
     ValImages,
     finite_float,
-    fraction,
     parse_size,
 )
 
@@ -81,9 +80,18 @@ def build_openvino_cmd(
       rfdeploy build openvino model.int8.onnx --int8 --strict-precision \\
           -o model.qdq.xml
     """
+    from ..calibration.options import AccuracyControl, CalibrationOptions
     from ..operations.build_openvino import convert_openvino, precision_from_flags
 
     precision = precision_from_flags(fp16, int8)
+    calibration = CalibrationOptions(num_images=num_images, seed=seed, split=split)
+    accuracy = AccuracyControl(
+        max_miou_drop=max_miou_drop,
+        val_data=val_data,
+        val_images=val_images,
+        min_agreement=min_agreement,
+        threads=threads,
+    )
     with progress_bar() as bar:
         task = bar.add_task(f"building OpenVINO {precision}", total=None, info="")
         res = convert_openvino(
@@ -91,17 +99,11 @@ def build_openvino_cmd(
             output,
             precision=precision,
             data=data,
-            num_images=num_images,
-            seed=seed,
-            split=split,
-            max_miou_drop=max_miou_drop,
-            val_data=val_data,
-            val_images=val_images,
-            threads=threads,
+            calibration=calibration,
+            accuracy=accuracy,
             command=command_line(),
             progress=None if _state["quiet"] else lambda i, n: bar.update(task, completed=i, total=n),
             strict_precision=strict_precision,
-            min_agreement=fraction(min_agreement),
         )
     err.print(f"wrote {res.path} (+ {res.path.with_suffix('.bin').name}, {res.metadata_path.name})", highlight=False)
     if emit_json(res.metadata, as_json):
@@ -219,20 +221,20 @@ def build_trt_cmd(
       rfdeploy build trt model.onnx --shapes 256x256:512x512:1024x1024 -o \\
           model.engine
     """
+    from ..calibration.options import AccuracyControl, CalibrationOptions
     from ..operations.build_openvino import precision_from_flags
     from ..operations.build_trt import build_engine
 
     precision = precision_from_flags(fp16, int8)
     size = parse_size(input_size) if input_size else None
+    calibration = CalibrationOptions(num_images=num_images, seed=seed, split=split)
+    accuracy = AccuracyControl(min_agreement=min_agreement)
     with status_spinner("building") as st:
         res = build_engine(
             model,
             output,
             precision=None if precision == "fp32" else precision,
             data=data,
-            num_images=num_images,
-            seed=seed,
-            split=split,
             input_size=size,
             shapes=shapes,
             library=library,
@@ -245,9 +247,10 @@ def build_trt_cmd(
             hardware_compatible=hardware_compatible,
             layer_report=layer_report,
             calibrator=calibrator,
+            calibration=calibration,
+            accuracy=accuracy,
             command=command_line(),
             progress=(lambda msg: st.update(msg)) if st is not None else None,
-            min_agreement=fraction(min_agreement),
         )
     kept = res.metadata.get("onnx", {}).get("kept_as")
     err.print(

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
 from .app import _state, app, command_line, emit_json, err, handle_errors, out, progress_bar
-from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValImages, finite_float, fraction
+from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValImages, finite_float
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -75,31 +74,35 @@ def calibrate_cmd(
     Example: rfdeploy calibrate model.onnx --data calib/ \\
           --keep-float refinenet4.crp,classifier -o model.int8.onnx
     """
+    from ..calibration.options import AccuracyControl, CalibrationOptions, parse_blocks
     from ..operations.calibrate import calibrate_onnx
 
-    if keep_float is not None and not keep_float.strip(" ,"):
-        raise UsageError("--keep-float needs block names such as refinenet4.crp,classifier")
-
+    options = CalibrationOptions(
+        num_images=num_images,
+        seed=seed,
+        split=split,
+        producer=producer,
+        method=method,
+        keep_float=parse_blocks(keep_float),
+    )
+    accuracy = AccuracyControl(
+        max_miou_drop=max_miou_drop,
+        val_data=val_data,
+        val_images=val_images,
+        min_agreement=min_agreement,
+        threads=threads,
+    )
     with progress_bar() as bar:
         task = bar.add_task("calibrating", total=None, info="")
         res = calibrate_onnx(
             model,
             data,
             output,
-            method=method,
-            num_images=num_images,
-            seed=seed,
-            split=split,
-            producer=producer,
-            max_miou_drop=max_miou_drop,
-            val_data=val_data,
-            val_images=val_images,
-            threads=threads,
+            options,
+            accuracy,
             command=command_line(),
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             report=lambda msg: None if _state["quiet"] else err.print(msg, highlight=False),
-            min_agreement=fraction(min_agreement),
-            keep_float=[b.strip() for b in keep_float.split(",") if b.strip()] if keep_float else None,
         )
     from ..operations.calibrate import calibration_manifest_path
 

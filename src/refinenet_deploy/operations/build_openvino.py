@@ -38,6 +38,7 @@ from ..artifacts import (
 )
 from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..backends.openvino import OpenVINORunner, compile_cpu, convert_onnx, ensure_available, save_ir
+from ..calibration.options import AccuracyControl, CalibrationOptions, option_groups
 from ..enums import Precision
 from ..errors import CalibrationError, ExportError, UsageError
 from ..validate.compare import argmax_agreement, seeded_inputs
@@ -61,42 +62,81 @@ def convert_openvino(
     *,
     precision: str = "fp32",
     data: str | Path | None = None,
-    num_images: int | None = None,
-    seed: int = 0,
-    split: str | None = None,
-    max_miou_drop: float | None = None,
-    val_data: str | Path | None = None,
-    val_images: int = 100,
-    threads: int | None = None,
+    calibration: CalibrationOptions | None = None,
+    accuracy: AccuracyControl | None = None,
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
     strict_precision: bool = False,
-    min_agreement: float | None = None,
+    **kwargs: Any,
 ) -> ArtifactResult:
     """Write the IR ``output`` (.xml, with its .bin and .meta.json); nothing is left behind on failure.
 
-    ``min_agreement`` (a fraction): the INT8 self-check's gate (default: the INT8 gate, 97 %). The compiled model's
-    runtime graph is audited (``backends.openvino.audit``: each convolution's runtime precision on this CPU) and
-    recorded as ``precision_audit``; when the requested precision is not realised (an INT8 IR whose convolutions
-    mostly run in float) a warning is logged and recorded, and with ``strict_precision`` the build fails
-    (ExportError, exit 6) and nothing is written."""
+    ``calibration`` (``CalibrationOptions``: ``num_images``, ``seed``, ``split`` of the NNCF calibration set) and
+    ``accuracy`` (``AccuracyControl``), or their fields as keywords. ``min_agreement``: the INT8 self-check's gate
+    (default: the INT8 gate, 97 %). With ``max_miou_drop``, NNCF quantizes with accuracy control on ``val_data``.
+    The compiled model's runtime graph is audited (``backends.openvino.audit``: each convolution's runtime
+    precision on this CPU) and recorded as ``precision_audit``; when the requested precision is not realised (an
+    INT8 IR whose convolutions mostly run in float) a warning is logged and recorded, and with ``strict_precision``
+    the build fails (ExportError, exit 6) and nothing is written."""
+    opts, acc = option_groups(calibration, accuracy, kwargs, function="convert_openvino")
     ensure_available()
-
     precision = Precision.parse(precision, allowed=[Precision(p) for p in PRECISIONS], option="precision").value
     model, output = Path(model), Path(output)
+    proto, meta, source_precision = _load_source(model, output, precision, data, acc)
+    qdq = source_precision == Precision.INT8
+    ov_model = convert_onnx(model)
+    quantization: dict[str, Any] | None = None
+    calibration_record: dict[str, Any] | None = None
+    check_inputs: list[np.ndarray] | None = None
+    check_source: str | None = None
+    if precision == "int8" and qdq:
+        quantization = {
+            "source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
+            "from": meta.get("quantization"),
+        }
+        calibration_record = meta.get("calibration")
+        check_inputs, check_source = _qdq_check_inputs(proto, meta, model, data, opts.seed, opts.split)
+    elif precision == "int8":
+        ov_model, quantization, calibration_record, check_inputs = _nncf_int8(
+            ov_model, proto, model, meta, data, opts, acc, progress
+        )
+        check_source = f"{len(check_inputs)} calibration images"
+
+    with staged_artifact(output, "ov") as stage:
+        save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
+        check = _check(stage.model, model, check_inputs, acc.threads, precision, check_source, qdq, acc.min_agreement)
+        audit = precision_audit(stage.model, precision, acc.threads)
+        if audit.get("warning") and strict_precision:
+            raise ExportError(f"--strict-precision: {audit['warning']}. Nothing was written")
+        info = sidecar(
+            "openvino",
+            precision,
+            source=meta,
+            command=command,
+            packages=("openvino", "nncf", "onnx"),
+            source_model={"file": model.name, "sha256": sha256_file(model), "precision": str(source_precision)},
+            weights="fp16 (compressed)" if precision == "fp16" else ("int8" if precision == "int8" else "fp32"),
+            check=check,
+            precision_audit=audit,
+            **{k: v for k, v in (("quantization", quantization), ("calibration", calibration_record)) if v},
+        )
+        result = stage.commit(info)
+    log.info("wrote %s (%s)", output, precision)
+    return result
+
+
+def _load_source(
+    model: Path, output: Path, precision: str, data: str | Path | None, acc: AccuracyControl
+) -> tuple[Any, dict[str, Any], Precision]:
+    """The source ONNX (graph, metadata, precision read from the graph) after the request is checked against it:
+    UsageError (exit 2) for a combination that cannot be built."""
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(
             f"not an ONNX file: {model}. Pass a model written by 'rfdeploy export onnx' or 'rfdeploy calibrate'"
         )
-    check_output_path(output, ".xml", inputs=[model, data, val_data])
-    if min_agreement is not None and (precision != "int8" or not 0 <= min_agreement <= 1):
-        raise UsageError(
-            "--min-agreement applies to --int8 (the self-check's gate), as a fraction 0-1 or a percentage"
-            if precision != "int8"
-            else f"--min-agreement must be within 0..1 (a fraction) or 0..100 (a percentage), got {min_agreement}"
-        )
-    if max_miou_drop is not None and max_miou_drop < 0:
-        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
+    check_output_path(output, ".xml", inputs=[model, data, acc.val_data])
+    if acc.min_agreement is not None and precision != "int8":
+        raise UsageError("--min-agreement applies to --int8 (the self-check's gate), as a fraction 0-1 or a percentage")
     proto, meta = load_onnx_artifact(model)
     source_precision = onnx_precision(proto)  # from the graph, not the sidecar
     qdq = source_precision == Precision.INT8
@@ -111,64 +151,40 @@ def convert_openvino(
             )
         if source_precision != Precision.FP32:
             raise UsageError(f"{model.name} is {source_precision}; quantize the FP32 export")
-    if max_miou_drop is not None and (precision != "int8" or qdq):
+    if acc.max_miou_drop is not None and (precision != "int8" or qdq):
         raise UsageError(
             "--max-miou-drop applies to --int8 from an FP32 ONNX (for a Q/DQ ONNX, give it to 'rfdeploy calibrate')"
         )
+    return proto, meta, source_precision
 
-    ov_model = convert_onnx(model)
 
-    quantization: dict[str, Any] | None = None
-    calibration: dict[str, Any] | None = None
-    check_inputs: list[np.ndarray] | None = None
-    check_source: str | None = None
-    if precision == "int8" and qdq:
-        quantization = {
-            "source": "Q/DQ ONNX (QuantizeLinear/DequantizeLinear read as FakeQuantize)",
-            "from": meta.get("quantization"),
-        }
-        calibration = meta.get("calibration")
-        check_inputs, check_source = _qdq_check_inputs(proto, meta, model, data, seed, split)
-    elif precision == "int8":
-        from ..calibration.dataset import calibration_set_for_model
+def _nncf_int8(
+    ov_model: Any,
+    proto: Any,
+    model: Path,
+    meta: dict[str, Any],
+    data: str | Path | None,
+    opts: CalibrationOptions,
+    acc: AccuracyControl,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Any, dict[str, Any], dict[str, Any], list[np.ndarray]]:
+    """INT8 by NNCF from an FP32 ONNX: the quantized model, its quantization and calibration records, and the
+    calibration images the self-check runs on."""
+    from ..calibration.dataset import calibration_set_for_model
 
-        cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
-        calibration = {
-            "digest": cs.digest(),
-            "count": len(cs.files),
-            "seed": seed,
-            "input_size": list(cs.size),
-            "resize_policy": cs.manifest["resize_policy"],
-            "skipped": cs.skipped,
-            "cache_key": cs.cache_key(sha256_file(model)),
-        }
-        ov_model, quantization = _quantize(
-            ov_model, model, meta, cs, max_miou_drop, val_data or data, val_images, split, threads, progress
-        )
-        check_inputs = [b for b, _ in zip(cs.batches(1), range(CHECK_IMAGES))]
-        check_source = f"{len(check_inputs)} calibration images"
-
-    with staged_artifact(output, "ov") as stage:
-        save_ir(ov_model, stage.model, compress_to_fp16=precision == "fp16")
-        check = _check(stage.model, model, check_inputs, threads, precision, check_source, qdq, min_agreement)
-        audit = precision_audit(stage.model, precision, threads)
-        if audit.get("warning") and strict_precision:
-            raise ExportError(f"--strict-precision: {audit['warning']}. Nothing was written")
-        info = sidecar(
-            "openvino",
-            precision,
-            source=meta,
-            command=command,
-            packages=("openvino", "nncf", "onnx"),
-            source_model={"file": model.name, "sha256": sha256_file(model), "precision": str(source_precision)},
-            weights="fp16 (compressed)" if precision == "fp16" else ("int8" if precision == "int8" else "fp32"),
-            check=check,
-            precision_audit=audit,
-            **{k: v for k, v in (("quantization", quantization), ("calibration", calibration)) if v},
-        )
-        result = stage.commit(info)
-    log.info("wrote %s (%s)", output, precision)
-    return result
+    cs = calibration_set_for_model(proto, meta, data, num_images=opts.num_images, seed=opts.seed, split=opts.split)
+    calibration = {
+        "digest": cs.digest(),
+        "count": len(cs.files),
+        "seed": opts.seed,
+        "input_size": list(cs.size),
+        "resize_policy": cs.manifest["resize_policy"],
+        "skipped": cs.skipped,
+        "cache_key": cs.cache_key(sha256_file(model)),
+    }
+    quantized, quantization = _quantize(ov_model, model, meta, cs, acc, acc.validation_data(data), opts.split, progress)
+    check_inputs = [b for b, _ in zip(cs.batches(1), range(CHECK_IMAGES))]
+    return quantized, quantization, calibration, check_inputs
 
 
 def precision_audit(xml: Path, precision: str, threads: int | None = None) -> dict[str, Any]:
@@ -203,11 +219,9 @@ def _quantize(
     model: Path,
     meta: dict[str, Any],
     cs: Any,
-    max_drop: float | None,
-    val_data: str | Path,
-    val_images: int,
+    acc: AccuracyControl,
+    val_data: str | Path | None,
     split: str | None,
-    threads: int | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[Any, dict[str, Any]]:
     from ..calibration import nncf as nncf_adapter
@@ -221,7 +235,7 @@ def _quantize(
     }
     try:
         with nncf_adapter.nncf_output(show=progress is not None):
-            quantized, info = _run_nncf(ov_model, model, meta, cs, max_drop, val_data, val_images, split, threads, info)
+            quantized, info = _run_nncf(ov_model, model, meta, cs, acc, val_data, split, info)
     except (UsageError, CalibrationError):
         raise
     except Exception as exc:
@@ -236,15 +250,15 @@ def _run_nncf(
     model: Path,
     meta: dict[str, Any],
     cs: Any,
-    max_drop: float | None,
-    val_data: str | Path,
-    val_images: int,
+    acc: AccuracyControl,
+    val_data: str | Path | None,
     split: str | None,
-    threads: int | None,
     info: dict[str, Any],
 ) -> tuple[Any, dict[str, Any]]:
     from ..calibration import nncf as nncf_adapter
     from .accuracy import MiouMetric
+
+    max_drop, val_images, threads = acc.max_miou_drop, acc.val_images, acc.threads
 
     if max_drop is None:
         quantized = nncf_adapter.quantize_openvino(ov_model, cs)

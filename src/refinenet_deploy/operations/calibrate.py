@@ -8,7 +8,7 @@ folder: the input ONNX is never written to.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from ..artifacts import (
 )
 from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..calibration.dataset import CalibrationSet, calibration_set_for_model
-from ..calibration.qdq import check_method, quantize_qdq
+from ..calibration.options import AccuracyControl, CalibrationOptions, option_groups
+from ..calibration.qdq import quantize_qdq
 from ..enums import Precision
 from ..errors import ExportError, UsageError
 from ..validate.compare import argmax_agreement
@@ -48,25 +49,18 @@ def calibrate_onnx(
     model: str | Path,
     data: str | Path,
     output: str | Path,
+    options: CalibrationOptions | None = None,
+    accuracy: AccuracyControl | None = None,
     *,
-    method: str | None = None,
-    num_images: int | None = None,
-    seed: int = 0,
-    split: str | None = None,
-    producer: str = "modelopt",
-    exclude_nodes: list[str] | None = None,
-    max_miou_drop: float | None = None,
-    val_data: str | Path | None = None,
-    val_images: int = 100,
-    val_split: str | None = None,
-    threads: int | None = None,
     command: str = "",
     progress: Callable[[int, int], None] | None = None,
     report: Callable[[str], None] | None = None,
-    min_agreement: float | None = None,
-    keep_float: Sequence[str] | None = None,
+    **kwargs: Any,
 ) -> ArtifactResult:
     """Write ``output`` (Q/DQ INT8 ONNX) and its ``.meta.json``; atomic, nothing left behind on failure.
+
+    ``options`` (``CalibrationOptions``) and ``accuracy`` (``AccuracyControl``), or their fields as keywords
+    (``num_images=``, ``producer=``, ``max_miou_drop=``, ...).
 
     ``keep_float``: block names (``models.taps``, as ``parity --localize`` prints them) whose nodes are left
     unquantized (added to ``exclude_nodes``; unknown names are a UsageError listing the valid ones).
@@ -79,18 +73,53 @@ def calibrate_onnx(
     (ONNX Runtime, CPU) must reach ``min_agreement`` (default: the INT8 gate, 97 %), else ExportError (exit 6)
     naming the likely cause, and nothing is written.
     """
+    opts, acc = option_groups(options, accuracy, kwargs, function="calibrate_onnx")
     require("onnxruntime.quantization", package="onnxruntime")
-    if min_agreement is not None:  # 0-1, or a percentage as the CLI takes it
-        if not 0 <= min_agreement <= 100:
-            raise UsageError(f"--min-agreement must be 0-1 or a percentage 0-100, got {min_agreement}")
-        min_agreement = min_agreement / 100 if min_agreement > 1 else min_agreement
-    method = check_method(producer, method)
-    if max_miou_drop is not None and max_miou_drop < 0:
-        raise UsageError(f"--max-miou-drop must be >= 0 (points of mIoU), got {max_miou_drop}")
     model, output = Path(model), Path(output)
+    proto, meta = _load_fp32(model, output, [model, data, acc.val_data])
+    input_name = proto.graph.input[0].name
+    exclude_nodes = _excluded_nodes(proto, meta, opts)
+    cs = calibration_set_for_model(proto, meta, data, num_images=opts.num_images, seed=opts.seed, split=opts.split)
+    del proto
+    manifest = cs.manifest
+    model_sha = sha256_file(model)
+
+    with staged_artifact(output, "calib") as stage:
+        source = stage.dir / "source.onnx"  # the producers get a copy: the input is never written to
+        copy_model_files(model, source)  # with its external data, if it has any
+        quantization = quantize_qdq(
+            source,
+            stage.model,
+            cs,
+            producer=opts.producer,
+            method=opts.method,
+            exclude_nodes=exclude_nodes,
+            progress=progress,
+        )
+        fallback = None
+        if acc.enabled:
+            fallback = _fallback(source, meta, stage.model, acc.validation_data(data), acc, report)
+        agreement = _agreement(source, stage.model, cs, input_name)
+        gate = INT8.min_agreement if acc.min_agreement is None else acc.min_agreement
+        _check_agreement(agreement, gate, opts.producer)
+        quantization = {**quantization, **_quantization_record(opts, exclude_nodes)}
+        check = {
+            "argmax_agreement_vs_fp32_on_calibration_images": agreement,
+            "min_agreement": gate,
+            "runtime": "onnxruntime CPU",
+        }
+        info = _calibration_sidecar(model, meta, model_sha, cs, manifest, opts, quantization, check, command)
+        if fallback is not None:
+            info["fallback"] = fallback
+        result = stage.commit(info, extra={calibration_manifest_path(output): manifest})
+    log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
+    return result
+
+
+def _load_fp32(model: Path, output: Path, inputs: list[Any]) -> tuple[Any, dict[str, Any]]:
+    """The FP32 ONNX to calibrate (graph and metadata), after the output paths are probed; UsageError otherwise."""
     if not model.is_file() or model.suffix != ".onnx":
         raise UsageError(f"not an ONNX file: {model}. Pass the model written by 'rfdeploy export onnx'")
-    inputs = [model, data, val_data]
     check_output_path(output, ".onnx", inputs=inputs)
     probe_output(calibration_manifest_path(output), inputs=inputs, what="-o (calibration manifest)")
     proto, meta = load_onnx_artifact(model)
@@ -103,74 +132,73 @@ def calibrate_onnx(
         )
     if precision != Precision.FP32:
         raise UsageError(f"{model.name} is {precision}; calibrate the FP32 export")
-    input_name = proto.graph.input[0].name
-    if keep_float:
-        from .localize import keep_float_nodes
+    return proto, meta
 
-        exclude_nodes = [*(exclude_nodes or []), *keep_float_nodes(proto, meta, keep_float)]
-    cs = calibration_set_for_model(proto, meta, data, num_images=num_images, seed=seed, split=split)
-    del proto
-    manifest = cs.manifest
-    model_sha = sha256_file(model)
 
-    with staged_artifact(output, "calib") as stage:
-        source = stage.dir / "source.onnx"  # the producers get a copy: the input is never written to
-        copy_model_files(model, source)  # with its external data, if it has any
-        quantization = quantize_qdq(
-            source, stage.model, cs, producer=producer, method=method, exclude_nodes=exclude_nodes, progress=progress
-        )
-        fallback = None
-        if max_miou_drop is not None:
-            fallback = _fallback(
-                source, meta, stage.model, val_data or data, max_miou_drop, val_images, val_split, threads, report
-            )
-        agreement = _agreement(source, stage.model, cs, input_name)
-        gate = INT8.min_agreement if min_agreement is None else min_agreement
-        if agreement < gate:
-            raise ExportError(
-                f"the INT8 model agrees with the FP32 model on {agreement:.2%} of pixels of the calibration images, "
-                f"below the INT8 gate of {gate * 100:g}%; nothing was written. Likely causes: calibration images "
-                "unlike the deployment data, or layers too sensitive for INT8. Calibrate on representative images, try "
-                "--producer "
-                + ("onnxruntime" if producer == "modelopt" else "modelopt")
-                + ", or keep sensitive parts in float with --max-miou-drop"
-            )
-        info = sidecar(
-            "onnx",
-            Precision.INT8,
-            source=meta,
-            command=command,
-            packages=("onnx", "onnxruntime", "nvidia-modelopt"),
-            source_model={"file": model.name, "sha256": model_sha},
-            quantization={
-                **quantization,
-                "format": "QDQ",
-                "activations": "int8 symmetric (zero point 0)",
-                "weights": "int8 symmetric per-channel",
-                "method": method,
-                "excluded_nodes": exclude_nodes or [],
-                **({"kept_float_blocks": list(keep_float)} if keep_float else {}),
-            },
-            calibration={
-                "digest": cs.digest(manifest),
-                "count": len(cs.files),
-                "seed": seed,
-                "input_size": list(cs.size),
-                "resize_policy": manifest["resize_policy"],
-                "skipped": manifest["skipped"],
-                "cache_key": cs.cache_key(model_sha),
-            },
-            check={
-                "argmax_agreement_vs_fp32_on_calibration_images": agreement,
-                "min_agreement": gate,
-                "runtime": "onnxruntime CPU",
-            },
-        )
-        if fallback is not None:
-            info["fallback"] = fallback
-        result = stage.commit(info, extra={calibration_manifest_path(output): manifest})
-    log.info("wrote %s (argmax agreement with FP32 %.4f)", output, agreement)
-    return result
+def _excluded_nodes(proto: Any, meta: dict[str, Any], opts: CalibrationOptions) -> list[str]:
+    """``exclude_nodes`` plus the nodes of the ``keep_float`` blocks."""
+    if not opts.keep_float:
+        return list(opts.exclude_nodes)
+    from .localize import keep_float_nodes
+
+    return [*opts.exclude_nodes, *keep_float_nodes(proto, meta, list(opts.keep_float))]
+
+
+def _check_agreement(agreement: float, gate: float, producer: str) -> None:
+    """ExportError (exit 6) when the INT8 model agrees with the FP32 one below ``gate``, naming what to try."""
+    if agreement >= gate:
+        return
+    raise ExportError(
+        f"the INT8 model agrees with the FP32 model on {agreement:.2%} of pixels of the calibration images, "
+        f"below the INT8 gate of {gate * 100:g}%; nothing was written. Likely causes: calibration images "
+        "unlike the deployment data, or layers too sensitive for INT8. Calibrate on representative images, try "
+        "--producer "
+        + ("onnxruntime" if producer == "modelopt" else "modelopt")
+        + ", or keep sensitive parts in float with --max-miou-drop"
+    )
+
+
+def _quantization_record(opts: CalibrationOptions, exclude_nodes: list[str]) -> dict[str, Any]:
+    return {
+        "format": "QDQ",
+        "activations": "int8 symmetric (zero point 0)",
+        "weights": "int8 symmetric per-channel",
+        "method": opts.method,
+        "excluded_nodes": exclude_nodes,
+        **({"kept_float_blocks": list(opts.keep_float)} if opts.keep_float else {}),
+    }
+
+
+def _calibration_sidecar(
+    model: Path,
+    meta: dict[str, Any],
+    model_sha: str,
+    cs: CalibrationSet,
+    manifest: dict[str, Any],
+    opts: CalibrationOptions,
+    quantization: dict[str, Any],
+    check: dict[str, Any],
+    command: str,
+) -> dict[str, Any]:
+    return sidecar(
+        "onnx",
+        Precision.INT8,
+        source=meta,
+        command=command,
+        packages=("onnx", "onnxruntime", "nvidia-modelopt"),
+        source_model={"file": model.name, "sha256": model_sha},
+        quantization=quantization,
+        calibration={
+            "digest": cs.digest(manifest),
+            "count": len(cs.files),
+            "seed": opts.seed,
+            "input_size": list(cs.size),
+            "resize_policy": manifest["resize_policy"],
+            "skipped": manifest["skipped"],
+            "cache_key": cs.cache_key(model_sha),
+        },
+        check=check,
+    )
 
 
 def _fallback(
@@ -178,10 +206,7 @@ def _fallback(
     meta: dict[str, Any],
     qdq_path: Path,
     data: str | Path,
-    max_drop: float,
-    val_images: int,
-    split: str | None,
-    threads: int | None,
+    acc: AccuracyControl,
     report: Callable[[str], None] | None,
 ) -> dict[str, Any]:
     import onnx
@@ -189,9 +214,11 @@ def _fallback(
     from ..calibration.fallback import search_fallback
     from .accuracy import MiouDropEvaluator
 
-    evaluator = MiouDropEvaluator(model, data, meta=meta, num_images=val_images, split=split, threads=threads)
+    evaluator = MiouDropEvaluator(
+        model, data, meta=meta, num_images=acc.val_images, split=acc.val_split, threads=acc.threads
+    )
     try:
-        result = search_fallback(onnx.load(str(qdq_path)), onnx.load(str(model)), evaluator, max_drop, report)
+        result = search_fallback(onnx.load(str(qdq_path)), onnx.load(str(model)), evaluator, acc.max_miou_drop, report)
     finally:
         evaluator.close()
     onnx.save(result.model, str(qdq_path))
@@ -211,4 +238,4 @@ def _agreement(fp32: Path, int8: Path, cs: CalibrationSet, input_name: str, limi
     return float(np.mean(agree))
 
 
-__all__ = ["calibrate_onnx", "calibration_manifest_path", "sidecar_path"]
+__all__ = ["AccuracyControl", "CalibrationOptions", "calibrate_onnx", "calibration_manifest_path", "sidecar_path"]

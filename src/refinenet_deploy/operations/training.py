@@ -207,19 +207,8 @@ def train(
     cfg: TrainConfig, progress: Callable[[TrainProgress], None] | None = None, resume: bool = False
 ) -> TrainResult:
     """Train ``cfg.arch`` on ``cfg.data``; writes ``last.pt`` each epoch and ``model.safetensors`` at the end."""
-    check_config(cfg)
-    get_model_cfg(cfg.arch)  # unknown name -> ModelNotFoundError before any work
-    out = Path(cfg.out_dir)
-    inputs = [cfg.data, cfg.val_data]
-    probe_output(out, inputs=inputs, what="-o", kind="dir")  # before any work; created at the first write
-    for name in ("last.pt", "best.pt", "model.safetensors"):
-        probe_output(out / name, inputs=inputs, what=f"-o ({name})")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    train_ds = open_dataset(cfg.data, split=cfg.train_split)
-    if not train_ds.has_labels or not train_ds.class_names:
-        raise DataError(f"training data has no labels or class names: {cfg.data}. Use a VOC or Cityscapes layout")
-    val_ds = open_dataset(cfg.val_data, split=cfg.val_split) if cfg.val_data else None
+    out = _check_outputs(cfg)
+    train_ds, val_ds = _open_datasets(cfg)
     num_classes = len(train_ds.class_names)
     norm = Normalization.from_name(cfg.normalization)
     _, first, _ = train_ds[0]
@@ -227,12 +216,7 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, num_classes=num_classes).to(memory_format=torch.channels_last)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    opt = _optimizer(model, cfg)
     aug = _Augmented(train_ds, norm, crop, cfg.scale_range, cfg.seed)
     steps = len(train_ds) // cfg.batch_size
     if steps == 0:
@@ -241,49 +225,11 @@ def train(
     start_epoch, iteration, best, history = 0, 0, None, []
     last_path = out / "last.pt"
     if resume and last_path.exists():
-        state = _load_resume_state(last_path)
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            history = json.loads(state.get("history", "[]"))
-            torch.set_rng_state(state["torch_rng"])
-        except Exception as exc:  # another architecture, class count or optimizer: one line
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise CheckpointError(
-                f"cannot resume from {last_path}: {first}. It was written for another model or run; "
-                "delete it to start over"
-            ) from None
-        if not isinstance(history, list):
-            history = []
-        start_epoch, iteration = state["epoch"], state["iteration"]
-        best = state.get("best_miou") if isinstance(state.get("best_miou"), float) else None
-        log.info("resumed from %s at epoch %d", last_path, start_epoch)
+        start_epoch, iteration, best, history = _resume(model, opt, last_path)
 
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        aug.epoch = epoch
-        order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(aug, order[: steps * cfg.batch_size].tolist()),
-            batch_size=cfg.batch_size,
-            shuffle=False,
-            num_workers=0,
-            drop_last=True,
-        )
-        t0, losses = time.perf_counter(), []
-        for step, (x, y) in enumerate(loader):
-            lr = poly_lr(cfg.lr, iteration, max_iters, cfg.poly_power, cfg.warmup_iters)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            logits = upsample_logits(model(x.contiguous(memory_format=torch.channels_last)), y.shape[-2:])
-            loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            iteration += 1
-            losses.append(loss.item())
-            if progress:
-                progress(TrainProgress("step", epoch + 1, cfg.epochs, step + 1, steps, losses[-1], lr))
+        t0 = time.perf_counter()
+        iteration, losses = _train_epoch(model, opt, aug, cfg, epoch, steps, iteration, max_iters, progress)
         val_miou = None
         if val_ds is not None:
             val_miou = evaluate_model(model, val_ds, num_classes, norm).miou
@@ -320,10 +266,117 @@ def train(
 
     if val_ds is not None and (out / "best.pt").exists():
         model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    final = _save_final(model, cfg, out, train_ds, norm, best, history)
+    return TrainResult(final, best, cfg.epochs, history)
+
+
+def _check_outputs(cfg: TrainConfig) -> Path:
+    """The options, the architecture name and every output path, checked before any work; returns the folder."""
+    check_config(cfg)
+    get_model_cfg(cfg.arch)  # unknown name -> ModelNotFoundError before any work
+    out = Path(cfg.out_dir)
+    inputs = [cfg.data, cfg.val_data]
+    probe_output(out, inputs=inputs, what="-o", kind="dir")  # before any work; created at the first write
+    for name in ("last.pt", "best.pt", "model.safetensors"):
+        probe_output(out / name, inputs=inputs, what=f"-o ({name})")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return out
+
+
+def _open_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationDataset | None]:
+    train_ds = open_dataset(cfg.data, split=cfg.train_split)
+    if not train_ds.has_labels or not train_ds.class_names:
+        raise DataError(f"training data has no labels or class names: {cfg.data}. Use a VOC or Cityscapes layout")
+    val_ds = open_dataset(cfg.val_data, split=cfg.val_split) if cfg.val_data else None
+    return train_ds, val_ds
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, with no weight decay on biases and norm parameters (1-D tensors)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+
+
+def _resume(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, last_path: Path
+) -> tuple[int, int, float | None, list[Any]]:
+    """Load ``last.pt`` into the model and optimizer; returns (epoch, iteration, best mIoU, history)."""
+    state = _load_resume_state(last_path)
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = json.loads(state.get("history", "[]"))
+        torch.set_rng_state(state["torch_rng"])
+    except Exception as exc:  # another architecture, class count or optimizer: one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(
+            f"cannot resume from {last_path}: {first}. It was written for another model or run; delete it to start over"
+        ) from None
+    if not isinstance(history, list):
+        history = []
+    best = state.get("best_miou") if isinstance(state.get("best_miou"), float) else None
+    log.info("resumed from %s at epoch %d", last_path, state["epoch"])
+    return state["epoch"], state["iteration"], best, history
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    aug: _Augmented,
+    cfg: TrainConfig,
+    epoch: int,
+    steps: int,
+    iteration: int,
+    max_iters: int,
+    progress: Callable[[TrainProgress], None] | None,
+) -> tuple[int, list[float]]:
+    """One epoch over a seeded permutation of the training set; returns the iteration reached and the losses."""
+    model.train()
+    aug.epoch = epoch
+    order = torch.randperm(len(aug.ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(aug, order[: steps * cfg.batch_size].tolist()),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=0,
+        drop_last=True,
+    )
+    losses: list[float] = []
+    for step, (x, y) in enumerate(loader):
+        lr = poly_lr(cfg.lr, iteration, max_iters, cfg.poly_power, cfg.warmup_iters)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        logits = upsample_logits(model(x.contiguous(memory_format=torch.channels_last)), y.shape[-2:])
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        iteration += 1
+        losses.append(loss.item())
+        if progress:
+            progress(TrainProgress("step", epoch + 1, cfg.epochs, step + 1, steps, losses[-1], lr))
+    return iteration, losses
+
+
+def _save_final(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    out: Path,
+    train_ds: SegmentationDataset,
+    norm: Normalization,
+    best: float | None,
+    history: list[Any],
+) -> Path:
+    """``model.safetensors`` with the metadata the rest of the tool reads."""
     final = out / "model.safetensors"
     metadata = {
         "arch": cfg.arch,
-        "num_classes": num_classes,
+        "num_classes": len(train_ds.class_names),
         "class_names": list(train_ds.class_names),
         "normalization": norm.to_dict(),
         "training_command": cfg.command,
@@ -335,4 +388,4 @@ def train(
         "history": history,
     }
     save_safetensors(model.state_dict(), final, metadata, fp16=cfg.fp16_weights)
-    return TrainResult(final, best, cfg.epochs, history)
+    return final

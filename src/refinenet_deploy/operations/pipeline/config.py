@@ -14,6 +14,7 @@ from typing import Any
 
 from ...artifacts import parse_hw
 from ...calibration.dataset import DEFAULT_CALIBRATION_IMAGES
+from ...calibration.options import AccuracyControl, CalibrationOptions
 from ...enums import Precision, Runtime
 from ...errors import MAX_JSON_BYTES, DataError, UsageError, printable, regular_file
 
@@ -169,6 +170,22 @@ class PipelineConfig:
     def target_list(self) -> tuple[Target, ...]:
         return parse_targets(list(self.targets))
 
+    def calibration_options(self) -> CalibrationOptions:
+        """The ``[calibration]`` settings as the group 'rfdeploy calibrate' builds from its options."""
+        return CalibrationOptions(num_images=self.calib_images, producer=self.calib_producer, method=self.calib_method)
+
+    def accuracy_control(self, calibration_data: str | Path | None = None) -> AccuracyControl:
+        """The accuracy-control group: the fallback's budget (``[calibration] max_miou_drop``) measured on
+        ``val_images`` of ``val_data`` (default: ``calibration_data``, the calibration images, as 'rfdeploy
+        calibrate' does), and the INT8 self-check's gate (``[gates] min_agreement``)."""
+        drop = self.calib_max_miou_drop
+        return AccuracyControl(
+            max_miou_drop=drop,
+            val_data=(self.calib_val_data or calibration_data) if drop is not None else None,
+            val_images=self.calib_val_images,
+            min_agreement=self.min_agreement,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["targets"] = list(self.targets)
@@ -305,10 +322,9 @@ def make_config(file_settings: dict[str, Any], overrides: dict[str, Any]) -> Pip
     config = replace(PipelineConfig(), **merged)
     if config.checkpoint is None and (config.data or config.calib_data or config.calib_val_data):
         raise UsageError("--data/--calib-data need --checkpoint (with no checkpoint the bundled demo runs)")
-    from ...calibration.qdq import check_method
-
-    try:
-        check_method(config.calib_producer, config.calib_method)  # a method the producer has (exit 2 otherwise)
+    try:  # the groups calibrate and build check, built once here (a method the producer has; exit 2 otherwise)
+        config.calibration_options()
+        config.accuracy_control()
     except UsageError as exc:
         raise UsageError(f"[calibration] {exc.message.replace('--', '')}") from None
     return config

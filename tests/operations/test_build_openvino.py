@@ -18,7 +18,7 @@ from refinenet_deploy.operations.calibrate import calibrate_onnx
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.operations.parity import validate_parity
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 pytestmark = pytest.mark.openvino
 pytest.importorskip("nncf")

@@ -23,7 +23,7 @@ from refinenet_deploy.calibration.fallback import (
 from refinenet_deploy.cli import app
 from refinenet_deploy.operations.calibrate import calibrate_onnx
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 
 @pytest.mark.parametrize(

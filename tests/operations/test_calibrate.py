@@ -15,7 +15,7 @@ from refinenet_deploy.errors import CalibrationError, UsageError
 from refinenet_deploy.operations.calibrate import calibrate_onnx
 from refinenet_deploy.operations.parity import validate_parity
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 
 @pytest.fixture(scope="module")

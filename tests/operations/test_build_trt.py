@@ -26,7 +26,7 @@ from refinenet_deploy.operations.build_trt import build_engine, intermediate_onn
 from refinenet_deploy.operations.calibrate import calibrate_onnx
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 pytestmark = pytest.mark.trt_rtx
 runner = CliRunner()
@@ -38,7 +38,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = tiny_fp32_export(root, images=8, data_seed=4, model_seed=21)
     qdq = root / "m.int8.onnx"
     # min_agreement=0: this random-weight model's near-tied logits flip under INT8 (87.6 % agreement); the engine
-    # build is what is tested here, the self-check in tests/test_calibrate.py
+    # build is what is tested here, the self-check in tests/operations/test_calibrate.py
     calibrate_onnx(
         paths["fp32"], paths["data"], qdq, num_images=8, producer="onnxruntime", method="max", min_agreement=0.0
     )
@@ -143,7 +143,7 @@ def test_int8_from_fp32_calibrates_first(setup, tmp_path: Path) -> None:
             "--num-images",
             "4",
             "--min-agreement",
-            "0",  # a random-weight model: its INT8 self-check is tested in tests/test_calibrate.py
+            "0",  # a random-weight model: its INT8 self-check is tested in tests/operations/test_calibrate.py
             "-o",
             str(engine),
         ],
