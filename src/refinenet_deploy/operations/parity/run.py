@@ -55,14 +55,8 @@ def validate_parity(
     The report's ``passed`` is False when a gate failed; raising is the caller's choice (the CLI exits 3).
     """
     opts = options if options is not None else ParityOptions(**kwargs)
-    artifact = Path(artifact)
-    if not artifact.exists():
-        raise ModelNotFoundError(f"artifact not found: {artifact}. Check the path")
+    artifact, kind = _check_inputs(checkpoint, artifact, opts)
     from_reference = is_reference(checkpoint)
-    if from_reference and opts.save_reference is not None:
-        raise UsageError("--save-reference needs a checkpoint: this run compares with a saved reference already")
-    check_torch_options([artifact], opts.runtime, opts.device, opts.torch_precision)
-    kind = resolve_runtime(artifact, opts.runtime)
     meta = read_metadata(artifact) if kind != Runtime.TORCH else {}
     ds, n = open_samples(data, opts.split, opts.num_images)
     files = None
@@ -107,16 +101,32 @@ def validate_parity(
             source.close()
     warn_labels(engine.labels)
     if opts.save_worst:
-        from ...validate.panels import save_panels
-
-        paths = save_panels(engine.worst_records(), opts.worst_dir)
-        for entry, path in zip(report.worst, paths):
-            entry["panel"] = str(path)
+        _save_panels(engine, report, opts.worst_dir)
     report.context = _context(checkpoint, artifact, data, ds, kind, meta, backend, source, ran, digest, written)
     art_sha = (meta.get("checkpoint") or {}).get("sha256")
     if art_sha is not None and art_sha != source.checkpoint_sha256:
         log.warning("the artifact's metadata names another checkpoint (sha256 %s...), comparing anyway", art_sha[:12])
     return report
+
+
+def _check_inputs(checkpoint: str | Path, artifact: str | Path, opts: ParityOptions) -> tuple[Path, Runtime]:
+    """The artifact exists, the options apply to it and to the checkpoint (before any work); its runtime."""
+    artifact = Path(artifact)
+    if not artifact.exists():
+        raise ModelNotFoundError(f"artifact not found: {artifact}. Check the path")
+    if is_reference(checkpoint) and opts.save_reference is not None:
+        raise UsageError("--save-reference needs a checkpoint: this run compares with a saved reference already")
+    check_torch_options([artifact], opts.runtime, opts.device, opts.torch_precision)
+    return artifact, resolve_runtime(artifact, opts.runtime)
+
+
+def _save_panels(engine: ParityEngine, report: ParityReport, worst_dir: str | Path | None) -> None:
+    """PNG panels of the least-agreeing images; the report's ``worst`` entries name them."""
+    from ...validate.panels import save_panels
+
+    paths = save_panels(engine.worst_records(), worst_dir)
+    for entry, path in zip(report.worst, paths):
+        entry["panel"] = str(path)
 
 
 def _augmentation(opts: ParityOptions, source: ReferenceSource | None) -> ParityOptions:
