@@ -193,7 +193,7 @@ def parity_cmd(
             highlight=False,
             soft_wrap=True,
         )
-        raise_for_labels(saved.labels_out_of_range, strict_labels)
+        raise_for_labels(saved.labels_out_of_range, options.strict_labels)
         return
 
     localized_all: list[dict[str, Any]] = []
@@ -233,7 +233,7 @@ def parity_cmd(
         from .localize import write_chart
 
         write_chart(localized_all, localize_chart)
-    raise_for_comparison(reports, strict_labels=strict_labels)
+    raise_for_comparison(reports, strict_labels=options.strict_labels)
 
 
 def _check_localize(
