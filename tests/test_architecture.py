@@ -163,8 +163,8 @@ def test_only_the_artifact_layer_renames_files_into_place() -> None:
 
 def test_the_import_reader_sees_relative_imports() -> None:
     """The checks above would pass vacuously if relative imports were not resolved: spot-check one."""
-    path = SRC / "operations" / "parity.py"
-    targets = {t for t, _ in _imports(f"{PACKAGE}.operations.parity", path)}
+    path = SRC / "operations" / "parity" / "run.py"
+    targets = {t for t, _ in _imports(f"{PACKAGE}.operations.parity.run", path)}
     assert f"{PACKAGE}.validate.parity_engine" in targets and f"{PACKAGE}.backends" in targets
 
 

@@ -237,7 +237,7 @@ def test_numpy_bilinear_matches_torch_interpolate(src: tuple[int, int], dst: tup
     on random logits: up, down, odd and mixed sizes; equal within float32 rounding of the values' magnitude."""
     torch = pytest.importorskip("torch")
     from refinenet_deploy.models.layers import upsample_logits
-    from refinenet_deploy.validate.parity_engine import upsample_bilinear
+    from refinenet_deploy.validate.resize import upsample_bilinear
 
     rng = np.random.default_rng(sum(src) * 31 + sum(dst))
     x = (rng.standard_normal((1, 5, *src)) * 10).astype(np.float32)

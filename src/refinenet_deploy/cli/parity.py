@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..enums import Device, Precision
-from ..errors import ParityError, UsageError
+from ..errors import UsageError
 from .app import Table, app, err, handle_errors, out, progress_bar
 from .options import JsonOut, Split, Threads, parse_size
 
@@ -126,59 +128,42 @@ def parity_cmd(
           --localize-json blocks.json
     """
     from ..operations.parity import (
-        check_gate_options,
+        ParityOptions,
         check_parity_outputs,
-        check_torch_options,
+        check_request,
+        compare_artifacts,
         parse_scales,
-        raise_for_gates,
+        raise_for_comparison,
         raise_for_labels,
-        validate_parity,
-        write_parity_outputs,
+        resolve_reference_cache,
     )
     from ..operations.parity import save_reference as save_reference_only
-    from ..validate.reference import default_cache_dir, is_reference
+    from ..validate.reference import default_cache_dir
 
     models = list(models or [])
-    P = Precision
-    precision = P.parse(precision, allowed=(P.FP32, P.TF32, P.FP16, P.BF16), option="--precision").value
-    if device is not None:
-        device = Device.parse(device, allowed=(Device.CPU, Device.GPU), option="--device").value
-    inference_precision = P.parse(
-        inference_precision, allowed=(P.FP32, P.BF16, P.FP16), option="--inference-precision"
-    ).value
     scales = parse_scales(multi_scale) if multi_scale is not None else None
-    check_gate_options(max_miou_drop, min_agreement)
     k, worst_dir = save_worst if save_worst else (0, None)
-    if save_worst and k < 1:
-        raise UsageError(f"--save-worst K DIR: K must be at least 1, got {k}")
-    size = parse_size(input_size, "--input-size") if input_size is not None else None
-    if reference_logits and save_reference is None:
-        raise UsageError("--reference-logits applies to --save-reference REF.npz; pass both")
-    if reference_cache is not None and no_reference_cache:
-        raise UsageError("--reference-cache and --no-reference-cache contradict each other; pass one")
-    if size is not None and models:
-        raise UsageError("--input-size applies to a reference saved without an artifact; the artifact sets its size")
-    if len(models) > 1 and (json_out is not None or markdown_out is not None or save_worst):
-        raise UsageError("--json, --markdown and --save-worst take one artifact; run parity once per artifact")
-    if not models and (json_out is not None or markdown_out is not None or save_worst):
-        raise UsageError("--json, --markdown and --save-worst report a comparison: pass an ARTIFACT")
-    if not models and save_reference is None:
-        raise UsageError("nothing to do: pass an ARTIFACT to compare, or --save-reference REF.npz to save a reference")
-    if not models and is_reference(checkpoint):
-        raise UsageError(f"{checkpoint} is a saved reference: pass an ARTIFACT to compare with it")
-    check_torch_options(models, runtime, device, precision)
-    if (localize_threshold is not None or localize_json is not None or localize_chart is not None) and not localize:
-        raise UsageError("--localize-threshold, --localize-json and --localize-chart apply to --localize; add it")
-    if localize and not models:
-        raise UsageError("--localize compares an ARTIFACT with PyTorch: pass an ARTIFACT")
-    if localize_images < 1:
-        raise UsageError(f"--localize-images must be at least 1, got {localize_images}")
-    if localize_json is not None and len(models) > 1 and str(localize_json) != "-":
-        raise UsageError("--localize-json takes one artifact; run parity once per artifact")
-    if localize:
-        from ..operations.localize import check_localize_runtimes
-
-        check_localize_runtimes(models, runtime)
+    options = ParityOptions(
+        runtime=runtime,
+        split=split,
+        num_images=num_images,
+        scales=scales,
+        flip=flip,
+        max_miou_drop=max_miou_drop,
+        min_agreement=min_agreement,
+        save_worst=k,
+        worst_dir=worst_dir,
+        threads=threads,
+        inference_precision=inference_precision,
+        device=device,
+        torch_precision=precision,
+        input_size=parse_size(input_size, "--input-size") if input_size is not None else None,
+        save_reference=save_reference,
+        reference_logits=reference_logits,
+        strict_labels=strict_labels,
+    )
+    check_request(checkpoint, models, options, reports=json_out is not None or markdown_out is not None or k > 0)
+    _check_localize(models, runtime, localize, localize_threshold, localize_json, localize_chart, localize_images)
     inputs = [checkpoint, *models]
     check_parity_outputs(
         inputs=inputs,
@@ -188,23 +173,19 @@ def parity_cmd(
         save_reference=save_reference,
         data=data,
     )
-    cache = _reference_cache(reference_cache, no_reference_cache, inputs, default_cache_dir())
+    cache, unusable = resolve_reference_cache(
+        reference_cache, disabled=no_reference_cache, inputs=inputs, default=default_cache_dir()
+    )
+    if unusable is not None:
+        err.print(
+            f"warning: no reference cache ({unusable}); pass --reference-cache DIR", highlight=False, soft_wrap=True
+        )
 
     if not models:
         with progress_bar() as bar:
             task = bar.add_task("reference", total=num_images, info="")
             saved = save_reference_only(
-                checkpoint,
-                data,
-                save_reference,
-                split=split,
-                num_images=num_images,
-                scales=scales,
-                flip=bool(flip),
-                input_size=size,
-                reference_logits=reference_logits,
-                threads=threads,
-                progress=lambda i, n: bar.update(task, completed=i, total=n),
+                checkpoint, data, save_reference, options, progress=lambda i, n: bar.update(task, completed=i, total=n)
             )
         logits = "with logits" if saved.has_logits else "class maps only"
         err.print(
@@ -212,117 +193,102 @@ def parity_cmd(
             highlight=False,
             soft_wrap=True,
         )
-        raise_for_labels(saved.labels_out_of_range, strict_labels)
+        raise_for_labels(saved.labels_out_of_range, options.strict_labels)
         return
 
-    import tempfile
+    localized_all: list[dict[str, Any]] = []
 
-    with tempfile.TemporaryDirectory(prefix="rfdeploy-parity-") as tmp:
-        if cache is None and len(models) > 1 and not is_reference(checkpoint):
-            cache = Path(tmp)  # several artifacts, no cache: still one PyTorch pass
-        reports = []
-        localized_all: list[dict[str, Any]] = []
-        for index, model in enumerate(models):
-            with progress_bar() as bar:
-                task = bar.add_task(f"parity {model.name}", total=num_images, info="")
-                report = validate_parity(
-                    checkpoint,
-                    model,
-                    data,
-                    runtime=runtime,
-                    split=split,
-                    num_images=num_images,
-                    max_miou_drop=max_miou_drop,
-                    min_agreement=min_agreement,
-                    scales=scales,
-                    flip=flip,
-                    save_worst=k,
-                    worst_dir=worst_dir,
-                    threads=threads,
-                    inference_precision=inference_precision,
-                    progress=lambda i, n, bar=bar, task=task: bar.update(task, completed=i, total=n),
-                    save_reference=save_reference if index == 0 else None,
-                    reference_logits=reference_logits,
-                    reference_cache=None if is_reference(checkpoint) else cache,
-                    device=device,
-                    torch_precision=precision,
-                )
-            reports.append(report)
-            _announce_reference(report.context.get("reference") or {}, Path(tmp))
-            result = report.to_dict()
-            if localize:
-                from .localize import run_localize
+    @contextmanager
+    def track(model: Path) -> Iterator[Callable[[int, int], None]]:
+        with progress_bar() as bar:
+            task = bar.add_task(f"parity {model.name}", total=num_images, info="")
+            yield lambda i, n: bar.update(task, completed=i, total=n)
 
-                localized = run_localize(
-                    checkpoint,
-                    model,
-                    data,
-                    runtime=runtime,
-                    split=split,
-                    images=localize_images,
-                    threshold_db=localize_threshold,
-                    threads=threads,
-                    inference_precision=inference_precision,
-                    save_reference=save_reference if index == 0 else None,
-                    json_out=localize_json,
-                )
-                localized_all.append(localized)
-                result["localize"] = localized
-            if json_out is not None and str(json_out) == "-":
-                out.print_json(json.dumps(result, indent=2))
-            for path in write_parity_outputs(
-                result, json_out=None if str(json_out) == "-" else json_out, markdown_out=markdown_out
-            ):
-                err.print(f"wrote {path}", highlight=False, soft_wrap=True)
-            if report.worst and worst_dir is not None:
-                err.print(f"wrote {len(report.worst)} panels to {worst_dir}", highlight=False, soft_wrap=True)
-            if str(json_out) != "-":
-                _print_parity(result)
-                if localize:
-                    from .localize import print_localize
+    def render(index: int, model: Path, report: Any) -> None:
+        _announce_reference(report.context.get("reference") or {})
+        result = report.to_dict()
+        if localize:
+            from .localize import run_localize
 
-                    print_localize(result["localize"])
+            result["localize"] = run_localize(
+                checkpoint,
+                model,
+                data,
+                runtime=runtime,
+                split=split,
+                images=localize_images,
+                threshold_db=localize_threshold,
+                threads=threads,
+                inference_precision=options.inference_precision,
+                save_reference=save_reference if index == 0 else None,
+                json_out=localize_json,
+            )
+            localized_all.append(result["localize"])
+        _render_result(result, report, json_out, markdown_out, worst_dir, localize)
+
+    reports = compare_artifacts(
+        checkpoint, models, data, replace(options, reference_cache=cache), track=track, on_report=render
+    )
     if localize_chart is not None and localized_all:
         from .localize import write_chart
 
         write_chart(localized_all, localize_chart)
-    for report in reports:
-        raise_for_labels(report.labels_out_of_range, strict_labels)
-    failed = [r for r in reports if r.failed_gates]
-    if len(reports) == 1:
-        raise_for_gates(reports[0])
-    elif failed:
-        raise ParityError(
-            "parity gate failed for "
-            + "; ".join(f"{Path(r.context['artifact']).name}: {', '.join(r.failed_gates)}" for r in failed),
-            hint="run parity on that artifact alone with --save-worst K DIR to see where it disagrees",
-        )
+    raise_for_comparison(reports, strict_labels=options.strict_labels)
 
 
-def _reference_cache(path: Path | None, disabled: bool, inputs: list[Path], default: Path) -> Path | None:
-    """The reference cache folder: --reference-cache (probed, exit 2 if unusable), else the default (skipped with a
-    warning if unusable), or none with --no-reference-cache."""
-    from ..artifacts import probe_output
+def _check_localize(
+    models: list[Path],
+    runtime: str,
+    localize: bool,
+    threshold: float | None,
+    json_out: Path | None,
+    chart: Path | None,
+    images: int,
+) -> None:
+    """``--localize`` and its options (exit 2, before any work)."""
+    if (threshold is not None or json_out is not None or chart is not None) and not localize:
+        raise UsageError("--localize-threshold, --localize-json and --localize-chart apply to --localize; add it")
+    if localize and not models:
+        raise UsageError("--localize compares an ARTIFACT with PyTorch: pass an ARTIFACT")
+    if images < 1:
+        raise UsageError(f"--localize-images must be at least 1, got {images}")
+    if json_out is not None and len(models) > 1 and str(json_out) != "-":
+        raise UsageError("--localize-json takes one artifact; run parity once per artifact")
+    if localize:
+        from ..operations.localize import check_localize_runtimes
 
-    if disabled:
-        return None
-    if path is not None:
-        probe_output(path, inputs=inputs, what="--reference-cache", kind="dir")
-        return path
-    try:
-        probe_output(default, inputs=inputs, what="reference cache", kind="dir")
-    except UsageError as exc:
-        err.print(
-            f"warning: no reference cache ({exc.message}); pass --reference-cache DIR", highlight=False, soft_wrap=True
-        )
-        return None
-    return default
+        check_localize_runtimes(models, runtime)
 
 
-def _announce_reference(ref: dict[str, Any], tmp: Path) -> None:
+def _render_result(
+    result: dict[str, Any],
+    report: Any,
+    json_out: Path | None,
+    markdown_out: Path | None,
+    worst_dir: Path | None,
+    localize: bool,
+) -> None:
+    """One artifact's result: JSON on stdout (``--json -``) or the tables, and the files written."""
+    from ..operations.parity import write_parity_outputs
+
+    if json_out is not None and str(json_out) == "-":
+        out.print_json(json.dumps(result, indent=2))
+    for path in write_parity_outputs(
+        result, json_out=None if str(json_out) == "-" else json_out, markdown_out=markdown_out
+    ):
+        err.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    if report.worst and worst_dir is not None:
+        err.print(f"wrote {len(report.worst)} panels to {worst_dir}", highlight=False, soft_wrap=True)
+    if str(json_out) != "-":
+        _print_parity(result)
+        if localize:
+            from .localize import print_localize
+
+            print_localize(result["localize"])
+
+
+def _announce_reference(ref: dict[str, Any]) -> None:
     for path in ref.get("saved_to") or []:
-        if Path(path).parent == tmp:
-            continue
         what = "reference cache" if Path(path).name.startswith(str(ref.get("digest"))) else "PyTorch reference"
         err.print(f"wrote {path} ({what})", highlight=False, soft_wrap=True)
     if ref.get("source") == "cached reference":

@@ -23,7 +23,7 @@ from refinenet_deploy.operations.report import parity_markdown as report_markdow
 from refinenet_deploy.validate.parity_engine import ParityEngine
 from refinenet_deploy.validate.tolerances import FP32
 
-from .models.test_zoo import randomize
+from ...models.test_zoo import randomize
 
 
 @pytest.fixture(autouse=True)

@@ -22,12 +22,13 @@ from refinenet_deploy.models import create_model
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations import parity as parity_ops
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.operations.parity import source as parity_source
 from refinenet_deploy.operations.parity import validate_parity
 from refinenet_deploy.validate.reference import SavedReference
 
-from .models.test_zoo import randomize
+from ...models.test_zoo import randomize
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # Put on PYTHONPATH, this makes torch, modelopt and onnxsim unimportable in a subprocess (and logs every attempt).
 BLOCKER = """
@@ -227,8 +228,8 @@ def test_a_damaged_reference_is_refused(setup, tmp_path: Path) -> None:
 
 def test_the_cache_makes_n_artifacts_cost_one_pytorch_pass(setup, tmp_path: Path, monkeypatch) -> None:
     loads = []
-    real_load = parity_ops._load
-    monkeypatch.setattr(parity_ops, "_load", lambda *a: loads.append(a) or real_load(*a))
+    real_load = parity_source._load
+    monkeypatch.setattr(parity_source, "_load", lambda *a: loads.append(a) or real_load(*a))
     cache = tmp_path / "cache"
     first = _cli("parity", setup["ckpt"], setup["onnx"], "--data", setup["data"], "--reference-cache", cache,
                  "--json", tmp_path / "a.json")  # fmt: skip
@@ -285,13 +286,13 @@ def test_labels_out_of_range_are_counted_warned_and_strict(setup, tmp_path: Path
     + [("--max-miou-drop", v) for v in ("-1", "nan", "inf", "1000")],
 )
 def test_numeric_options_out_of_range_exit_2_before_work(setup, monkeypatch, option: str, value: str) -> None:
-    monkeypatch.setattr(parity_ops, "_load", lambda *a: pytest.fail("work started"))
+    monkeypatch.setattr(parity_source, "_load", lambda *a: pytest.fail("work started"))
     res = _cli("parity", setup["ckpt"], setup["onnx"], "--data", setup["data"], option, value)
     assert res.exit_code == 2 and option in res.stderr, res.stderr
 
 
 def test_outputs_are_probed_before_any_work(setup, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(parity_ops, "validate_parity", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(parity_ops, "compare_artifacts", lambda *a, **k: pytest.fail("work started"))
     monkeypatch.setattr(parity_ops, "save_reference", lambda *a, **k: pytest.fail("work started"))
     ck, onnx_path, data = setup["ckpt"], setup["onnx"], setup["data"]
     before = {p: sha256_file(p) for p in (ck, onnx_path, onnx_path.with_suffix(".meta.json"), setup["ref"])}
