@@ -40,6 +40,7 @@ from ..artifacts import (
     write_json_atomic,
 )
 from ..backends.onnxruntime import OnnxRuntimeRunner
+from ..backends.tensorrt.audit import audit_layer_report
 from ..backends.tensorrt.builder import (
     BuildOptions,
     BuildOutcome,
@@ -258,6 +259,7 @@ def build_engine(
     command: str = "",
     progress: Callable[[str], None] | None = None,
     min_agreement: float | None = None,
+    strict_precision: bool = False,
 ) -> EngineResult:
     """Write ``output`` (a serialized engine) and its ``.meta.json``; parser/builder failures exit 6 and leave
     nothing behind. ``precision``: ``fp16``, ``int8`` or None (what the ONNX holds)."""
@@ -374,6 +376,7 @@ def build_engine(
         outcome = build_engine_plan(lib, onnx_used, profiles, options)
         stage.model.write_bytes(outcome.plan)
         report = _layer_report(lib, outcome, want.value)
+        audit = audit_layer_report(report, want.value, strict=strict_precision)  # strict: exit 6, nothing written
         info = sidecar(
             "tensorrt",
             want,
@@ -399,6 +402,7 @@ def build_engine(
             dla={"core": dla_core, "gpu_fallback": gpu_fallback, "layers_on_gpu": outcome.dla_gpu_fallback}
             if dla_core is not None
             else None,
+            precision_audit=audit,
             layer_report={
                 "source": report["source"],
                 "summary": report["summary"],

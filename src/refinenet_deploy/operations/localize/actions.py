@@ -25,6 +25,7 @@ from ...enums import Runtime
 from ...errors import UsageError
 
 KEEP_FLOAT_MAX = 5
+RECOVERED_RESOLUTION_POINTS = 0.05  # mIoU points: smaller differences in mIoU recovered rank as ties
 
 
 def exclusions(
@@ -149,13 +150,17 @@ def miou_recovered(
 def keep_float_ranking(
     actions: dict[str, dict[str, Any]], added_db: dict[str, float | None], flagged: Sequence[str | None]
 ) -> list[str]:
-    """The blocks to keep in float first (at most ``KEEP_FLOAT_MAX``): by mIoU recovered when it was measured (ties:
-    the block adding more dB first), else the flagged blocks (first below the threshold, then the one adding the
-    most)."""
+    """The blocks to keep in float first (at most ``KEEP_FLOAT_MAX``): by mIoU recovered when it was measured, in
+    steps of ``RECOVERED_RESOLUTION_POINTS`` (closer values are ties: on a few images they differ by a handful of
+    pixels), ties broken by the error the block adds over its input (dB); else the flagged blocks (first below the
+    threshold, then the one adding the most)."""
     measured = {k: v["miou_recovered_points"] for k, v in actions.items() if v["miou_recovered_points"] is not None}
     if measured:
-        ranked = sorted(measured, key=lambda k: (-measured[k], -(added_db.get(k) or 0.0)))
-        return ranked[:KEEP_FLOAT_MAX]
+
+        def key(k: str) -> tuple[int, float]:
+            return -round(measured[k] / RECOVERED_RESOLUTION_POINTS), -(added_db.get(k) or 0.0)
+
+        return sorted(measured, key=key)[:KEEP_FLOAT_MAX]
     return list(dict.fromkeys(b for b in flagged if b))
 
 
