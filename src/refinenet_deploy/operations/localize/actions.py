@@ -9,7 +9,9 @@ reference:
 
 - Q/DQ ONNX: the block's nodes read float inputs (``calibration.fallback.dequantize_nodes``, graph surgery on the
   artifact itself), scored in ONNX Runtime;
-- NNCF INT8 IR: ``recovered_nncf`` (one NNCF quantization per block, with the block in ``ignored_scope``).
+- NNCF INT8 IR: ``recovered_nncf`` (one NNCF quantization per block, with the block in ``ignored_scope``), for the
+  candidate blocks only (``nncf_candidates``: the flagged one and the ``KEEP_FLOAT_MAX`` adding the most dB); the
+  others stay unmeasured (None), and a note says how many were measured.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ...artifacts import read_metadata, sha256_file
 from ...backends.taps import GraphNode, block_nodes, onnx_nodes, resolve_taps
 from ...enums import Runtime
 from ...errors import UsageError
+from ...validate.localize import Localization
 
 KEEP_FLOAT_MAX = 5
 RECOVERED_RESOLUTION_POINTS = 0.05  # mIoU points: smaller differences in mIoU recovered rank as ties
@@ -66,9 +69,11 @@ def block_actions(
     split: str | None = None,
     images: int = 8,
     threads: int | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """For an INT8 artifact, per block: the exclusions and the mIoU recovered (module docstring). Returns
-    ``{"blocks": {block: {...}}, "notes": [...]}``."""
+    """For an INT8 artifact, per block: the exclusions and the mIoU recovered (module docstring). An NNCF IR costs
+    one quantization per block, so only ``candidates`` (``nncf_candidates``; None: every block) are measured there.
+    Returns ``{"blocks": {block: {...}}, "notes": [...]}``."""
     from ...calibration.fallback import QDQ_OPS
 
     inputs = [n.name for n in nodes if n.op == "Parameter"]
@@ -90,11 +95,20 @@ def block_actions(
     else:
         from .nncf_recovered import recovered_nncf
 
-        patterns = {b: a["nncf_ignored_scope"]["patterns"] for b, a in blocks.items()}
+        chosen = [b for b in blocks if candidates is None or b in candidates]
+        patterns = {b: blocks[b]["nncf_ignored_scope"]["patterns"] for b in chosen}
         recovered, notes = recovered_nncf(artifact, fp32, patterns, data, split, images, threads)
     for name, value in recovered.items():
         blocks[name]["miou_recovered_points"] = value
     return {"blocks": blocks, "notes": notes}
+
+
+def nncf_candidates(localization: Localization) -> list[str]:
+    """The blocks worth one NNCF quantization each: the first below the threshold and the ``KEEP_FLOAT_MAX`` that add
+    the most error over their input (dB)."""
+    rows = sorted((r for r in localization.rows if r.added_db is not None), key=lambda r: -(r.added_db or 0.0))
+    first = [localization.first_below] if localization.first_below else []
+    return list(dict.fromkeys([*first, *(r.name for r in rows[:KEEP_FLOAT_MAX])]))
 
 
 def nncf_quantized(artifact: Path) -> bool:

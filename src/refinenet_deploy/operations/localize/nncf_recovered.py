@@ -7,8 +7,9 @@ set and settings (``calibration.nncf.quantize_openvino``), with the block's patt
     recovered(block) = drop(the IR) - drop(NNCF with only this block ignored)
 
 with the fallback's metric (``operations.accuracy``: vs ground truth with labels, else disagreement with the FP32
-ONNX), each candidate compiled for the CPU in f32 as the accuracy checks run it. One quantization per block: on the
-tiny test model about a second each; on a real network minutes, so ``--localize`` states the count.
+ONNX), each candidate compiled for the CPU in f32 as the accuracy checks run it. One quantization per block (on the
+tiny test model several seconds each on a shared 2-core machine; minutes on a real network), so only the candidate
+blocks the caller passes are measured and the note names them.
 
 The calibration set is rebuilt from ``--data`` with the count and seed the IR's sidecar records, and must have the
 recorded digest (the same images, resized the same way); otherwise nothing is measured and a note says why.
@@ -89,5 +90,8 @@ def recovered_nncf(
                 out[name] = round(first - evaluate(kept).drop, 4)
     finally:
         evaluate.close()
-    note = f"mIoU recovered per block: {len(out)} NNCF quantizations, each with one block in ignored_scope"
+    note = (
+        f"mIoU recovered measured for {len(out)} blocks ({', '.join(out)}): one NNCF quantization each, with that "
+        "block in ignored_scope; the others: not measured"
+    )
     return out, [note]

@@ -26,7 +26,7 @@ from ...enums import Runtime
 from ...errors import InvalidModelError, ModelNotFoundError, UsageError
 from ...validate.localize import TapStats, ceiling_for, localize, threshold_for
 from ...validate.reference import is_reference
-from .actions import block_actions, keep_float_ranking
+from .actions import block_actions, keep_float_ranking, nncf_candidates
 from .document import LocalizeResult
 from .reference import MAX_TAPS_MIB, LiveTaps, SavedTaps, TapWriter, open_reference
 
@@ -170,8 +170,9 @@ def localize_parity(
         notes.append(f"OpenVINO ran the float parts in {executed}")
     if precision in ("int8", "mixed"):
         actions = block_actions(
-            artifact, kind, nodes, onnx_model, taps, tensors, data=data, split=split, images=images, threads=threads
-        )
+            artifact, kind, nodes, onnx_model, taps, tensors, data=data, split=split, images=images, threads=threads,
+            candidates=nncf_candidates(result),
+        )  # fmt: skip
         added = {r.name: r.added_db for r in result.rows}
         result.extra["actions"] = actions["blocks"]
         result.extra["keep_float"] = keep_float_ranking(
