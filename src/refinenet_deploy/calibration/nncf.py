@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,11 @@ def _nncf() -> Any:
     return require("nncf", extra="openvino")
 
 
-def quantize_openvino(model: Any, cs: CalibrationSet) -> Any:
-    """INT8 OpenVINO model from an FP32 one (``ov.Model`` in, ``ov.Model`` out)."""
+def quantize_openvino(model: Any, cs: CalibrationSet, ignored_patterns: Sequence[str] = ()) -> Any:
+    """INT8 OpenVINO model from an FP32 one (``ov.Model`` in, ``ov.Model`` out); ``ignored_patterns``: node-name
+    regular expressions left in float (NNCF ``ignored_scope``; a pattern that matches nothing is allowed)."""
     nncf = _nncf()
+    extra = {"ignored_scope": nncf.IgnoredScope(patterns=list(ignored_patterns), validate=False)}
     return nncf.quantize(
         model,
         nncf.Dataset(_Batches(cs)),
@@ -66,6 +68,7 @@ def quantize_openvino(model: Any, cs: CalibrationSet) -> Any:
         target_device=nncf.TargetDevice.CPU,
         subset_size=len(cs.files),
         fast_bias_correction=True,
+        **(extra if ignored_patterns else {}),
     )
 
 

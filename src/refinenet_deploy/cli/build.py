@@ -207,6 +207,10 @@ def build_trt_cmd(
     split: Split = None,
     as_json: JsonOut = None,
     min_agreement: Int8MinAgreement = None,
+    strict_precision: Annotated[
+        bool,
+        typer.Option("--strict-precision", help="Exit 6 when convolutions run FP32 in an --int8 or --fp16 engine."),
+    ] = False,
 ) -> None:
     """TensorRT engine (TensorRT 10/11 on the device; TensorRT-RTX builds without a GPU). Precision comes from the
     ONNX. Exits 6 naming the failing node if TensorRT cannot parse or build it; 4 without a TensorRT library.
@@ -251,6 +255,7 @@ def build_trt_cmd(
             accuracy=accuracy,
             command=command_line(),
             progress=(lambda msg: st.update(msg)) if st is not None else None,
+            strict_precision=strict_precision,
         )
     kept = res.metadata.get("onnx", {}).get("kept_as")
     err.print(
@@ -258,6 +263,8 @@ def build_trt_cmd(
         highlight=False,
     )
     meta = res.metadata
+    if meta["precision_audit"].get("warning"):
+        err.print(f"warning: {meta['precision_audit']['warning']}", highlight=False, soft_wrap=True)
     if emit_json(meta, as_json):
         return
     trt, build, summary = meta["tensorrt"], meta["build"], meta["layer_report"]["summary"]
@@ -300,6 +307,9 @@ def build_trt_cmd(
         else f"{device.get('name')} (compute capability {device.get('compute_capability')})"
     )
     out.print(f"target: {target}", highlight=False)
+    audit = meta["precision_audit"]
+    runs = ", ".join(f"{k} {n}" for k, n in audit["by_precision"].items())
+    out.print(f"precision ({audit['source']}): {audit['summary']} ({runs})", highlight=False)
     # a command to copy: never wrapped by the terminal width (soft wrap keeps it one line)
     out.print(f"trtexec equivalent: {res.trtexec_here}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"metadata: {res.metadata_path}", highlight=False, markup=False, soft_wrap=True)

@@ -106,14 +106,8 @@ def print_localize(d: dict[str, Any]) -> None:
 
 
 def _print_actions(d: dict[str, Any], actions: dict[str, Any]) -> None:
-    """The blocks worth keeping in float: by mIoU recovered when measured, else the flagged ones."""
-    measured = {k: v for k, v in actions.items() if v.get("miou_recovered_points") is not None}
-    if measured:
-        added = {b["block"]: b["added_db"] or 0.0 for b in d["blocks"]}
-        ranked = sorted(measured, key=lambda k: (-measured[k]["miou_recovered_points"], -added.get(k, 0.0)))[:5]
-    else:
-        ranked = [b for b in (d.get("first_below_threshold"), d.get("adds_most_error")) if b]
-        ranked = list(dict.fromkeys(ranked))
+    """The blocks worth keeping in float, as the library ranks them (``keep_float``)."""
+    ranked = d.get("keep_float") or []
     if not ranked:
         return
     table = Table(title="keep in float (ModelOpt nodes_to_exclude = NNCF ignored_scope patterns)", width=80)
@@ -135,12 +129,14 @@ def _print_actions(d: dict[str, Any], actions: dict[str, Any]) -> None:
 
 def write_chart(results: list[dict[str, Any]], path: Path) -> None:
     """SQNR along the network's depth, one line per artifact (needs matplotlib; a warning without it)."""
+    from ..artifacts import write_atomic
     from ..errors import MissingDependencyError
     from ..operations.localize import sqnr_chart
 
     try:
-        written = sqnr_chart(results, path)
+        png = sqnr_chart(results)
     except MissingDependencyError:
         err.print("warning: no chart: matplotlib is not installed (pip install 'refinenet-deploy[report]')")
         return
+    written = write_atomic(path, lambda tmp: tmp.write_bytes(png))
     err.print(f"wrote {written}", highlight=False, soft_wrap=True)

@@ -31,6 +31,7 @@ from ..artifacts import (
     write_json_atomic,
 )
 from ..backends.onnxruntime import OnnxRuntimeRunner
+from ..backends.tensorrt.audit import audit_layer_report
 from ..backends.tensorrt.builder import (
     BuildOptions,
     BuildOutcome,
@@ -127,6 +128,7 @@ def build_engine(
     accuracy: AccuracyControl | None = None,
     command: str = "",
     progress: Callable[[str], None] | None = None,
+    strict_precision: bool = False,
     **kwargs: Any,
 ) -> EngineResult:
     """Write ``output`` (a serialized engine) and its ``.meta.json``; parser/builder failures exit 6 and leave
@@ -166,7 +168,7 @@ def build_engine(
         acc,
         command,
     )
-    result, report, onnx_source, options = _write_engine(job, step)
+    result, report, onnx_source, options = _write_engine(job, step, strict_precision)
     if report_path is not None:
         write_json_atomic(report_path, report)
     log.info("wrote %s (%s, %s)", output, job.lib.name, job.want)
@@ -175,7 +177,7 @@ def build_engine(
 
 
 def _write_engine(
-    job: EngineJob, step: Callable[[str], None]
+    job: EngineJob, step: Callable[[str], None], strict_precision: bool = False
 ) -> tuple[ArtifactResult, dict[str, Any], Path, BuildOptions]:
     """Build and commit the engine with its sidecar (and the ONNX it was built from, when made here); returns the
     result, the layer report, where the built-from ONNX is kept, and the build options used."""
@@ -190,7 +192,9 @@ def _write_engine(
         outcome = build_engine_plan(job.lib, onnx_used, job.profiles, options)
         stage.model.write_bytes(outcome.plan)
         report = layer_report_of(job.lib, outcome, job.want.value)
+        audit = audit_layer_report(report, job.want.value, strict=strict_precision)  # strict: exit 6, nothing written
         info = _engine_sidecar(job, options, outcome, report, onnx_record, calibration_record, onnx_source)
+        info["precision_audit"] = audit
         kept = {} if onnx_used == model else {onnx_used: intermediate_onnx_path(output)}
         if kept:
             info["onnx"]["kept_as"] = intermediate_onnx_path(output).name

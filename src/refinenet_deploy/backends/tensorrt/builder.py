@@ -223,6 +223,10 @@ def network_layers(trt: Any, network: Any) -> list[dict[str, Any]]:
                 t is not None and t.name in producers and kind(producers[t.name]) == "DEQUANTIZE" for t in inputs
             )
             row["consumed_by_quantize"] = any(kind(c) == "QUANTIZE" for t in outputs for c in consumers.get(t.name, []))
+            weights = inputs[1] if len(inputs) > 1 else None  # a kernel given as a tensor (Q/DQ weights)
+            row["weights_from_dequantize"] = (
+                weights is not None and kind(producers.get(weights.name, layer)) == "DEQUANTIZE"
+            )
         rows.append(row)
     return rows
 

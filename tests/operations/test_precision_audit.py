@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from refinenet_deploy.artifacts import read_metadata
 from refinenet_deploy.cli import app
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 pytestmark = pytest.mark.openvino
 pytest.importorskip("nncf")
