@@ -66,14 +66,14 @@ class Fields:
 
     def required(self, key: str, kind: str) -> Any:
         """``doc[key]``, refused when missing (or null) or of the wrong kind."""
-        value = self.doc[key] if key in self.doc else None
+        value = self.doc.get(key, None)
         if value is None:
             raise bad(self.where, f"missing required field '{self._name(key)}'")
         return self._check(key, value, kind)
 
     def optional(self, key: str, kind: str) -> Any:
         """``doc[key]`` or None when absent or null; refused when of the wrong kind."""
-        value = self.doc[key] if key in self.doc else None
+        value = self.doc.get(key, None)
         return None if value is None else self._check(key, value, kind)
 
     def child(self, key: str) -> Fields | None:
@@ -114,7 +114,7 @@ class ResultDocument:
 
 def check_version(doc: Mapping[str, Any], where: Any, schema: str, reads: tuple[int, ...]) -> int:
     """The document's ``schema_version``, refused when missing or not one of ``reads``."""
-    version = doc["schema_version"] if "schema_version" in doc else None
+    version = doc.get("schema_version", None)
     if version is None:
         raise bad(where, "missing required field 'schema_version'")
     if not is_int(version) or version not in reads:
@@ -166,7 +166,7 @@ def parse_document(doc: Any, where: Any) -> Any:
     if not isinstance(doc, dict):
         raise bad(where, f"expected a JSON object, found {type(doc).__name__} ({json.dumps(doc)[:40]})")
     classes = result_classes()
-    schema = doc["schema"] if "schema" in doc else None
+    schema = doc.get("schema", None)
     if not isinstance(schema, str) or schema not in classes:
         found = "no 'schema' field" if schema is None else f"schema {schema!r}"
         raise bad(where, f"not a bench or parity result ({found}; expected {' or '.join(classes)})")

@@ -106,10 +106,10 @@ class BuildResult:
     def from_dict(cls, doc: Mapping[str, Any], where: Any = "sidecar") -> BuildResult:
         """A sidecar as read by ``artifacts.read_metadata`` (or from its file): refused (InvalidModelError, exit 5)
         when it is not a sidecar, (IncompatibleArtifactError, exit 7) when its schema version is unknown."""
-        fmt = doc["format"] if "format" in doc else None
+        fmt = doc.get("format", None)
         if not isinstance(fmt, str) or not fmt.startswith(SIDECAR_PREFIX):
             raise InvalidModelError(f"{where}: not an rfdeploy sidecar (format {fmt!r}). Re-export the model")
-        version = doc["schema_version"] if "schema_version" in doc else 1
+        version = doc.get("schema_version", 1)
         if version not in cls.SCHEMA_VERSIONS:
             raise IncompatibleArtifactError(
                 f"{where}: sidecar schema version {version!r}; this rfdeploy reads "
@@ -117,16 +117,16 @@ class BuildResult:
             )
         named = {"format", "schema_version", "precision", "arch", "num_classes", "export_size", "batch"}
         named |= {"checkpoint", "provenance", "artifact", "precision_audit"}
-        size = doc["export_size"] if "export_size" in doc else None
-        audit = doc["precision_audit"] if "precision_audit" in doc else None
+        size = doc.get("export_size", None)
+        audit = doc.get("precision_audit", None)
         return cls(
             kind=fmt[len(SIDECAR_PREFIX) :],
-            precision=doc["precision"] if "precision" in doc else None,
+            precision=doc.get("precision", None),
             schema_version=int(version),
-            arch=doc["arch"] if "arch" in doc else None,
-            num_classes=doc["num_classes"] if "num_classes" in doc else None,
+            arch=doc.get("arch", None),
+            num_classes=doc.get("num_classes", None),
             export_size=(int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None,
-            batch=doc["batch"] if "batch" in doc else None,
+            batch=doc.get("batch", None),
             checkpoint=doc["checkpoint"] if isinstance(doc.get("checkpoint"), dict) else None,
             provenance=doc["provenance"] if isinstance(doc.get("provenance"), dict) else None,
             artifact=doc["artifact"] if isinstance(doc.get("artifact"), dict) else None,

@@ -72,10 +72,10 @@ _ORDER = (
     "split",
 )
 # keys written only when the writer set them (older files, a hand-made document)
-_CONTEXT = ("created", "tool_version", "checkpoint", "checkpoint_sha256", "arch", "artifact_sha256", "runtime", "device")
+_CONTEXT = ("created", "tool_version", "checkpoint", "checkpoint_sha256", "arch", "artifact_sha256", "runtime")
+_CONTEXT += ("device",)
 _WHEN_SET = frozenset(
-    {*_CONTEXT, "data", "split", "verdict", "gates_not_evaluated", "labels_out_of_range"}
-    | {"has_labels"}
+    {*_CONTEXT, "data", "split", "verdict", "gates_not_evaluated", "labels_out_of_range"} | {"has_labels"}
 )
 
 
