@@ -19,6 +19,7 @@ from typing import Any
 from ..enums import PRECISION_SPELLINGS
 from ..errors import DataError
 from .base import Fields, ResultDocument, bad, check_version, finite_ms, is_int
+from .build import PrecisionAudit
 
 BENCH_SCHEMA = "refinenet-deploy/bench"
 BENCH_SCHEMA_VERSION = 3
@@ -193,7 +194,7 @@ class BenchResult(ResultDocument):
     peak_rss_mib: float | None = None
     fingerprint: dict[str, Any] | None = None
     end_to_end_skipped: list[str] | None = None
-    precision_audit: dict[str, Any] | None = None  # the artifact's (its sidecar's): "INT8 convolutions: 78/78"
+    precision_audit: PrecisionAudit | None = None  # the artifact's (its sidecar's): "INT8 convolutions: 78/78"
     artifact_bytes: int | None = None
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not name (pipeline: "target")
@@ -271,6 +272,8 @@ class BenchResult(ResultDocument):
             runtime_precision=self.inference_precision,
             input_size=list(self.input_size) if self.input_size else None,
         )
+        if self.precision_audit is not None:
+            values["precision_audit"] = self.precision_audit.to_dict()
         for key in TIMINGS:
             stats = values[key]
             values[key] = stats.to_dict() if stats is not None else None
@@ -304,6 +307,8 @@ class BenchResult(ResultDocument):
         for key in ("peak_rss_mib", "device_memory_mib", "first_call_ms", "fraction_of_peak"):
             values[key] = f.optional(key, "a number")
         values["artifact_bytes"] = f.optional("artifact_bytes", "a number")
+        audit = f.optional("precision_audit", "an object")
+        values["precision_audit"] = PrecisionAudit.from_dict(audit, where) if audit is not None else None
         named = {x.name for x in fields(cls)} - {"extra"}
         for key in named - values.keys():
             if key in doc:

@@ -136,6 +136,20 @@ class ParityResult(ResultDocument):
         return None
 
     @property
+    def boundary_width_px(self) -> int | None:
+        """The width of the band boundary agreement is measured in (the input policy's)."""
+        value = (self.policy or {}).get("boundary_width_px")
+        return value if isinstance(value, int) else None
+
+    @property
+    def tta_scales(self) -> list[float] | None:
+        return (self.tta or {}).get("scales")
+
+    @property
+    def tta_flip(self) -> bool | None:
+        return (self.tta or {}).get("flip")
+
+    @property
     def ran(self) -> str | None:
         """The precision that ran, in the one spelling."""
         return normalize_precision(self.runtime_precision)

@@ -23,6 +23,7 @@ import numpy as np
 from ..artifacts import InputPolicy
 from ..data.preprocessing import resize_image
 from ..errors import UsageError
+from ..results.parity import PARITY_SCHEMA, PARITY_SCHEMA_VERSION
 from .metrics import (
     IGNORE_INDEX,
     AgreementScores,
@@ -35,9 +36,6 @@ from .metrics import (
 )
 from .tolerances import DEFAULT_GATES, Gates, tolerance_for
 from .verdict import judge
-
-PARITY_SCHEMA = "refinenet-deploy/parity"
-PARITY_SCHEMA_VERSION = 1
 
 
 class Runner(Protocol):

@@ -27,7 +27,7 @@ from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.validate.latency import achieved_gmacs, latency_stats, throughput_stats
 from refinenet_deploy.validate.timing import TimingPlan, throughput_loop
 
-from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
+from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 FAST = {"warmup": 0, "iterations": 2, "peak": False}
 

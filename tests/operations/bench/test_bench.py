@@ -15,7 +15,7 @@ from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.validate.timing import TimingPlan, time_loop
 
-from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
+from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 
 class FakeClock:

@@ -1,7 +1,7 @@
 """report compares like with like: speed-ups and mIoU drops only inside one model / input size / batch / device
 group, labels that say what ran, units in every timing header, charts that stay readable with 30+ rows.
 
-The documents are FAKE (tests/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
+The documents are FAKE (tests/operations/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """report on real results: bench (PyTorch, ONNX Runtime) and parity JSON of a tiny model, measured here, merged into
-one table with charts; the HTML is self-contained. Synthetic-document cases are in tests/report/."""
+one table with charts; the HTML is self-contained. Synthetic-document cases are in tests/operations/report/."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from refinenet_deploy.operations.parity import validate_parity
 from refinenet_deploy.operations.report import make_report
 from refinenet_deploy.validate.tolerances import FP32
 
-from .helpers import default_init_model
+from ...helpers import default_init_model
 
 
 @pytest.fixture(scope="module")
