@@ -261,6 +261,14 @@ class BenchResult(ResultDocument):
         return str(artifact or ran or "precision not recorded") + note
 
     # ----------------------------------------------------------------------------------------- JSON
+    def __getitem__(self, key: str) -> Any:
+        """A field as the JSON has it (``result["compute_only"]["p50_ms"]``): for scripts written against the
+        dict ``benchmark`` returned before; a missing field is a KeyError, never a default."""
+        return self.to_dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {
             f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "schema_version")

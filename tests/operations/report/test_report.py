@@ -33,8 +33,8 @@ def runs(tmp_path_factory) -> list[Path]:
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(48, 48)))
     data = write_synth_dataset(root / "val", 2, 48, 48, seed=3, split="val")
     docs = {
-        "bench-torch.json": benchmark(ckpt, input_size=(48, 48), warmup=0, iterations=3),
-        "bench-ort.json": benchmark(onnx_path, warmup=0, iterations=3),
+        "bench-torch.json": benchmark(ckpt, input_size=(48, 48), warmup=0, iterations=3).to_dict(),
+        "bench-ort.json": benchmark(onnx_path, warmup=0, iterations=3).to_dict(),
         "parity-ort.json": validate_parity(ckpt, onnx_path, data).to_dict(),
     }
     paths = []

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refinenet_deploy.operations.report import charts as report_mod
 from refinenet_deploy.operations.report import CHART_CAPTIONS, HEADER, write_report
+from refinenet_deploy.operations.report import charts as report_mod
 
 from .docs import bench_doc, parity_doc
 
