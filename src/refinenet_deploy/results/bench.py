@@ -310,8 +310,9 @@ class BenchResult(ResultDocument):
         }
         for key in ("arch", "artifact_precision", "inference_precision", "created"):
             values[key] = f.optional(key, "a string")
+        legacy = cls._from_legacy(doc, f, version)
         for key in ("runtime_config", "protocol", "peak_probe", "device_state", "timing_stability"):
-            values[key] = f.optional(key, "an object")
+            values[key] = None if key in legacy["extra"] else f.optional(key, "an object")
         for key in ("peak_rss_mib", "device_memory_mib", "first_call_ms", "fraction_of_peak"):
             values[key] = f.optional(key, "a number")
         values["artifact_bytes"] = f.optional("artifact_bytes", "a number")
@@ -321,18 +322,25 @@ class BenchResult(ResultDocument):
         for key in named - values.keys():
             if key in doc:
                 values[key] = doc[key]
-        values.update(cls._from_legacy(doc, f))
-        values["extra"] = {k: v for k, v in doc.items() if k not in named and k not in _ALIASES and k != "schema"}
+        extra = {k: v for k, v in doc.items() if k not in named and k not in _ALIASES and k != "schema"}
+        values.update(legacy, extra={**extra, **legacy["extra"]})
         return cls(**values)
 
     @staticmethod
-    def _from_legacy(doc: Mapping[str, Any], f: Fields) -> dict[str, Any]:
-        """Schema 1 names (and older spellings): the one place they are read."""
+    def _from_legacy(doc: Mapping[str, Any], f: Fields, version: int) -> dict[str, Any]:
+        """Schema 1 names and shapes (and older spellings): the one place they are read. Schema 1 spelled the
+        artifact's precision ``precision``, what ran ``runtime_precision``, and described the peak probe in a
+        string (kept as written, in ``extra``: no typed probe)."""
         for key in ("precision", "runtime_precision", "executed_precision"):
             f.optional(key, "a string")
         artifact = doc.get("artifact_precision") or doc.get("precision")
         ran = doc.get("inference_precision") or doc.get("runtime_precision") or doc.get("executed_precision")
-        return {"artifact_precision": normalize_precision(artifact), "inference_precision": normalize_precision(ran)}
+        probe = doc.get("peak_probe")
+        return {
+            "artifact_precision": normalize_precision(artifact),
+            "inference_precision": normalize_precision(ran),
+            "extra": {"peak_probe": probe} if version == 1 and isinstance(probe, str) else {},
+        }
 
 
 def p50_ms(result: BenchResult | Mapping[str, Any] | None) -> float | None:

@@ -126,6 +126,7 @@ class ParityResult(ResultDocument):
     data: str | None = None
     split: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # versions, reference, jetson, ...
+    read_order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the keys' order in the file read
 
     @property
     def static_size(self) -> tuple[int, int] | None:
@@ -155,10 +156,12 @@ class ParityResult(ResultDocument):
         return normalize_precision(self.runtime_precision)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "read_order")}
         values.update(schema=self.SCHEMA, gates=self.gates.to_dict())
         out = {k: values[k] for k in _ORDER if not (k in _WHEN_SET and values[k] is None)}
-        return {**out, **self.extra}
+        out.update(self.extra)
+        first = [k for k in self.read_order if k in out]  # a file read is written back in its own order
+        return {**{k: out[k] for k in first}, **out}
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], where: Any = "parity result") -> ParityResult:
@@ -181,12 +184,12 @@ class ParityResult(ResultDocument):
         for key in ("arch", "checkpoint", "checkpoint_sha256", "data", "device", "runtime", "runtime_precision"):
             values[key] = f.optional(key, "a string")
         values["precision"] = f.optional("precision", "a string")
-        named = {x.name for x in fields(cls)} - {"extra"}
+        named = {x.name for x in fields(cls)} - {"extra", "read_order"}
         for key in named - values.keys():
             if key in doc:
                 values[key] = doc[key]
         values["extra"] = {k: v for k, v in doc.items() if k not in named and k != "schema"}
-        return cls(**values)
+        return cls(**values, read_order=tuple(doc))
 
 
 __all__ = ["PARITY_SCHEMA", "PARITY_SCHEMA_VERSION", "ParityGates", "ParityResult"]

@@ -223,7 +223,7 @@ def _bench_rows(
     parity, why = _parity_for(r, ran, parities)
     if parity is not None:
         joined.add(id(parity))
-    audit = r.precision_audit.summary if r.precision_audit else None
+    audit = r.precision_audit.shown if r.precision_audit else None
     rows = []
     for key, stats in r.timings().items():
         rows.append(
