@@ -130,3 +130,10 @@ def test_a_mistyped_field_is_refused_naming_the_field() -> None:
     stats = {**_raw("bench-v3-ort.json")["compute_only"], "p99_ms": "slow"}
     with pytest.raises(DataError, match=r"field 'compute_only.p99_ms' must be a number"):
         BenchResult.from_dict({**_raw("bench-v3-ort.json"), "compute_only": stats}, "b.json")
+
+
+def test_a_timing_without_its_p50_is_refused_naming_it() -> None:
+    """Found by tests/hostile/test_fuzz.py: an empty ``compute_only`` object must be refused, not half-read."""
+    doc = {**_raw("bench-v1-ort.json"), "compute_only": {}}
+    with pytest.raises(DataError, match=r"missing required field 'compute_only.p50_ms'"):
+        BenchResult.from_dict(doc, "b.json")

@@ -295,7 +295,7 @@ class BenchResult(ResultDocument):
         for key in ("artifact", "runtime", "device"):
             f.required(key, "a string")
         f.required("compute_only", "an object")
-        stats = {k: LatencyStats.from_dict(doc[k], where, k) for k in TIMINGS if f.optional(k, "an object")}
+        stats = {k: LatencyStats.from_dict(doc[k], where, k) for k in TIMINGS if f.optional(k, "an object") is not None}
         size = f.optional("input_size", "[height, width]")
         values: dict[str, Any] = {
             "artifact": doc["artifact"],
