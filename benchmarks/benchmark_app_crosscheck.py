@@ -81,7 +81,7 @@ def main() -> int:
                 iterations=None,
                 duration_s=args.seconds,
                 peak=False,
-            )
+            ).to_dict()
             ours.append(res["compute_only"]["p50_ms"])
             print(
                 f"round {r + 1}: benchmark_app median {theirs[-1]:.2f} ms | rfdeploy bench p50 {ours[-1]:.2f} ms "

@@ -126,13 +126,13 @@ def main() -> int:
                     peak=precision == "fp16",
                 )
                 t0 = time.perf_counter()
-                rows[f"{precision} {mode}"] = row(benchmark(ckpt, opts))
+                rows[f"{precision} {mode}"] = row(benchmark(ckpt, opts).to_dict())
                 print(f"{arch} {precision} {mode}: {rows[f'{precision} {mode}']['device_p50_ms']:.3f} ms "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
         if not args.quick:
             opts = BenchOptions(device="gpu", input_size=SIZE, torch_precision="fp16", compile=True, iterations=100)
             try:
-                rows["fp16 compile"] = row(benchmark(ckpt, opts))
+                rows["fp16 compile"] = row(benchmark(ckpt, opts).to_dict())
                 print(f"{arch} fp16 compile: {rows['fp16 compile']['device_p50_ms']:.3f} ms", flush=True)
             except Exception as exc:  # record, do not lose the rest of the matrix
                 rows["fp16 compile"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}

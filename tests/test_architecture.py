@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "environment": 1,
     "jetson": 1,
     "telemetry": 1,
+    "results": 1,  # typed result documents: errors, enums and the standard library only
     "data": 1,
     "artifacts": 2,
     "models": 2,

@@ -112,7 +112,7 @@ def test_json_alone_is_stdout_json_with_a_path_a_file_and_wrote_goes_to_stderr(t
 def test_report_announces_files_on_stderr_and_takes_json(tmp_path) -> None:  # noqa: ANN001
     import json
 
-    from tests.report.docs import bench_doc, parity_doc, write_docs
+    from tests.operations.report.docs import bench_doc, parity_doc, write_docs
 
     docs = write_docs(tmp_path / "in", bench_doc("rf_lw_mbv2", "torch", 100.0), parity_doc("/runs/m.onnx"))
     out = tmp_path / "r.md"
@@ -129,7 +129,7 @@ def test_text_shows_percent_with_a_sign_json_keeps_fractions(tmp_path) -> None: 
     agreement and mIoU as percentages with '%'; the JSON they read holds fractions."""
     from types import SimpleNamespace
 
-    from tests.report.docs import bench_doc, parity_doc, write_docs
+    from tests.operations.report.docs import bench_doc, parity_doc, write_docs
 
     from refinenet_deploy.operations.pipeline.config import TARGETS
     from refinenet_deploy.operations.pipeline.summary import summary_rows
@@ -205,7 +205,7 @@ def _record(monkeypatch, module) -> Any:  # noqa: ANN001, ANN401
 def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: ANN001
     from types import SimpleNamespace
 
-    from tests.report.docs import bench_doc, parity_doc
+    from tests.operations.report.docs import bench_doc, parity_doc
 
     from refinenet_deploy.cli import bench as bench_cli
     from refinenet_deploy.cli import export as export_cli
@@ -267,7 +267,9 @@ def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: AN
     bench.update(peak_rss_mib=612.0, peak_probe={"reason": "not measured: --no-peak"})
     bench["protocol"] = {"timing": "3 warm-up runs, then 20 timed runs (perf_counter_ns)"}
     bench["compute_only"].update(p90_ms=12.9, max_ms=14.1, std_ms=0.4)
-    bench_cli.render(bench, "model.int8.xml")
+    from refinenet_deploy.results import BenchResult
+
+    bench_cli.render(BenchResult.from_dict(bench), "model.int8.xml")
     _fits(console.export_text(), "bench table")
     # the pipeline summary (issue: "agreem…")
     console = _record(monkeypatch, pipeline_cli)

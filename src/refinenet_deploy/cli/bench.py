@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..operations.bench import DEFAULT_ITERATIONS, DEFAULT_MAX_WARMUP, DEFAULT_WARMUP, benchmark
+from ..results import BenchResult
 from .app import Table, app, err, handle_errors, out
 from .options import JsonOut, Threads, parse_size
 
@@ -161,64 +162,78 @@ def bench_cmd(
     )
     if json_out is not None:
         if str(json_out) == "-":
-            out.print_json(json.dumps(result))
+            out.print_json(json.dumps(result.to_dict()))
             return
         err.print(f"wrote {json_out}", markup=False, highlight=False, soft_wrap=True)
     render(result, model.name)
 
 
-def render(result: dict[str, Any], name: str) -> None:
+def render(result: BenchResult, name: str) -> None:
     """The timing table (units in every column) and the efficiency line."""
-    h, w = result["input_size"]
+    h, w = result.input_size or (0, 0)
     table = Table(
-        title=f"bench: {name} ({result['runtime']}, {result['device']}, {result['label']}) "
-        f"{h}x{w} batch {result['batch']}"
+        title=f"bench: {name} ({result.runtime}, {result.device}, {result.label}) {h}x{w} batch {result.batch}"
     )
     table.add_column("timing", no_wrap=True)
     for title, _ in _COLUMNS:
         table.add_column(title, justify="right", no_wrap=True)
     table.add_column("img/s", justify="right", no_wrap=True)
-    for label in ("compute_only", "device_only", "end_to_end"):
-        s = result.get(label)
-        if s:
-            shown = label.replace("_", "-")
-            if s.get("requests"):
-                shown += f" x{s['requests']}"
-                table.caption = (
-                    f"{shown}: {s['requests']} asynchronous requests in flight; ms per request, img/s over wall time"
-                )
-            table.add_row(shown, *(f"{s[k]:.2f}" for _, k in _COLUMNS), f"{s['throughput_ips']:.1f}")
+    for label, s in result.timings().items():
+        shown = label.replace("_", "-")
+        if s.requests:
+            shown += f" x{s.requests}"
+            table.caption = (
+                f"{shown}: {s.requests} asynchronous requests in flight; ms per request, img/s over wall time"
+            )
+        numbers = s.to_dict()
+        table.add_row(shown, *(_ms(numbers, k) for _, k in _COLUMNS), f"{s.throughput_ips:.1f}")
     out.print(table)
+    out.print("; ".join(_efficiency_parts(result)), highlight=False, markup=False)
+    _warnings(result)
+
+
+def _ms(numbers: dict[str, Any], key: str) -> str:
+    return f"{numbers[key]:.2f}" if key in numbers else "n/a"
+
+
+def _efficiency_parts(result: BenchResult) -> list[str]:
     parts = []
-    if result.get("gmac_per_image"):
-        achieved = result.get("achieved_gmacs")
+    probe = result.peak_probe or {}
+    if result.gmac_per_image:
+        achieved = result.achieved_gmacs
         parts.append(
-            f"{result['gmac_per_image']:.3g} GMAC/image"
-            + (f", {achieved:.3g} GMAC/s achieved ({result['achieved_at']})" if achieved else "")
+            f"{result.gmac_per_image:.3g} GMAC/image"
+            + (f", {achieved:.3g} GMAC/s achieved ({result.achieved_at})" if achieved else "")
         )
-    if result.get("fraction_of_peak"):
-        probe = result["peak_probe"]
+    if result.fraction_of_peak and parts and result.peak_gmacs:
         parts[-1] += (
-            f" = {result['fraction_of_peak']:.0%} of a {result['peak_gmacs']:.3g} GMAC/s dense-conv peak "
+            f" = {result.fraction_of_peak:.0%} of a {result.peak_gmacs:.3g} GMAC/s dense-conv peak "
             f"({probe['runtime']}, {probe['device']}, {probe['precision']})"
         )
-    elif result.get("peak_probe", {}).get("fraction_not_shown"):
-        parts.append(f"fraction of peak {result['peak_probe']['fraction_not_shown']}")
-    elif result.get("peak_probe", {}).get("reason") and "--no-peak" not in result["peak_probe"]["reason"]:
-        parts.append(f"peak {result['peak_probe']['reason']}")
-    if result.get("first_call_ms") is not None:
-        config = result.get("runtime_config") or {}
+    elif "fraction_not_shown" in probe:
+        parts.append(f"fraction of peak {probe['fraction_not_shown']}")
+    elif probe.get("reason") and "--no-peak" not in probe["reason"]:  # the probe's own record (not a result field)
+        parts.append(f"peak {probe['reason']}")
+    if result.first_call_ms is not None:
         what = " + ".join(
-            name for key, name in (("compiled", "torch.compile"), ("cuda_graph", "graph capture")) if config.get(key)
+            name
+            for key, name in (("compiled", "torch.compile"), ("cuda_graph", "graph capture"))
+            if result.setting(key)
         )
-        parts.append(f"first call ({what or 'untimed'}) {result['first_call_ms']:.0f} ms")
-    if result.get("device_memory_mib"):
-        parts.append(f"device memory {result['device_memory_mib']:.0f} MiB")
-    parts.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB")
-    parts.append(result["protocol"]["timing"])
-    out.print("; ".join(parts), highlight=False, markup=False)
-    stability = result.get("timing_stability")
-    if stability and not stability["stable"]:
+        parts.append(f"first call ({what or 'untimed'}) {result.first_call_ms:.0f} ms")
+    if result.device_memory_mib:
+        parts.append(f"device memory {result.device_memory_mib:.0f} MiB")
+    if result.precision_audit is not None:
+        parts.append(f"artifact runs: {result.precision_audit.shown}")
+    if result.peak_rss_mib is not None:
+        parts.append(f"peak RSS {result.peak_rss_mib:.0f} MiB")
+    parts.append(str((result.protocol or {}).get("timing", "timing protocol not recorded")))
+    return parts
+
+
+def _warnings(result: BenchResult) -> None:
+    stability = result.timing_stability
+    if stability and not result.stable:
         err.print(
             f"warning: UNSTABLE timing ({'; '.join(stability['reasons'])}): the machine may be under load; "
             "rerun on an idle machine before quoting these numbers",
@@ -226,13 +241,12 @@ def render(result: dict[str, Any], name: str) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    state = result.get("device_state") or {}
-    if state.get("flags"):
-        err.print(f"warning: device: {', '.join(state['flags'])}", markup=False, highlight=False, soft_wrap=True)
-    if result.get("end_to_end_skipped"):
+    if result.device_flags:
+        err.print(f"warning: device: {', '.join(result.device_flags)}", markup=False, highlight=False, soft_wrap=True)
+    if result.end_to_end_skipped:
         err.print(
-            f"end-to-end: skipped {len(result['end_to_end_skipped'])} unreadable image(s): "
-            + ", ".join(Path(p).name for p in result["end_to_end_skipped"]),
+            f"end-to-end: skipped {len(result.end_to_end_skipped)} unreadable image(s): "
+            + ", ".join(Path(p).name for p in result.end_to_end_skipped),
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -23,6 +23,7 @@ import numpy as np
 from ..artifacts import InputPolicy
 from ..data.preprocessing import resize_image
 from ..errors import UsageError
+from ..results.parity import PARITY_SCHEMA, PARITY_SCHEMA_VERSION
 from .metrics import (
     IGNORE_INDEX,
     AgreementScores,
@@ -36,9 +37,6 @@ from .metrics import (
 from .resize import nearest, upsample_bilinear
 from .tolerances import DEFAULT_GATES, Gates, tolerance_for
 from .verdict import judge
-
-PARITY_SCHEMA = "refinenet-deploy/parity"
-PARITY_SCHEMA_VERSION = 1
 
 
 class Runner(Protocol):

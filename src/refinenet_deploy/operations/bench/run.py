@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,14 @@ from ...backends.base import BaseRunner
 from ...enums import Device, Runtime
 from ...environment import collect_environment
 from ...errors import ModelNotFoundError, UsageError
+from ...results import BENCH_SCHEMA_VERSION, TIMINGS, BenchResult, BuildResult, LatencyStats, PrecisionAudit
 from ...telemetry import read_device_state, summarize
 from ...validate.latency import achieved_gmacs, latency_stats, throughput_stats, timing_stability
 from ...validate.timing import TimingPlan, compute_step, end_to_end_step, throughput_loop, timed_run
 from .frames import decode_frame, jpeg_frames, readable_frames
 from .options import BenchOptions, check_bench_options
 from .peak import fraction_of_peak, no_peak, peak_probe
-from .result import BENCH_SCHEMA, BENCH_SCHEMA_VERSION, device_stats, precision_label
+from .result import device_stats
 
 log = logging.getLogger(__name__)
 
@@ -305,11 +306,11 @@ def benchmark(
     *,
     json_out: str | Path | None = None,
     **kwargs: Any,
-) -> dict[str, Any]:
-    """Time ``artifact`` (on ``options.device``: default cpu, gpu for TensorRT engines); returns the versioned
-    JSON-ready result (and writes it to ``json_out``, probed before any work). ``options`` or the same fields as
-    keywords (``BenchOptions``). Without ``iterations`` or ``duration_s``, runs ``DEFAULT_ITERATIONS`` timed
-    iterations after a steady-state warm-up.
+) -> BenchResult:
+    """Time ``artifact`` (on ``options.device``: default cpu, gpu for TensorRT engines); returns the result
+    (``BenchResult``; written to ``json_out``, probed before any work, with ``BenchResult.write``). ``options``
+    or the same fields as keywords (``BenchOptions``). Without ``iterations`` or ``duration_s``, runs
+    ``DEFAULT_ITERATIONS`` timed iterations after a steady-state warm-up.
 
     ``input_size`` is required unless the artifact has a static size, or its metadata (or the checkpoint's) records
     the size it was made for. ``inference_precision`` (OpenVINO, default fp32): a request the plugin cannot honour
@@ -341,21 +342,21 @@ def benchmark(
     device_state = summarize(before, read_device_state(dev.value))
     art_precision = "fp32" if kind == Runtime.TORCH else artifact_precision(artifact, meta).value
     ran = _ran_precision(kind, ran, art_precision)
-    doc = _document(artifact, kind, runner, opts, meta, b, t, ran, art_precision, runtime_config, throughput_mode)
-    if fallback:
-        doc["precision_fallback"] = fallback
-    doc["device_state"] = device_state
+    result = _document(artifact, kind, runner, opts, meta, b, t, ran, art_precision, runtime_config, throughput_mode)
+    result.precision_fallback = fallback
+    result.device_state = device_state
     if device_state and device_state.get("throttled"):
         log.warning("the device throttled during the run: %s", ", ".join(device_state["flags"]))
-    doc.update(_efficiency(kind, dev, opts, meta, b, t, ran, art_precision, throughput_mode))
-    doc["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    doc["fingerprint"] = collect_environment()
+    efficiency = _efficiency(kind, dev, opts, meta, b, t, ran, art_precision, throughput_mode)
+    result = replace(result, **efficiency)
+    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.fingerprint = collect_environment()
     if opts.end_to_end:
-        doc["end_to_end_skipped"] = t.skipped
-    doc["label"] = precision_label(doc)
+        result.end_to_end_skipped = t.skipped
+    result.label = result.precision_label()
     if json_out is not None and str(json_out) != "-":
-        write_json_atomic(json_out, doc)
-    return doc
+        result.write(json_out, write_json_atomic)
+    return result
 
 
 def _protocol(opts: BenchOptions, t: _Timings, gpu: bool, throughput_mode: bool) -> dict[str, Any]:
@@ -394,30 +395,38 @@ def _document(
     throughput_mode: bool,
 ) -> dict[str, Any]:
     dev = Device(str(runner.device))
-    return {
-        "schema": BENCH_SCHEMA,
-        "schema_version": BENCH_SCHEMA_VERSION,
-        "created": utc_now(),
-        "tool_version": __version__,
-        "artifact": str(artifact),
-        "artifact_sha256": sha256_file(artifact),  # what was measured: the pipeline's imports check it
-        "runtime": kind.value,
-        "device": dev.value,
-        "precision": art_precision,  # schema 1 name of artifact_precision
-        "artifact_precision": art_precision,
-        "inference_precision": ran,
-        "runtime_precision": ran,  # schema 1 name of inference_precision
-        "requested_inference_precision": (opts.inference_precision or "fp32") if kind == Runtime.OPENVINO else None,
-        "hint": opts.hint if kind == Runtime.OPENVINO else None,
-        "runtime_config": runtime_config or None,
-        "arch": meta.get("arch"),
-        "num_classes": meta.get("num_classes"),
-        "input_size": list(b.size),
-        "input_size_source": b.size_source,
-        "batch": b.batch,
-        "input_format": b.input_format,
-        "head": meta.get("head"),
-        "protocol": _protocol(opts, t, dev in (Device.GPU, Device.DLA), throughput_mode),
-        **t.fields,
-        "timing_stability": _stability(t) if not throughput_mode else None,
-    }
+    timings = {k: LatencyStats.from_dict(t.fields[k], "bench", k) for k in TIMINGS if k in t.fields}
+    return BenchResult(
+        schema_version=BENCH_SCHEMA_VERSION,
+        created=utc_now(),
+        tool_version=__version__,
+        artifact=str(artifact),
+        artifact_sha256=sha256_file(artifact),  # what was measured: the pipeline's imports check it
+        runtime=kind.value,
+        device=dev.value,
+        artifact_precision=art_precision,
+        inference_precision=ran,
+        requested_inference_precision=(opts.inference_precision or "fp32") if kind == Runtime.OPENVINO else None,
+        hint=opts.hint if kind == Runtime.OPENVINO else None,
+        runtime_config=runtime_config or None,
+        arch=meta.get("arch"),
+        num_classes=meta.get("num_classes"),
+        input_size=b.size,
+        input_size_source=b.size_source,
+        batch=b.batch,
+        input_format=b.input_format,
+        head=meta.get("head"),
+        protocol=_protocol(opts, t, dev in (Device.GPU, Device.DLA), throughput_mode),
+        first_call_ms=t.fields.get("first_call_ms"),
+        device_memory_mib=t.fields.get("device_memory_mib"),
+        timing_stability=_stability(t) if not throughput_mode else None,
+        precision_audit=_precision_audit(meta),
+        **timings,
+    )
+
+
+def _precision_audit(meta: dict[str, Any]) -> PrecisionAudit | None:
+    """The artifact's precision audit, from its sidecar (an OpenVINO IR built by ``build openvino``)."""
+    if "format" not in meta:  # no sidecar (a checkpoint, or an artifact made elsewhere)
+        return None
+    return BuildResult.from_dict(meta, "the artifact's metadata").precision_audit

@@ -24,10 +24,11 @@ from refinenet_deploy.operations.bench import (
     precision_label,
 )
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.results import BenchResult, LatencyStats
 from refinenet_deploy.validate.latency import achieved_gmacs, latency_stats, throughput_stats
 from refinenet_deploy.validate.timing import TimingPlan, throughput_loop
 
-from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
+from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 FAST = {"warmup": 0, "iterations": 2, "peak": False}
 
@@ -125,19 +126,20 @@ def test_precision_spellings() -> None:
     ]
     with pytest.raises(UsageError, match="unsupported --inference-precision: .int4.. Use one of: fp32, fp16, bf16"):
         normalize_inference_precision("int4")
-    assert precision_label({"artifact_precision": "int8", "inference_precision": "fp32"}) == (
-        "int8 artifact, float parts fp32"
-    )
-    assert precision_label({"artifact_precision": "fp16", "inference_precision": "fp32"}) == "fp16 artifact, ran fp32"
-    assert precision_label({"artifact_precision": "fp32", "inference_precision": "fp32"}) == "fp32"
+
+    def label(**fields: object) -> str:  # a BenchResult with only the fields the label reads
+        fields.setdefault("runtime", "onnxruntime")
+        return precision_label(BenchResult("m.onnx", device="cpu", compute_only=LatencyStats(1.0), **fields))
+
+    assert label(artifact_precision="int8", inference_precision="fp32") == "int8 artifact, float parts fp32"
+    assert label(artifact_precision="fp16", inference_precision="fp32") == "fp16 artifact, ran fp32"
+    assert label(artifact_precision="fp32", inference_precision="fp32") == "fp32"
     torch_row = {"runtime": "torch", "inference_precision": "fp16", "runtime_config": {"channels_last": True}}
-    assert precision_label(torch_row) == "fp16, channels-last"
-    fallback = {
-        "artifact_precision": "fp32",
-        "inference_precision": "fp32",
-        "precision_fallback": {"requested": "bf16"},
-    }
-    assert precision_label(fallback) == "fp32 (bf16 requested, not available)"
+    assert label(**torch_row) == "fp16, channels-last"
+    fallback = {"requested": "bf16"}
+    assert label(artifact_precision="fp32", inference_precision="fp32", precision_fallback=fallback) == (
+        "fp32 (bf16 requested, not available)"
+    )
 
 
 def test_options_of_other_runtimes_are_refused(models: dict[str, Path]) -> None:

@@ -1,7 +1,7 @@
 """report compares like with like: speed-ups and mIoU drops only inside one model / input size / batch / device
 group, labels that say what ran, units in every timing header, charts that stay readable with 30+ rows.
 
-The documents are FAKE (tests/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
+The documents are FAKE (tests/operations/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
 
 from __future__ import annotations
 
@@ -320,3 +320,15 @@ def test_another_architecture_is_another_device_in_both_tables() -> None:
     base = {"arch": "rf_lw_mbv2", "num_classes": 6, "input_size": [128, 128], "batch": 1, "device": "cpu"}
     assert same_model({**base, "fingerprint": x86}, {**base, "fingerprint": x86})
     assert not same_model({**base, "fingerprint": x86}, {**base, "fingerprint": arm})
+
+
+def test_the_precision_audit_of_an_artifact_is_shown_in_its_row(tmp_path: Path) -> None:
+    """Issue 22: what an OpenVINO IR really runs (its sidecar's audit, carried by the bench JSON) is in the report."""
+    audit = {"summary": "INT8 convolutions: 78/78", "device": "CPU", "by_precision": {"int8": 78}, "realised": True}
+    ir = bench_doc(runtime="openvino", precision="int8", p50=20.0, precision_audit=audit)
+    rows, _ = _rows(tmp_path, bench_doc(runtime="torch", p50=100.0), ir)
+    row = next(r for r in rows if r.runtime == "openvino")
+    assert row.precision_audit == "INT8 convolutions: 78/78 (on CPU)"
+    paths = write_docs(tmp_path / "md", bench_doc(runtime="torch", p50=100.0), ir)
+    write_report(paths, tmp_path / "r.md")
+    assert "| int8; INT8 convolutions: 78/78 (on CPU) |" in (tmp_path / "r.md").read_text()

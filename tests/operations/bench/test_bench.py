@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from refinenet_deploy.artifacts import read_metadata
 from refinenet_deploy.cli import app
 from refinenet_deploy.errors import UsageError
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
+from refinenet_deploy.operations.report import make_report
 from refinenet_deploy.validate.timing import TimingPlan, time_loop
 
-from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
+from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 
 class FakeClock:
@@ -138,6 +140,13 @@ def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp
     assert r["runtime"] == "openvino" and r["runtime_precision"] == r["inference_precision"] == "fp32"
     assert int(r["runtime_config"]["NUM_STREAMS"]) >= 1 and int(r["runtime_config"]["INFERENCE_NUM_THREADS"]) >= 1
     assert r["runtime_config"]["PERFORMANCE_HINT"] == "LATENCY" and "requests" not in r["compute_only"]
+    # issue 22: the sidecar's precision audit travels into the bench JSON and the report
+    audit = read_metadata(xml)["precision_audit"]
+    assert r.precision_audit is not None and r.precision_audit.summary == audit["summary"]
+    assert r.to_dict()["precision_audit"]["summary"].startswith("INT8 convolutions: 0/")
+    (tmp_path / "b.json").write_text(json.dumps(r.to_dict()))
+    make_report([tmp_path / "b.json"], tmp_path / "r.md")
+    assert f"fp32; {audit['summary']} (on CPU)" in (tmp_path / "r.md").read_text()
 
 
 def test_int8_artifacts_get_no_float_peak(onnx_model: Path, tmp_path: Path) -> None:

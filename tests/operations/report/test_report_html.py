@@ -2,7 +2,7 @@
 latency axis, numbered points with a key, a colour legend, captions in words), bundle rows distinguishable, std,
 model size and peak RSS columns; and, where Chromium is installed, the page rendered headless.
 
-The bench/parity documents are FAKE (tests/report/docs.py)."""
+The bench/parity documents are FAKE (tests/operations/report/docs.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refinenet_deploy.operations import report as report_mod
 from refinenet_deploy.operations.report import CHART_CAPTIONS, HEADER, write_report
+from refinenet_deploy.operations.report import charts as report_mod
 
 from .docs import bench_doc, parity_doc
 

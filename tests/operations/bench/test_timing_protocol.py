@@ -21,7 +21,7 @@ from refinenet_deploy.telemetry import summarize, throttle_reasons
 from refinenet_deploy.validate.latency import MAX_CV, latency_stats, timing_stability
 from refinenet_deploy.validate.timing import TimingPlan, timed_run, warm_up
 
-from .helpers import AVAILABLE_SIMPLIFIER, default_init_model
+from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
 
 
 class ScriptedStep:

@@ -1,7 +1,7 @@
 """report's inputs and outputs: sidecars skipped with a note, unreadable inputs refused (exit 5) naming the file
 and the field, outputs checked before any work (exit 2, nothing left behind), written atomically and announced.
 
-The bench/parity documents are FAKE (tests/report/docs.py)."""
+The bench/parity documents are FAKE (tests/operations/report/docs.py)."""
 
 from __future__ import annotations
 
@@ -266,7 +266,7 @@ def test_charts_of_an_earlier_report_do_not_outlive_it(tmp_path: Path, good: lis
     """A report rewritten without charts (matplotlib missing: a labelled test double here) removes the PNGs an
     earlier run left beside it, so the folder never shows charts that no longer match the table."""
     from refinenet_deploy.errors import MissingDependencyError
-    from refinenet_deploy.operations import report as report_ops
+    from refinenet_deploy.operations.report import charts as report_ops
 
     out = tmp_path / "r.md"
     stale = [tmp_path / "r_latency.png", tmp_path / "r_accuracy_vs_latency.png"]

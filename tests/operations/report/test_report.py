@@ -1,5 +1,5 @@
 """report on real results: bench (PyTorch, ONNX Runtime) and parity JSON of a tiny model, measured here, merged into
-one table with charts; the HTML is self-contained. Synthetic-document cases are in tests/report/."""
+one table with charts; the HTML is self-contained. Synthetic-document cases are in tests/operations/report/."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from refinenet_deploy.operations.parity import validate_parity
 from refinenet_deploy.operations.report import make_report
 from refinenet_deploy.validate.tolerances import FP32
 
-from .helpers import default_init_model
+from ...helpers import default_init_model
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def runs(tmp_path_factory) -> list[Path]:
     export_onnx(ckpt, onnx_path, ExportSpec(input_size=(48, 48)))
     data = write_synth_dataset(root / "val", 2, 48, 48, seed=3, split="val")
     docs = {
-        "bench-torch.json": benchmark(ckpt, input_size=(48, 48), warmup=0, iterations=3),
-        "bench-ort.json": benchmark(onnx_path, warmup=0, iterations=3),
+        "bench-torch.json": benchmark(ckpt, input_size=(48, 48), warmup=0, iterations=3).to_dict(),
+        "bench-ort.json": benchmark(onnx_path, warmup=0, iterations=3).to_dict(),
         "parity-ort.json": validate_parity(ckpt, onnx_path, data).to_dict(),
     }
     paths = []

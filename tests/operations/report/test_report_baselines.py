@@ -2,7 +2,7 @@
 same threads first, strict fp32, stable; ties reported; never the order of the arguments. GPU rows also show the
 speed-up against the fastest PyTorch row on the same GPU, and the pipeline summary has both columns.
 
-The documents are FAKE (tests/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
+The documents are FAKE (tests/operations/report/docs.py): hand-written numbers chosen so that speed-ups are exact."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Hand-written bench and parity documents for the report tests.
 
 These are FAKE results, labelled as such: the numbers are chosen so that the expected speed-ups are exact
-(100 ms / 50 ms = 2.00x), not measured. Real bench/parity JSON is produced in tests/test_report.py."""
+(100 ms / 50 ms = 2.00x), not measured. Real bench/parity JSON is produced in tests/operations/report/test_report.py."""
 
 from __future__ import annotations
 
