@@ -63,14 +63,14 @@ def test_pending_commands_carry_the_configs_settings(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def specs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, CallSpec]]:
-    """(config, step id, spec) of every device step the plans of ``CONFIGS`` declare."""
+def specs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, CallSpec, Path]]:
+    """(config, step id, spec, bundle) of every device step the plans of ``CONFIGS`` declare."""
     root = tmp_path_factory.mktemp("plans")
     out = []
     for label, settings in CONFIGS.items():
         for step in _plan(root / label, settings).values():
             if step.spec is not None:
-                out.append((label, step.id, step.spec))
+                out.append((label, step.id, step.spec, root / label / "bundle"))
     return out
 
 
@@ -85,9 +85,9 @@ def _recorded_call(spec: CallSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 
 def test_every_keyword_the_library_receives_is_in_the_command(specs) -> None:  # noqa: ANN001
-    kinds = {step_id.split(":")[0] for _, step_id, _ in specs}
+    kinds = {step_id.split(":")[0] for _, step_id, _, _ in specs}
     assert kinds >= {"build", "parity", "bench", "calibrate", "predict"}, kinds
-    for label, step_id, spec in specs:
+    for label, step_id, spec, _ in specs:
         args, kwargs = _recorded_call(spec)
         argv = shlex.split(spec.command())
         assert argv[: 1 + len(spec.cli)] == ["rfdeploy", *spec.cli]
@@ -121,7 +121,7 @@ def _cli_options(root: Any, path: tuple[str, ...]) -> set[str]:
 
 def test_every_option_in_a_device_command_is_one_the_cli_has(specs) -> None:  # noqa: ANN001
     root = typer.main.get_command(app)  # the click command tree rfdeploy runs
-    for label, step_id, spec in specs:
+    for label, step_id, spec, _ in specs:
         known = _cli_options(root, spec.cli)
         for word in shlex.split(spec.command())[1 + len(spec.cli) :]:
             if word.startswith("-") and not word.lstrip("-").replace(".", "").isdigit():
@@ -137,3 +137,60 @@ def test_a_keyword_without_an_option_is_refused_when_declared() -> None:
         CallSpec(print, ("bench",), (), (), {}, {}, local={"command": "x"})
     assert render_flags({"graph": Flag("--cuda-graph", "switch")}, {"graph": False}) == []
     assert Flag("--gpu-fallback", "toggle").render(False, str) == ["--no-gpu-fallback"]
+
+
+class _Called(Exception):
+    """Raised by the fake library function once it has recorded its call: the command stops there."""
+
+
+LIBRARY = {  # where each command looks its library function up
+    ("bench",): ("refinenet_deploy.cli.bench", "benchmark"),
+    ("parity",): ("refinenet_deploy.operations.parity", "validate_parity"),
+    ("build", "trt"): ("refinenet_deploy.operations.build_trt", "build_engine"),
+    ("build", "openvino"): ("refinenet_deploy.operations.build_openvino", "convert_openvino"),
+    ("calibrate",): ("refinenet_deploy.operations.calibrate", "calibrate_onnx"),
+}
+
+
+def _same(key: str, ours: Any, theirs: Any, bundle: Path) -> bool:
+    if isinstance(ours, Path) or isinstance(theirs, Path):
+        return (bundle / Path(ours)).resolve() == (bundle / Path(theirs)).resolve()
+    if key == "min_agreement" and ours is not None and theirs is not None:  # 0-1 or a percentage, both accepted
+        return abs((ours / 100 if ours > 1 else ours) - (theirs / 100 if theirs > 1 else theirs)) < 1e-12
+    return ours == theirs or str(ours) == str(theirs)
+
+
+def test_the_device_command_makes_the_same_library_call(specs, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Run each printed command through the real CLI, in the bundle folder as the summary says, with its library
+    function replaced by a recorder (a fake): it receives what the pipeline's own call receives."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    assert {spec.cli for _, _, spec, _ in specs} == set(LIBRARY)
+    shapes: dict[Any, tuple[str, str, CallSpec, Path]] = {}  # one of each command and set of settings given
+    for entry in specs:
+        spec = entry[2]
+        shapes.setdefault((spec.cli, tuple((k, v is None) for k, v in spec.kwargs.items())), entry)
+    for label, step_id, spec, bundle in shapes.values():
+        for path in spec.args:  # the inputs the command names, as placeholders
+            if isinstance(path, Path) and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir() if path.name in ("val", "calib") else path.write_bytes(b"placeholder")
+        module_name, attr = LIBRARY[spec.cli]
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+        def recorder(*args: Any, calls: list = calls, **kwargs: Any) -> None:
+            calls.append((args, kwargs))
+            raise _Called
+
+        monkeypatch.setattr(importlib.import_module(module_name), attr, recorder)
+        monkeypatch.chdir(bundle)
+        argv = shlex.split(spec.command(lambda p, bundle=bundle: p.relative_to(bundle).as_posix()))
+        result = CliRunner().invoke(app, argv[1:])
+        assert calls, f"{label} {step_id}: exit {result.exit_code}: {result.output}"
+        (args, kwargs) = calls[0]
+        for ours, theirs in zip(spec.args, args, strict=True):
+            assert _same("", ours, theirs, bundle), (label, step_id, ours, theirs)
+        for key, value in spec.kwargs.items():
+            assert key in kwargs and _same(key, value, kwargs[key], bundle), (label, step_id, key, value, kwargs)
