@@ -131,10 +131,14 @@ class CallSpec:
                 return f"{value[0]}x{value[1]}"  # an input size HxW
             return str(value)
 
+        # as a person writes it: the positional arguments, the precision, the other arguments, the options
+        args = list(zip(self.args, self.arg_flags, strict=True))
+        lead = {k: v for k, v in self.kwargs.items() if self.flags[k].kind == "precision"}
         argv = ["rfdeploy", *self.cli]
-        for value, flag in zip(self.args, self.arg_flags, strict=True):
-            argv += flag.render(value, text)
-        argv += render_flags(self.flags, self.kwargs, text)
+        argv += [word for value, flag in args if flag.kind == "positional" for word in flag.render(value, text)]
+        argv += render_flags(self.flags, lead, text)
+        argv += [word for value, flag in args if flag.kind != "positional" for word in flag.render(value, text)]
+        argv += render_flags(self.flags, {k: v for k, v in self.kwargs.items() if k not in lead}, text)
         return argv + [text(v) for v in self.cli_only]
 
     def command(self, rel: Callable[[Path], str] = str) -> str:
