@@ -119,6 +119,9 @@ GPU_BASELINE_TITLES = {
 }
 
 
+TORCH_BENCH_OPTIONS = ("torch_precision", "cuda_graph", "channels_last", "cudnn_benchmark")
+
+
 def bench_flags(kwargs: dict[str, Any]) -> list[str]:
     """The ``rfdeploy bench`` options that say what the PyTorch options in ``benchmark(**kwargs)`` say (the bench
     step's ``CallSpec`` renders them from the same table, ``spec.BENCH_FLAGS``)."""
@@ -126,6 +129,3 @@ def bench_flags(kwargs: dict[str, Any]) -> list[str]:
     if unknown:
         raise ValueError(f"no bench flag for {sorted(unknown)}")
     return render_flags(BENCH_FLAGS, kwargs)
-
-
-TORCH_BENCH_OPTIONS = ("torch_precision", "cuda_graph", "channels_last", "cudnn_benchmark")
