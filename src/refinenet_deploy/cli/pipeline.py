@@ -76,7 +76,7 @@ def pipeline_cmd(
     """
     from ..errors import CheckpointError, DataError
     from ..operations.pipeline import Pipeline, load_bundle_config, load_config, make_config
-    from ..operations.pipeline.run import check_bundle_path
+    from ..operations.pipeline.layout import check_bundle_path
 
     file_settings: dict = {}
     bundle = output
@@ -106,7 +106,7 @@ def pipeline_cmd(
             error = CheckpointError if what == "--checkpoint" else DataError
             raise error(f"{what} {path}: not found. Check the path")  # a missing input is exit 5, like elsewhere
     if cfg.checkpoint is None and not resume:
-        from ..operations.pipeline.run import DEMO_CHECKPOINT
+        from ..operations.pipeline.layout import DEMO_CHECKPOINT
 
         if not DEMO_CHECKPOINT.is_file():
             raise CheckpointError(

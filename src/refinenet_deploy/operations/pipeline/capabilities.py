@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Target
+from .spec import BENCH_FLAGS, render_flags
 
 DEVICE_OF = {"cpu": "cpu", "rtx": "gpu", "gpu": "gpu", "jetson": "gpu"}
 
@@ -118,19 +119,13 @@ GPU_BASELINE_TITLES = {
 }
 
 
+TORCH_BENCH_OPTIONS = ("torch_precision", "cuda_graph", "channels_last", "cudnn_benchmark")
+
+
 def bench_flags(kwargs: dict[str, Any]) -> list[str]:
-    """The ``rfdeploy bench`` options that say what ``benchmark(**kwargs)`` says: one source for the library call and
-    the printed device command, so they cannot drift."""
-    flags: list[str] = []
-    if kwargs.get("torch_precision"):
-        flags += ["--precision", str(kwargs["torch_precision"])]
-    if kwargs.get("cuda_graph"):
-        flags.append("--cuda-graph")
-    if kwargs.get("channels_last"):
-        flags.append("--channels-last")
-    if kwargs.get("cudnn_benchmark") is not None:
-        flags.append("--cudnn-benchmark" if kwargs["cudnn_benchmark"] else "--no-cudnn-benchmark")
-    unknown = set(kwargs) - {"torch_precision", "cuda_graph", "channels_last", "cudnn_benchmark"}
+    """The ``rfdeploy bench`` options that say what the PyTorch options in ``benchmark(**kwargs)`` say (the bench
+    step's ``CallSpec`` renders them from the same table, ``spec.BENCH_FLAGS``)."""
+    unknown = set(kwargs) - set(TORCH_BENCH_OPTIONS)
     if unknown:
         raise ValueError(f"no bench flag for {sorted(unknown)}")
-    return flags
+    return render_flags(BENCH_FLAGS, kwargs)

@@ -121,7 +121,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_the_readme_config_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     block = readme.split("  ```toml\n", 1)[1].split("  ```\n", 1)[0]
     path = tmp_path / "deploy.toml"
     path.write_text("\n".join(line[2:] for line in block.splitlines()) + "\n")

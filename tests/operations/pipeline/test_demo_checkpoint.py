@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 import refinenet_deploy
-from refinenet_deploy.operations.pipeline.run import DEMO_CHECKPOINT
+from refinenet_deploy.operations.pipeline.run import DEMO_CHECKPOINT  # the public path, re-exported from layout
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_demo_checkpoint_ships_inside_the_package() -> None:

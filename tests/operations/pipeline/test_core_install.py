@@ -18,7 +18,7 @@ import pytest
 from refinenet_deploy.operations.pipeline import Pipeline, make_config
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXTRAS_ONLY = ("torch", "modelopt", "openvino", "nncf", "onnxsim", "tensorrt", "tensorrt_rtx", "matplotlib")
 
 
