@@ -119,6 +119,12 @@ class SweepSettings:
             object.__setattr__(self, "max_warmup", self.warmup)
         if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= int(self.threads) <= 1024):
             raise UsageError(f"--threads: {self.threads!r}; expected 1..1024")
+        baselines = [t.name for t in self.target_list if t.runtime == "torch"]
+        if baselines:
+            raise UsageError(
+                f"--targets: {', '.join(baselines)} is a PyTorch baseline, not a deployment to sweep (the PyTorch "
+                "FP32 reference row is always measured). Drop it"
+            )
         int8 = any(t.precision == "int8" for t in self.target_list)
         if int8 and self.data is not None and self.calib_data is None:
             raise UsageError(
@@ -178,7 +184,27 @@ def load_sweep_config(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def load_folder_settings(folder: str | Path, settings_file: str = "sweep-settings.json") -> dict[str, Any]:
+    """The settings a sweep folder was made with (``--resume``); a folder that is not a sweep is refused."""
+    from ...errors import DataError, InputReadError, read_json
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"--resume {folder}: no such sweep folder. Pass the folder a sweep wrote (its -o)")
+    try:
+        doc = read_json(folder / settings_file)
+    except FileNotFoundError:
+        raise UsageError(f"{folder} is not a sweep folder (no {settings_file}). Pass -o FOLDER to make one") from None
+    except (OSError, ValueError, InputReadError) as exc:
+        raise DataError(f"{folder / settings_file}: unreadable ({type(exc).__name__}). Run the sweep again") from exc
+    known = {f.name for f in fields(SweepSettings)} - {"size_specs", "target_list"}
+    if not isinstance(doc, dict) or set(doc) - known:
+        raise DataError(f"{folder / settings_file}: not the settings of this rfdeploy's sweep. Run the sweep again")
+    return doc
+
+
 __all__ = [
+    "load_folder_settings",
     "DEFAULT_SIZES",
     "DEFAULT_TARGETS",
     "DEMO_DATA_SIZE",
