@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, Killed, cells_of, cpu_only, device_here
 
 from refinenet_deploy.operations.sweep import Sweep, SweepSettings, read_sweep
-from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, Killed, cells_of, cpu_only, device_here
 
 CPU3 = ("cpu-onnxruntime-fp32", "cpu-openvino-fp32", "cpu-openvino-int8")
 
