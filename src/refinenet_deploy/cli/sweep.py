@@ -133,13 +133,15 @@ def print_sweep(doc: dict[str, Any]) -> None:
             c["config"],
             f"{c['miou'] * 100:.2f}",
             drop,
-            f"{lat['p50_ms']:.1f}",
+            f"{lat['p50_ms']:.1f}" + ("~" if lat.get("stable") is False else ""),
             f"{lat['p99_ms']:.1f}",
             f"{c['model_bytes'] / 1e6:.1f}",
             "*" if c["config"] in front else "",
         )
     out.print(table)
     out.print("F: * on the Pareto front of its device. Peak memory: see sweep.md.", highlight=False)
+    if any((c.get("latency") or {}).get("stable") is False for c in rows):
+        out.print("~ : timing flagged unstable (CV or tail over the limits; machine under load?)", highlight=False)
     for rec in doc["recommendations"]:
         for key in ("best_within_latency", "fastest_within_drop"):
             pick = rec[key]

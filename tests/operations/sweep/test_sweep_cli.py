@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, cpu_only
 from typer.testing import CliRunner
 
 from refinenet_deploy.cli import app
 from refinenet_deploy.operations.pipeline import capabilities as caps
-from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, cpu_only
 
 
 @pytest.fixture

@@ -233,10 +233,16 @@ def markdown(doc: dict[str, Any], chart: str | None) -> str:
             continue
         drop = None if ref_miou is None else (ref_miou - c["miou"]) * 100
         lines.append(
-            f"| {c['config']} | done | {c['miou'] * 100:.2f} | {_fmt(drop, '.2f')} | {c['latency']['p50_ms']:.2f} | "
+            f"| {c['config']} | done | {c['miou'] * 100:.2f} | {_fmt(drop, '.2f')} | {_p50(c)} | "
             f"{c['latency']['p99_ms']:.2f} | {c['model_bytes'] / 1e6:.2f} | {_memory(c)} | "
             f"{'yes' if c['config'] in front else ''} |"
         )
+    if any(c["status"] == "done" and c["latency"].get("stable") is False for c in doc["cells"]):
+        lines += [
+            "",
+            "~ : timing flagged unstable (coefficient of variation or p99/p50 over the limits of "
+            "validate.latency; the machine may have been under load).",
+        ]
     notes = sorted({c["peak_memory"] for c in doc["cells"] if c["status"] == "done" and c["peak_memory_mib"] is None})
     lines += ["", *(f"Peak memory {n}." for n in notes)] if notes else []
     pending = [c for c in doc["cells"] if c["status"] == "pending"]
@@ -249,6 +255,10 @@ def markdown(doc: dict[str, Any], chart: str | None) -> str:
     lines += ["", "## How the artifacts were reused", ""] + [f"- {k}: {v}" for k, v in doc["choices"].items()]
     lines += ["", f"Ties: {doc['tie_rule']}.", ""]
     return "\n".join(lines)
+
+
+def _p50(c: dict[str, Any]) -> str:
+    return f"{c['latency']['p50_ms']:.2f}" + (" ~" if c["latency"].get("stable") is False else "")
 
 
 def _memory(c: dict[str, Any]) -> str:

@@ -80,6 +80,7 @@ class Sweep:
         self.warn = warn or (lambda _m: None)
         self.command = command
         self.here = here or caps.Capabilities.detect()
+        self._data_hw: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------------------------------- layout
     def p(self, *parts: str) -> Path:
@@ -129,7 +130,12 @@ class Sweep:
 
     # ----------------------------------------------------------------------------------------- sizes
     def data_size(self) -> tuple[int, int]:
-        """(H, W) of the first validation image: the bundle's copy, else the source, else the demo's scenes."""
+        """(H, W) of the first validation image: the folder's copy, else the source, else the demo's scenes."""
+        if self._data_hw is None:
+            self._data_hw = self._read_data_size()
+        return self._data_hw
+
+    def _read_data_size(self) -> tuple[int, int]:
         for folder in (self.val_dir, Path(self.settings.data) if self.settings.data else None):
             if folder is not None and folder.is_dir():
                 from ...data.datasets import open_dataset
