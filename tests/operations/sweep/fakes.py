@@ -31,7 +31,7 @@ def _fake_spec(argv: tuple[str, ...], outputs: list[Path], what: str) -> build_m
 class FakeBuilds:
     def __init__(self, monkeypatch: Any) -> None:
         self.calls: list[str] = []
-        for name in ("export_spec", "calibrate_spec", "openvino_spec", "engine_spec"):
+        for name in ("export_spec", "calibrate_spec", "openvino_spec", "static_ir_spec", "engine_spec"):
             monkeypatch.setattr(build_mod, name, self._make(name, getattr(build_mod, name)))
 
     def _make(self, name: str, real: Any) -> Any:

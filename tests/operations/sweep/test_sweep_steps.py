@@ -24,7 +24,11 @@ def test_a_second_run_skips_every_step(tmp_path: Path, monkeypatch: pytest.Monke
     builds, measure = FakeBuilds(monkeypatch), FakeMeasure(monkeypatch)
     first = Sweep(_settings(max_latency_ms=30), tmp_path, here=cpu_only()).run()
     assert len(measure.calls) == 1 + 9  # the reference row and 3 sizes x 3 targets
-    assert builds.calls == ["export_spec:model.onnx", "openvino_spec:model.xml", "openvino_spec:model.xml"]
+    # one export, one IR per precision, reshaped per size
+    assert builds.calls[:3] == ["export_spec:model.onnx", "openvino_spec:model.xml", "openvino_spec:model.xml"]
+    assert sorted(builds.calls[3:]) == sorted(
+        f"static_ir_spec:model-{s}.xml" for s in ("96x128", "128x160", "192x256") for _ in range(2)
+    )
     second = Sweep(_settings(max_latency_ms=30), tmp_path, here=cpu_only()).run()
     assert second.ran == [] and sorted(second.skipped) == sorted(first.ran)
     assert len(measure.calls) == 10

@@ -24,7 +24,7 @@ CHOICES = {
     "onnx": "one dynamic-shape ONNX export, verified against PyTorch at every swept size; ONNX Runtime runs it at "
     "each size",
     "openvino": "one IR per precision converted from that export and kept dynamic (a reshaped static IR timed the "
-    "same within noise on this CPU; see README 'Sweep')",
+    "same within noise on a 2-core Xeon; README, rfdeploy sweep)",
     "tensorrt": "one engine per size (min = opt = max): not measured here (no GPU); built and timed by "
     "'rfdeploy sweep FOLDER --resume' on the device",
 }
@@ -103,7 +103,7 @@ def make_document(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> dic
         "tool_version": __version__,
         "updated": utc_now(),
         "command": sw.command,
-        "settings": sw._settings_record(),
+        "settings": sw.settings_record(),
         "data": {"path": sw.rel(sw.val_dir), "size": list(sw.data_size())},
         "reference": reference,
         "cells": cells,

@@ -119,8 +119,9 @@ class Sweep:
     def artifact_for(self, t: Target, size: tuple[int, int] | None) -> Path:
         if t.runtime == "onnxruntime":
             return self.onnx_int8 if t.precision == "int8" else self.onnx
-        if t.runtime == "openvino":
-            return self.p("models", f"openvino-{t.precision}", "model.xml")
+        if t.runtime == "openvino":  # one IR per precision (size None), reshaped to each size
+            name = "model.xml" if size is None else f"model-{size[0]}x{size[1]}.xml"
+            return self.p("models", f"openvino-{t.precision}", name)
         if t.runtime == "torch":
             return self.checkpoint
         return self.p("engines", t.name, f"model-{size[0]}x{size[1]}.engine")
@@ -175,7 +176,7 @@ class Sweep:
 
     def _run_locked(self) -> SweepResult:
         state = BundleState(self.folder)
-        write_json_atomic(self.p(SETTINGS_FILE), self._settings_record())
+        write_json_atomic(self.p(SETTINGS_FILE), self.settings_record())
         steps = self.plan()
         result = SweepResult(self.folder)
         for i, step in enumerate(steps, 1):
@@ -214,7 +215,7 @@ class Sweep:
         result.ran.append(step.id)
         return StepStatus("done")
 
-    def _settings_record(self) -> dict[str, Any]:
+    def settings_record(self) -> dict[str, Any]:
         d = self.settings.to_dict()
         for key in ("checkpoint", "data", "calib_data"):
             if d.get(key):
