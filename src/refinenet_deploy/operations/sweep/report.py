@@ -23,8 +23,8 @@ CHART_FILE = "front.png"
 CHOICES = {
     "onnx": "one dynamic-shape ONNX export, verified against PyTorch at every swept size; ONNX Runtime runs it at "
     "each size",
-    "openvino": "one IR per precision converted from that export and kept dynamic (a reshaped static IR timed the "
-    "same within noise on a 2-core Xeon; README, rfdeploy sweep)",
+    "openvino": "one IR per precision converted from that export (INT8: NNCF calibrated once), reshaped to each "
+    "size: the static IR measured 6-16 % faster than the dynamic one (benchmarks/sweep_openvino_shapes.py)",
     "tensorrt": "one engine per size (min = opt = max): not measured here (no GPU); built and timed by "
     "'rfdeploy sweep FOLDER --resume' on the device",
 }
