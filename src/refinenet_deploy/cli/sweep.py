@@ -125,7 +125,8 @@ def print_sweep(doc: dict[str, Any]) -> None:
     rows = [ref, *doc["cells"]] if ref else doc["cells"]
     for c in rows:
         if c.get("status") != "done":
-            table.add_row(c["config"], c.get("status", "pending"), "", "", "", "", "", style="yellow")
+            mark = "X" if c.get("status") == "failed" else "P"  # the words go under the table: 80 columns
+            table.add_row(c["config"], "—", "—", "—", "—", "—", mark, style="yellow" if mark == "P" else "red")
             continue
         drop = "ref" if c is ref else ("—" if ref_miou is None else f"{(ref_miou - c['miou']) * 100:.2f}")
         lat = c["latency"]
@@ -139,7 +140,10 @@ def print_sweep(doc: dict[str, Any]) -> None:
             "*" if c["config"] in front else "",
         )
     out.print(table)
-    out.print("F: * on the Pareto front of its device. Peak memory: see sweep.md.", highlight=False)
+    out.print(
+        "F: * on the Pareto front of its device, P pending on a device, X failed. Peak memory: sweep.md.",
+        highlight=False,
+    )
     if any((c.get("latency") or {}).get("stable") is False for c in rows):
         out.print("~ : timing flagged unstable (CV or tail over the limits; machine under load?)", highlight=False)
     for rec in doc["recommendations"]:
