@@ -140,10 +140,7 @@ def print_sweep(doc: dict[str, Any]) -> None:
             "*" if c["config"] in front else "",
         )
     out.print(table)
-    out.print(
-        "F: * on the Pareto front of its device, P pending on a device, X failed. Peak memory: sweep.md.",
-        highlight=False,
-    )
+    out.print("F: * on its device's Pareto front, P pending on a device, X failed", highlight=False)
     if any((c.get("latency") or {}).get("stable") is False for c in rows):
         out.print("~ : timing flagged unstable (CV or tail over the limits; machine under load?)", highlight=False)
     for rec in doc["recommendations"]:

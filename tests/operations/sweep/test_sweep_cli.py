@@ -31,6 +31,8 @@ def test_table_fits_80_columns_and_resume_skips(tmp_path: Path, fakes: FakeMeasu
     (row,) = [line for line in table if "jetson-trt-int8@96x128" in line]
     assert row.rstrip("│ ").endswith("P")  # pending, said under the table
     assert "P pending on a device" in res.stdout
+    words = [line for line in res.stdout.splitlines() if not line.lstrip().startswith(("rfdeploy ", "# "))]
+    assert all(len(line) <= 80 for line in words)  # commands to copy stay one line each
     assert "rfdeploy sweep . --resume" in res.stdout
     assert "best mIoU with p50 <= 33 ms" in res.stdout
 
