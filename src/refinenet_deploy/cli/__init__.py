@@ -4,7 +4,7 @@ Importing a command module registers its commands; the order below is the order 
 """
 
 # isort: off
-from . import info, data, export, build, parity, bench, report, calibrate, pipeline  # noqa: F401  (registers the commands)
+from . import info, data, export, build, parity, bench, report, calibrate, pipeline, sweep  # noqa: F401  (registers the commands)
 
 # isort: on
 from .app import app

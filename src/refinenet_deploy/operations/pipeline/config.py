@@ -222,6 +222,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "synth_calib_images": (1, 10_000),
     "seed": (0, 2**31 - 1),
 }
+OTHER_TABLES = ("sweep",)  # read by their own loaders (operations.sweep.plan.load_sweep_config)
 PRODUCERS = ("modelopt", "onnxruntime")  # as 'rfdeploy calibrate --producer'
 PRODUCER_ALIASES = {"ort": "onnxruntime"}  # the name earlier versions took
 
@@ -297,6 +298,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     flat: dict[str, Any] = {}
     for key, value in raw.items():
+        if key in OTHER_TABLES:
+            continue
         if key in _SECTIONS:
             if not isinstance(value, dict):
                 raise UsageError(f"{path}: [{key}] must be a table")
