@@ -272,7 +272,7 @@ def bench_step(
     spec = bench_spec(ctx, artifact, out, device, options)
 
     def run() -> dict[str, Any]:
-        doc = spec.call()
+        doc = spec.call().to_dict()
         doc["artifact"] = lay.rel(artifact)
         doc["target"] = name
         write_json_atomic(out, doc)

@@ -108,7 +108,7 @@ def measure_cell(
         iterations=iterations,
         threads=threads,
         peak=False,
-    )
+    ).to_dict()
     compute = doc["compute_only"]
     memory = doc.get("device_memory_mib")
     return {
