@@ -312,14 +312,18 @@ def test_another_architecture_is_another_device_in_both_tables() -> None:
     """An x86 host and an aarch64 device that report the same CPU text (qemu-user passes the host's /proc/cpuinfo
     through) are different devices for the report and for the pipeline's table alike."""
     from refinenet_deploy.operations.pipeline.summary import same_model
+    from refinenet_deploy.results.bench import BenchResult
 
     x86 = {"cpu": "AMD EPYC", "cpu_count": 2, "isa": ["avx2"], "platform": "Linux-6.1-x86_64-with-glibc2.36"}
     arm = {**x86, "platform": "Linux-6.1-aarch64-with-glibc2.36", "machine": "aarch64"}
     assert device_identity(x86, "cpu")[0] != device_identity(arm, "cpu")[0]
     assert device_identity(x86, "cpu")[0] == device_identity({**x86, "machine": "x86_64"}, "cpu")[0]  # old files
-    base = {"arch": "rf_lw_mbv2", "num_classes": 6, "input_size": [128, 128], "batch": 1, "device": "cpu"}
-    assert same_model({**base, "fingerprint": x86}, {**base, "fingerprint": x86})
-    assert not same_model({**base, "fingerprint": x86}, {**base, "fingerprint": arm})
+
+    def bench(fingerprint: dict) -> BenchResult:
+        return BenchResult.from_dict(bench_doc(size=(128, 128), classes=6, fp=fingerprint))
+
+    assert same_model(bench(x86), bench(x86))
+    assert not same_model(bench(x86), bench(arm))
 
 
 def test_the_precision_audit_of_an_artifact_is_shown_in_its_row(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from ...backends import resolve_runtime
 from ...backends.base import BaseRunner
 from ...backends.taps import GraphNode, expose_onnx_tensors, onnx_nodes, resolve_taps
 from ...enums import Runtime
+from ...environment import has_int8_dot_product
 from ...errors import InvalidModelError, ModelNotFoundError, UsageError
 from ...validate.localize import TapStats, ceiling_for, localize, threshold_for
 from ...validate.reference import is_reference
@@ -32,6 +33,10 @@ from .reference import MAX_TAPS_MIB, LiveTaps, SavedTaps, TapWriter, open_refere
 
 DEFAULT_IMAGES = 8
 FUSION_NOTE = "taps are extra outputs: the runtime may fuse differently with them"
+EMULATED_INT8_NOTE = (
+    "this CPU has no VNNI/AMX (AVX2 only): its INT8 kernels sum u8 x s8 products in saturating 16 bits, so a "
+    "block's INT8 error here can exceed what a VNNI/AMX CPU or a GPU shows"
+)
 
 
 def check_localize_runtimes(artifacts: Sequence[str | Path], runtime: str = "auto") -> None:
@@ -169,6 +174,8 @@ def localize_parity(
     if kind == Runtime.OPENVINO and executed:
         notes.append(f"OpenVINO ran the float parts in {executed}")
     if precision in ("int8", "mixed"):
+        if not has_int8_dot_product():
+            notes.append(EMULATED_INT8_NOTE)
         actions = block_actions(
             artifact, kind, nodes, onnx_model, taps, tensors, data=data, split=split, images=images, threads=threads,
             candidates=nncf_candidates(result),

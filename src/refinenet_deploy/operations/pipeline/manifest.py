@@ -11,13 +11,13 @@ from typing import Any
 from ... import __version__
 from ...artifacts import read_metadata, sha256_file, sidecar_path, utc_now, write_atomic, write_json_atomic
 from ...errors import RefineNetDeployError
+from ...results.bench import p50_ms
+from ...results.manifest import MANIFEST_SCHEMA, BundleManifest
 from ...validate.verdict import judge_parity_document
 from .bundle import BundleState, step_key
 from .config import TARGETS
 from .layout import CONFIG_FILE, MANIFEST_FILE, BundleLayout, read_result_json
-from .outcomes import TargetOutcome, gates_for, p50_ms, taken_result_files, verdict_for
-
-MANIFEST_SCHEMA = "refinenet-deploy/bundle-manifest"
+from .outcomes import TargetOutcome, gates_for, taken_result_files, verdict_for
 
 
 def write_bundle_report(
@@ -75,7 +75,8 @@ def write_manifest(layout: BundleLayout, state: BundleState, outcomes: Sequence[
         "targets": {o.target.name: _target_entry(layout, o) for o in outcomes},
         "artifacts": _artifact_entries(layout, state),
     }
-    return write_json_atomic(layout.p(MANIFEST_FILE), manifest)
+    # through the typed document: what is written is what BundleManifest reads back
+    return BundleManifest.from_dict(manifest).write(layout.p(MANIFEST_FILE), write_json_atomic)
 
 
 def _target_entry(layout: BundleLayout, o: TargetOutcome) -> dict[str, Any]:

@@ -136,10 +136,3 @@ def taken_result_files(layout: BundleLayout, outcomes: Sequence[TargetOutcome]) 
         refused |= {layout.parity_json(name)} if o.parity is None else set()
         refused |= {layout.bench_json(name)} if o.bench is None else set()
     return [f for f in layout.result_files() if f not in refused]
-
-
-def p50_ms(bench: dict[str, Any] | None) -> float | None:
-    if not bench:
-        return None
-    compute = bench.get("compute_only") or {}
-    return compute.get("p50_ms")

@@ -9,33 +9,39 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ...validate.speedup import p50_ms as _p50
-from ...validate.speedup import speedup_of
+from ...results.bench import BenchResult, speedup_of
+from ...results.device import device_identity
+from ...results.parity import ParityResult
 
 COLUMNS = ("target", "status", "p50 ms", "vs PT fp32", "vs PT best", "mIoU drop pt", "agreement")
 
 
-def _host(bench: dict[str, Any]) -> tuple[Any, ...]:
+def _typed(bench: BenchResult | Mapping[str, Any] | None) -> BenchResult | None:
+    """A bench result as the typed document (the bundle's JSON files are read once, here)."""
+    return bench if bench is None or isinstance(bench, BenchResult) else BenchResult.from_dict(bench)
+
+
+def _host(bench: BenchResult) -> tuple[Any, ...]:
     """The device a result was measured on, by the report's rule (one rule for both tables)."""
-    from ..report import device_identity
-
-    return device_identity(bench.get("fingerprint"), str(bench.get("device") or "cpu"))[0]
+    return device_identity(bench.fingerprint, bench.device or "cpu")[0]
 
 
-def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def same_model(a: BenchResult, b: BenchResult) -> bool:
     keys = ("arch", "num_classes", "input_size", "batch")
-    return all(a.get(k) == b.get(k) for k in keys) and _host(a) == _host(b)
+    return all(getattr(a, k) == getattr(b, k) for k in keys) and _host(a) == _host(b)
 
 
-def speedup(bench: dict[str, Any] | None, baselines: Sequence[dict[str, Any]]) -> tuple[float | None, str]:
+def speedup(
+    bench: BenchResult | Mapping[str, Any] | None, baselines: Sequence[BenchResult | Mapping[str, Any]]
+) -> tuple[float | None, str]:
     """Against the first baseline of the same model on the same device (the caller orders them by the rule)."""
-    p50 = _p50(bench)
-    if bench is None or p50 is None:
+    result = _typed(bench)
+    if result is None:
         return None, "—"
-    for base in baselines:
-        value = speedup_of(_p50(base), p50) if same_model(bench, base) else None
+    for base in (_typed(b) for b in baselines):
+        value = speedup_of(base.p50_ms, result.p50_ms) if base is not None and same_model(result, base) else None
         if value is not None:
-            unstable = not ((base.get("timing_stability") or {}).get("stable", True))
+            unstable = not base.stable
             return value, f"{value:.2f}x" + ("!" if unstable else "")
     return None, "no baseline"
 
@@ -52,13 +58,14 @@ def summary_rows(
     best = [gpu_baselines["gpu-torch-best"]] if "gpu-torch-best" in gpu_baselines else []
     rows = []
     for o in outcomes:
-        parity = o.parity or {}
-        p50 = _p50(o.bench)
+        parity = ParityResult.from_dict(o.parity) if o.parity else None
+        bench = _typed(o.bench)
+        p50 = bench.p50_ms if bench is not None else None
         _, speed = speedup(o.bench, fp32) if o.bench else (None, "—")
         gpu = o.target.device in ("gpu", "rtx", "jetson")
         _, speed_best = speedup(o.bench, best) if o.bench and gpu else (None, "—")
-        drop = parity.get("miou_drop_points")
-        agreement = parity.get("pixel_agreement")
+        drop = parity.miou_drop_points if parity is not None else None
+        agreement = parity.pixel_agreement if parity is not None else None
         predicted = o.predicted or {}
         if o.status == "pending on device" and predicted.get("miou_drop_points") is not None:
             over = " over the gate" if predicted.get("over_gate") else ""
@@ -84,9 +91,9 @@ def summary_rows(
 
 def summary_markdown(
     outcomes: Sequence[Any],
-    baseline: dict[str, Any] | None,
+    baseline: BenchResult | Mapping[str, Any] | None,
     rel: Callable[[Any], str] = str,
-    gpu_baselines: Mapping[str, dict[str, Any]] | None = None,
+    gpu_baselines: Mapping[str, BenchResult | Mapping[str, Any]] | None = None,
 ) -> str:
     gpu_baselines = gpu_baselines or {}
     rows = summary_rows(outcomes, [baseline] if baseline else [], gpu_baselines)
@@ -102,20 +109,19 @@ def summary_markdown(
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    if baseline:
-        base = _p50(baseline)
-        size = "x".join(str(s) for s in baseline.get("input_size") or [])
+    base_doc = _typed(baseline)
+    if base_doc is not None and base_doc.p50_ms:
+        size = "x".join(str(s) for s in base_doc.input_size or [])
         lines += [
             "",
-            f"PyTorch baseline: {baseline.get('arch')} at {size} on {baseline.get('device')}, "
-            f"p50 {base:.2f} ms (compute-only)."
-            if base
-            else "",
+            f"PyTorch baseline: {base_doc.arch} at {size} on {base_doc.device}, "
+            f"p50 {base_doc.p50_ms:.2f} ms (compute-only).",
         ]
     for name, doc in gpu_baselines.items():
-        base, gpus = _p50(doc), (doc.get("runtime_config") or {}).get("gpu")
-        if base:
-            lines += ["", f"Same-GPU baseline {name} ({doc.get('label')}) on {gpus or 'the GPU'}: p50 {base:.2f} ms."]
+        gpu_doc = _typed(doc)
+        if gpu_doc is not None and gpu_doc.p50_ms:
+            where = gpu_doc.gpus or "the GPU"
+            lines += ["", f"Same-GPU baseline {name} ({gpu_doc.label}) on {where}: p50 {gpu_doc.p50_ms:.2f} ms."]
     if any(str(r[c]).endswith("x!") for r in rows for c in ("vs PT fp32", "vs PT best")):
         lines += ["", "x! : against a baseline whose timing was flagged unstable (CV or p99/p50 over the limits)."]
     notes = [r for r in rows if r["status"] != "done"]

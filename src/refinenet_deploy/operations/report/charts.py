@@ -10,12 +10,14 @@ from typing import Any
 
 from .rows import ReportRow
 
-CHART_NAMES = ("latency", "accuracy_vs_latency")
+CHART_NAMES = ("latency", "accuracy_vs_latency", "sqnr")
 CHART_CAPTIONS = {
     "latency": "p50 latency per model, input size and batch, on a log scale (every bar readable next to PyTorch's); "
     "the label after each bar is its speed-up against PyTorch on the same device. Colour: runtime.",
     "accuracy_vs_latency": "mIoU drop against PyTorch versus p50 latency; each point is numbered, the key beside "
     "the chart names it. Colour: runtime; marker: model.",
+    "sqnr": "SQNR against PyTorch per block along the network's depth (parity --localize), one line per artifact; "
+    "a fall marks the block where the deployed model departs.",
 }
 
 RUNTIME_COLORS = {"torch": "#8c8c8c", "onnxruntime": "#4c72b0", "openvino": "#55a868", "tensorrt": "#c44e52"}

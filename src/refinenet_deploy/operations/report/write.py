@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...artifacts import check_output_path, ensure_parent, probe_output, remove_created, write_atomic
 from ...errors import DataError, MissingDependencyError, UsageError
+from ..localize.chart import localize_documents, sqnr_chart
 from . import charts
 from .charts import CHART_NAMES
 from .documents import read_documents, summarize_inputs
@@ -62,6 +63,9 @@ def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: 
     report = Report(rows, notes, summarize_inputs(docs), preamble=preamble)
     try:
         images = charts.render_charts(rows)
+        localized = localize_documents(d.result.to_dict() for d in docs if d.kind == "parity")
+        if localized:  # parity --localize results: SQNR along the depth, one line per artifact
+            images["sqnr"] = sqnr_chart(localized)
     except MissingDependencyError:
         images = {}
         report.charts_skipped = "matplotlib is not installed (pip install 'refinenet-deploy[report]')"

@@ -18,7 +18,7 @@ from refinenet_deploy.errors import UsageError
 from refinenet_deploy.validate.compare import compare_outputs
 from refinenet_deploy.validate.tolerances import FP32
 
-from .helpers import tiny_fp32_export
+from ..helpers import tiny_fp32_export
 
 RUNNERS = [
     "torch",

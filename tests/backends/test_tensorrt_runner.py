@@ -92,7 +92,7 @@ def test_fp32_engine_passes_parity_and_times_on_the_gpu(tmp_path) -> None:
     from refinenet_deploy.operations.export import ExportSpec, export_onnx
     from refinenet_deploy.operations.parity import validate_parity
 
-    from .helpers import default_init_model
+    from ..helpers import default_init_model
 
     data = write_synth_dataset(tmp_path / "data", 4, 64, 64, seed=2)
     ckpt = save_safetensors(
