@@ -27,7 +27,7 @@ from refinenet_deploy.data.datasets import open_dataset
 from refinenet_deploy.data.images import read_image, read_label
 from refinenet_deploy.errors import RefineNetDeployError
 from refinenet_deploy.models.checkpoint import pickle_globals, read_checkpoint
-from refinenet_deploy.operations.report import make_report
+from refinenet_deploy.operations.report import write_report
 
 FUZZ = settings(
     max_examples=60,
@@ -220,7 +220,7 @@ def test_fuzz_report_json(scratch: Path, data: bytes) -> None:
     src = scratch / "run.json"
     src.write_bytes(data)
     out = scratch / "rep" / "r.md"
-    typed_or_valid(lambda: make_report([src], out))
+    typed_or_valid(lambda: write_report([src], out))
 
 
 @FUZZ

@@ -90,19 +90,6 @@ Int8MinAgreement = Annotated[
 ]
 
 
-def fraction(value: float | None) -> float | None:
-    """An agreement given as 0-1 or as a percentage (above 1) -> a fraction."""
-    return None if value is None else value / 100 if value > 1 else value
-
-
-MaxMiouDrop = Annotated[
-    float | None,
-    typer.Option(
-        "--max-miou-drop",
-        callback=finite_float(0.0, 100.0),
-        help="Accuracy-aware fallback: at most this mIoU drop (points, 0-100) vs FP32.",
-    ),
-]
 JsonOut = Annotated[
     str | None,
     typer.Option(

@@ -14,7 +14,7 @@ from refinenet_deploy.errors import UsageError
 from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
-from refinenet_deploy.operations.report import make_report
+from refinenet_deploy.operations.report import write_report
 from refinenet_deploy.validate.timing import TimingPlan, time_loop
 
 from ...helpers import AVAILABLE_SIMPLIFIER, default_init_model
@@ -145,7 +145,7 @@ def test_openvino_bench_records_the_compiled_configuration(onnx_model: Path, tmp
     assert r.precision_audit is not None and r.precision_audit.summary == audit["summary"]
     assert r.to_dict()["precision_audit"]["summary"].startswith("INT8 convolutions: 0/")
     (tmp_path / "b.json").write_text(json.dumps(r.to_dict()))
-    make_report([tmp_path / "b.json"], tmp_path / "r.md")
+    write_report([tmp_path / "b.json"], tmp_path / "r.md")
     assert f"fp32; {audit['summary']} (on CPU)" in (tmp_path / "r.md").read_text()
 
 

@@ -17,7 +17,7 @@ from refinenet_deploy.models.checkpoint import save_safetensors
 from refinenet_deploy.operations.bench import benchmark
 from refinenet_deploy.operations.export import ExportSpec, export_onnx
 from refinenet_deploy.operations.parity import validate_parity
-from refinenet_deploy.operations.report import make_report
+from refinenet_deploy.operations.report import write_report
 from refinenet_deploy.validate.tolerances import FP32
 
 from ...helpers import default_init_model
@@ -46,7 +46,8 @@ def runs(tmp_path_factory) -> list[Path]:
 
 def test_html_report_is_self_contained_with_charts(runs: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    out, rows, charts = make_report(runs, tmp_path / "report.html")
+    result = write_report(runs, tmp_path / "report.html")
+    out, rows, charts = result.output, result.rows, result.charts
     assert len(rows) == 2  # one per bench file (compute-only); parity joined onto the ONNX row
     ort = next(r for r in rows if r.runtime == "onnxruntime")
     torch_row = next(r for r in rows if r.runtime == "torch")
@@ -78,6 +79,6 @@ def test_markdown_report_and_cli(runs: list[Path], tmp_path: Path) -> None:
 def test_bad_inputs(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"schema": "something-else"}')
     with pytest.raises(DataError, match="not a bench or parity result"):
-        make_report([tmp_path / "x.json"], tmp_path / "r.html")
+        write_report([tmp_path / "x.json"], tmp_path / "r.html")
     with pytest.raises(UsageError, match=".md or .html"):
-        make_report([tmp_path / "x.json"], tmp_path / "r.pdf")
+        write_report([tmp_path / "x.json"], tmp_path / "r.pdf")

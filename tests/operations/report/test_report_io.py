@@ -286,3 +286,29 @@ def test_help_names_the_report_extra() -> None:
     """Issue 19 item 14: Rich used to eat '[report]' as a markup tag, leaving "pip install 'refinenet-deploy'"."""
     res = _run("--help")
     assert res.exit_code == 0 and "'refinenet-deploy[report]'" in res.output
+
+
+def test_several_outputs_build_the_table_once_and_fail_together(tmp_path: Path, good: list[Path], monkeypatch) -> None:
+    """A pipeline's report.md and report.html: the inputs read and the rows built once, each format written; when
+    the second cannot be written, the first is removed too."""
+    from refinenet_deploy.operations.report import write, write_reports
+
+    calls = []
+    real = write.build_rows
+    monkeypatch.setattr(write, "build_rows", lambda docs: calls.append(1) or real(docs))
+    md, html = tmp_path / "out" / "r.md", tmp_path / "out" / "r.html"
+    results = write_reports(good, [md, html], preamble="# Bundle")
+    assert len(calls) == 1 and [r.output for r in results] == [md, html]
+    assert "# Bundle" in md.read_text() and "<table>" in html.read_text() and results[0].rows == results[1].rows
+
+    def fail(report, images, output):  # noqa: ANN001, ANN202
+        if output.suffix == ".html":
+            raise OSError("disk full")
+        return real_write(report, images, output)
+
+    real_write = write._write_one
+    monkeypatch.setattr(write, "_write_one", fail)
+    md2, html2 = tmp_path / "again" / "r.md", tmp_path / "again" / "r.html"
+    with pytest.raises(OSError, match="disk full"):
+        write_reports(good, [md2, html2])
+    assert not md2.exists() and not any(md2.parent.glob("*.png"))

@@ -53,12 +53,11 @@ def write_bundle_report(
 
 
 def _write_reports(files: list[Path], outputs: list[Path], summary: str, warn: Callable[[str], None]) -> list[Path]:
-    """The report of ``files`` at each output (its format by suffix), the bundle's summary first in each."""
-    from ..report import make_report
+    """The report of ``files`` in each output's format (by suffix), built once, the bundle's summary first."""
+    from ..report import write_reports
 
     try:
-        for output in outputs:  # report.py renders one format per call
-            make_report(files, output, preamble=summary)
+        write_reports(files, outputs, preamble=summary)
     except RefineNetDeployError as exc:
         warn(f"report: {exc.message}")
         return []

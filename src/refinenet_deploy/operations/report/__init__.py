@@ -8,7 +8,7 @@ self-contained HTML), and the Markdown of one parity result. One job per module:
 | ``baselines`` | the PyTorch baseline of each row and its speed-up (``results.speedup_of``) |
 | ``render`` | Markdown and HTML (the table, a bundle's summary, one parity result) |
 | ``charts`` | latency bars and accuracy-vs-latency (matplotlib, the ``report`` extra) |
-| ``write`` | ``write_report`` / ``make_report``: outputs checked first, written atomically |
+| ``write`` | ``write_report`` / ``write_reports``: outputs checked first, written atomically |
 
 Inputs are checked before any work: every known non-result rfdeploy file (sidecars, calibration manifests, a
 bundle's ``manifest.json``/``pipeline.json``, models, references, reports) is skipped with a note; anything else
@@ -22,7 +22,7 @@ from .charts import CHART_CAPTIONS, CHART_NAMES, RUNTIME_COLORS, chart_label, re
 from .documents import NON_RESULT_SUFFIXES, Document, non_result_kind, read_documents, summarize_inputs
 from .render import HEADER, Report, markdown_to_html, parity_markdown, summary_page, to_html, to_markdown
 from .rows import ReportRow, build_rows, parity_verdict, precision_of
-from .write import REPORT_SUFFIXES, ReportResult, chart_paths, make_report, write_report
+from .write import REPORT_SUFFIXES, ReportResult, chart_paths, write_report, write_reports
 
 __all__ = [
     "ASYNC_TIMING",
@@ -42,7 +42,6 @@ __all__ = [
     "choose_baseline",
     "device_identity",
     "known_schema_versions",
-    "make_report",
     "markdown_to_html",
     "non_result_kind",
     "normalize_precision",
@@ -56,4 +55,5 @@ __all__ = [
     "to_html",
     "to_markdown",
     "write_report",
+    "write_reports",
 ]

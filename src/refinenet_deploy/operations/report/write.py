@@ -43,15 +43,19 @@ def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: 
     the report (and, for Markdown, its PNG charts) atomically. Raises UsageError (exit 2) for a bad output or
     no inputs, DataError (exit 5) for an input that is not a bench/parity result this version reads (or only
     sidecars). ``preamble``: Markdown shown before the table (in HTML too): a pipeline bundle's summary."""
-    output = Path(output)
+    return write_reports(inputs, [output], preamble=preamble)[0]
+
+
+def write_reports(
+    inputs: Sequence[str | Path], outputs: Sequence[str | Path], *, preamble: str = ""
+) -> list[ReportResult]:
+    """``write_report`` to several outputs (a pipeline's ``report.md`` and ``report.html``): every output checked
+    first, the inputs read and the table and charts built once, then each written; on a failure none is left."""
+    paths = [Path(o) for o in outputs]
     if not inputs:
         raise UsageError("no input JSON files. Pass bench/parity files written with --json")
-    if output.suffix not in REPORT_SUFFIXES:
-        raise UsageError(f"report must end in .md or .html: {output}. Pass -o report.html")
-    check_output_path(output, REPORT_SUFFIXES, inputs=list(inputs), what="-o")
-    pngs = chart_paths(output)
-    if pngs:
-        probe_output(pngs[0], inputs=list(inputs), what="-o (chart)", companions=pngs[1:])
+    for output in paths:
+        _check_output(output, inputs)
     docs, skipped = read_documents(inputs)
     if not docs:
         names = ", ".join(str(Path(i)) for i in inputs)
@@ -69,6 +73,30 @@ def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: 
     except MissingDependencyError:
         images = {}
         report.charts_skipped = "matplotlib is not installed (pip install 'refinenet-deploy[report]')"
+    results: list[ReportResult] = []
+    try:
+        for output in paths:
+            written, chart_files = _write_one(report, images, output)
+            results.append(ReportResult(output, rows, chart_files, written, skipped, report.charts_skipped))
+    except BaseException:
+        for done in results:
+            for path in done.written:
+                path.unlink(missing_ok=True)
+        raise
+    return results
+
+
+def _check_output(output: Path, inputs: Sequence[str | Path]) -> None:
+    if output.suffix not in REPORT_SUFFIXES:
+        raise UsageError(f"report must end in .md or .html: {output}. Pass -o report.html")
+    check_output_path(output, REPORT_SUFFIXES, inputs=list(inputs), what="-o")
+    pngs = chart_paths(output)
+    if pngs:
+        probe_output(pngs[0], inputs=list(inputs), what="-o (chart)", companions=pngs[1:])
+
+
+def _write_one(report: Report, images: dict[str, bytes], output: Path) -> tuple[list[Path], list[Path]]:
+    """One report file (and, for Markdown, its charts), atomically: (every file written, the chart files)."""
     written: list[Path] = []
     chart_files: list[Path] = []
     created = ensure_parent(output)
@@ -85,19 +113,11 @@ def write_report(inputs: Sequence[str | Path], output: str | Path, *, preamble: 
         )
         write_atomic(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         written.append(output)
-        for old in set(pngs) - set(chart_files):  # charts of an earlier report at this path: no longer true
+        for old in set(chart_paths(output)) - set(chart_files):  # an earlier report's charts: no longer true
             old.unlink(missing_ok=True)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         remove_created(created)
         raise
-    return ReportResult(output, rows, chart_files, written, skipped, report.charts_skipped)
-
-
-def make_report(
-    inputs: Sequence[str | Path], output: str | Path, *, preamble: str = ""
-) -> tuple[Path, list[ReportRow], list[Path]]:
-    """``write_report`` returning (report path, rows, chart files)."""
-    result = write_report(inputs, output, preamble=preamble)
-    return result.output, result.rows, result.charts
+    return written, chart_files
