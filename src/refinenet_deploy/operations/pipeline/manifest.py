@@ -12,7 +12,8 @@ from ... import __version__
 from ...artifacts import read_metadata, sha256_file, sidecar_path, utc_now, write_atomic, write_json_atomic
 from ...errors import RefineNetDeployError
 from ...results.bench import p50_ms
-from ...results.manifest import MANIFEST_SCHEMA, BundleManifest
+from ...results.manifest import MANIFEST_SCHEMA, MANIFEST_SCHEMA_VERSION, BundleManifest
+from ...results.parity import ParityResult
 from ...validate.verdict import judge_parity_document
 from .bundle import BundleState, step_key
 from .config import TARGETS
@@ -67,7 +68,7 @@ def _write_reports(files: list[Path], outputs: list[Path], summary: str, warn: C
 def write_manifest(layout: BundleLayout, state: BundleState, outcomes: Sequence[TargetOutcome]) -> Path:
     manifest = {
         "schema": MANIFEST_SCHEMA,
-        "schema_version": 1,
+        "schema_version": MANIFEST_SCHEMA_VERSION,
         "tool_version": __version__,
         "updated": utc_now(),
         "config": CONFIG_FILE,
@@ -80,6 +81,7 @@ def write_manifest(layout: BundleLayout, state: BundleState, outcomes: Sequence[
 
 def _target_entry(layout: BundleLayout, o: TargetOutcome) -> dict[str, Any]:
     verdict = verdict_for(layout.config, o.target, o.parity)
+    parity = ParityResult.from_dict(o.parity) if o.parity else None
     return {
         "summary": o.target.summary,
         "status": o.status,
@@ -88,8 +90,8 @@ def _target_entry(layout: BundleLayout, o: TargetOutcome) -> dict[str, Any]:
         "commands": o.commands or None,
         "predicted_on_cpu": o.predicted,
         "p50_ms": p50_ms(o.bench),
-        "miou_drop_points": (o.parity or {}).get("miou_drop_points"),
-        "pixel_agreement": (o.parity or {}).get("pixel_agreement"),
+        "miou_drop_points": parity.miou_drop_points if parity is not None else None,
+        "pixel_agreement": parity.pixel_agreement if parity is not None else None,
         "gates_passed": None if verdict is None else verdict.passed,
         "gates": asdict(gates_for(layout.config, o.target)),
     }
