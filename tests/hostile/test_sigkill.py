@@ -23,11 +23,14 @@ CALIBRATE = ["calibrate", "m.onnx", "--data", "data", "--producer", "onnxruntime
              "out/k.onnx"]  # fmt: skip
 COMMANDS = {"export": EXPORT, "calibrate": CALIBRATE}
 START_TIMEOUT_S = 120
+# A shell starts background jobs with SIGINT ignored and Python keeps it so (nohup semantics, right for a CLI): a
+# test suite run in the background would never see Ctrl-C arrive. A user's Ctrl-C reaches a foreground command.
+SIGINT_AS_IN_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
 
 
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", "from refinenet_deploy.cli import main; main()", *argv],
+        [sys.executable, "-c", SIGINT_AS_IN_A_TERMINAL + "from refinenet_deploy.cli import main; main()", *argv],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

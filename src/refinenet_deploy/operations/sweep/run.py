@@ -22,10 +22,10 @@ from ...errors import RefineNetDeployError, UsageError
 from ..pipeline import capabilities as caps
 from ..pipeline.bundle import BundleLock, BundleState, digest_path, step_key
 from ..pipeline.config import Target
+from ..pipeline.layout import DEMO_CHECKPOINT
 from . import measure as _measure
 from .plan import DEMO_DATA_SIZE, SweepSettings
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "demo" / "rf_lw_mbv2_synth.safetensors"
 SETTINGS_FILE = "sweep-settings.json"
 REFERENCE = "cpu-torch-fp32"
 Progress = Callable[[str], None]
