@@ -24,7 +24,7 @@ HOMES = {
         "write_json_atomic write_refused"
     ),
     "metadata": (
-        "MODEL_KEYS ONNX_METADATA_KEY SCHEMA_VERSION SUPPORTED_SCHEMA_VERSIONS artifact_precision embed_onnx_metadata "
+        "MODEL_KEYS ONNX_METADATA_KEY artifact_precision embed_onnx_metadata "
         "load_onnx_artifact provenance read_metadata sidecar"
     ),
     "onnx": (
@@ -56,3 +56,12 @@ def test_modules_stay_small_and_only_staging_renames() -> None:
         text = path.read_text()
         assert len(text.splitlines()) <= 450, path.name
         assert path.name == "staging.py" or not rename.search(text), path.name
+
+
+def test_the_sidecar_schema_version_is_defined_once_in_results() -> None:
+    from refinenet_deploy.artifacts import metadata
+    from refinenet_deploy.results import SIDECAR_SCHEMA_VERSION
+
+    assert metadata.sidecar("onnx", "fp32")["schema_version"] == SIDECAR_SCHEMA_VERSION
+    for path in sorted(PACKAGE.glob("*.py")):
+        assert not re.search(r"^\w*SCHEMA_VERSIONS? *=", path.read_text(), re.M), path.name

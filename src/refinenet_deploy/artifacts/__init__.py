@@ -9,8 +9,8 @@ Every writer (export onnx, calibrate, build openvino, build trt) goes through th
   files that were there before if any rename fails, so a failed or interrupted step never leaves a model without
   its provenance or a half-written file; ``write_atomic``, ``staged_dir`` and ``clean_stale`` for the rest. It is
   the only module that renames files into place;
-- ``metadata``: ``sidecar`` builds the one versioned sidecar schema (``SCHEMA_VERSION``, documented in the
-  README): the model description that travels along the chain (``MODEL_KEYS``), the step's own record, and one
+- ``metadata``: ``sidecar`` builds the one versioned sidecar schema (``results.SIDECAR_SCHEMA_VERSION``, documented in
+  the README): the model description that travels along the chain (``MODEL_KEYS``), the step's own record, and one
   ``provenance`` block (tool and package versions, host fingerprint with GPUs/compute capability/JetPack);
   ``read_metadata`` / ``artifact_precision`` are how later steps learn what an artifact is;
 - ``onnx``: ONNX files read with the core ``onnx`` package only (graph checks, external data, precision);
@@ -36,8 +36,6 @@ from .inputs import (
 from .metadata import (
     MODEL_KEYS,
     ONNX_METADATA_KEY,
-    SCHEMA_VERSION,
-    SUPPORTED_SCHEMA_VERSIONS,
     artifact_precision,
     embed_onnx_metadata,
     load_onnx_artifact,
@@ -89,8 +87,6 @@ __all__ = [
     "MODEL_KEYS",
     "ONNX_METADATA_KEY",
     "OWNER_FILE",
-    "SCHEMA_VERSION",
-    "SUPPORTED_SCHEMA_VERSIONS",
     "TMP_SUFFIX",
     "ArtifactResult",
     "InputPolicy",

@@ -20,13 +20,12 @@ from ..errors import (
     read_json,
     regular_file,
 )
+from ..results.build import SIDECAR_SCHEMA_VERSION, SIDECAR_SCHEMA_VERSIONS
 from .inputs import INPUT_FORMATS
 from .onnx import check_external_data, check_onnx_graph, load_onnx, onnx_precision
 from .paths import sidecar_path, utc_now
 
 ONNX_METADATA_KEY = "refinenet_deploy"
-SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 
 # The model description: written by export, inherited by every artifact made from it.
 MODEL_KEYS = (
@@ -77,7 +76,7 @@ def sidecar(
     inherited = {k: v for k, v in (source or {}).items() if k in MODEL_KEYS}
     meta: dict[str, Any] = {
         "format": f"refinenet-deploy/{kind}",
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SIDECAR_SCHEMA_VERSION,
         **inherited,
         "precision": str(precision),
     }
@@ -162,10 +161,10 @@ def _check_metadata(meta: Any, where: Path) -> dict[str, Any]:
         if meta.get(key) is not None and meta[key] < 1:
             raise InvalidModelError(f"metadata in {where}: {key} {meta[key]} is not positive. Re-export")
     version = meta.get("schema_version")
-    if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
+    if version is not None and version not in SIDECAR_SCHEMA_VERSIONS:
         raise IncompatibleArtifactError(
             f"metadata in {where} has schema version {version}; this rfdeploy reads "
-            f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}. Upgrade refinenet-deploy "
+            f"{', '.join(map(str, SIDECAR_SCHEMA_VERSIONS))}. Upgrade refinenet-deploy "
             "or re-export the model"
         )
     return meta
