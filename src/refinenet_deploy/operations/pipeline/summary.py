@@ -1,6 +1,6 @@
 """The pipeline's final table: per target its status, p50, speed-ups vs PyTorch on the same model and device, mIoU
 drop and agreement. Speed-ups are only computed against a PyTorch run of the same model, input size and batch on the
-same host and device kind (``validate.speedup``, the report's device rule); otherwise the cell says there is no
+same host and device kind (``results.speedup_of``, the report's device rule); otherwise the cell says there is no
 baseline. Two columns: against PyTorch FP32 (strict: TF32 off on a GPU) and, on a GPU, against PyTorch at its best
 there (fp16 replayed from a CUDA graph; ``capabilities.GPU_BASELINES``)."""
 
