@@ -23,26 +23,31 @@ BASELINE = "cpu-torch-fp32"
 PREDICTOR = "cpu-onnxruntime-int8"  # its parity predicts the device INT8 targets (the same Q/DQ ONNX)
 
 
-@dataclass(frozen=True)
-class BundleLayout:
-    """The paths of one bundle made with one configuration."""
+class FolderLayout:
+    """Paths inside one working folder (a pipeline bundle or a sweep folder): ``root`` and the checkpoint setting
+    come from the subclass; the checkpoint is copied in, the validation set made under ``data/val``."""
 
-    bundle: Path
-    config: PipelineConfig
+    @property
+    def root(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def checkpoint_setting(self) -> str | None:
+        raise NotImplementedError
 
     def p(self, *parts: str) -> Path:
-        return self.bundle.joinpath(*parts)
+        return self.root.joinpath(*parts)
 
     def rel(self, path: Path) -> str:
-        """``path`` relative to the bundle (as the record, the manifest and the device commands name it)."""
+        """``path`` relative to the folder (as the record, the manifest and the device commands name it)."""
         try:
-            return path.resolve().relative_to(self.bundle.resolve()).as_posix()
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(path)
 
     @property
     def source_checkpoint(self) -> Path:
-        return Path(self.config.checkpoint) if self.config.checkpoint else DEMO_CHECKPOINT
+        return Path(self.checkpoint_setting) if self.checkpoint_setting else DEMO_CHECKPOINT
 
     @property
     def checkpoint(self) -> Path:
@@ -51,6 +56,22 @@ class BundleLayout:
     @property
     def val_dir(self) -> Path:
         return self.p("data", "val")
+
+
+@dataclass(frozen=True)
+class BundleLayout(FolderLayout):
+    """The paths of one bundle made with one configuration."""
+
+    bundle: Path
+    config: PipelineConfig
+
+    @property
+    def root(self) -> Path:
+        return self.bundle
+
+    @property
+    def checkpoint_setting(self) -> str | None:
+        return self.config.checkpoint
 
     @property
     def calib_dir(self) -> Path:

@@ -22,7 +22,7 @@ from ...errors import RefineNetDeployError, UsageError
 from ..pipeline import capabilities as caps
 from ..pipeline.bundle import BundleLock, BundleState, digest_path, step_key
 from ..pipeline.config import Target
-from ..pipeline.layout import DEMO_CHECKPOINT
+from ..pipeline.layout import FolderLayout
 from . import measure as _measure
 from .plan import DEMO_DATA_SIZE, SweepSettings
 
@@ -64,7 +64,7 @@ class StepStatus:
     error: RefineNetDeployError | None = None
 
 
-class Sweep:
+class Sweep(FolderLayout):
     def __init__(
         self,
         settings: SweepSettings,
@@ -83,26 +83,13 @@ class Sweep:
         self._data_hw: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------------------------------- layout
-    def p(self, *parts: str) -> Path:
-        return self.folder.joinpath(*parts)
-
-    def rel(self, path: Path) -> str:
-        try:
-            return path.resolve().relative_to(self.folder.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+    @property
+    def root(self) -> Path:
+        return self.folder
 
     @property
-    def source_checkpoint(self) -> Path:
-        return Path(self.settings.checkpoint) if self.settings.checkpoint else DEMO_CHECKPOINT
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.p("checkpoint", self.source_checkpoint.name)
-
-    @property
-    def val_dir(self) -> Path:
-        return self.p("data", "val")
+    def checkpoint_setting(self) -> str | None:
+        return self.settings.checkpoint
 
     @property
     def calib_dir(self) -> Path:
@@ -296,4 +283,4 @@ def _read_cell(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-__all__ = ["DEMO_CHECKPOINT", "REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep"]
+__all__ = ["REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep"]
