@@ -134,6 +134,7 @@ def test_text_shows_percent_with_a_sign_json_keeps_fractions(tmp_path) -> None: 
     from refinenet_deploy.operations.pipeline.config import TARGETS
     from refinenet_deploy.operations.pipeline.summary import summary_rows
     from refinenet_deploy.operations.report import parity_markdown, write_report
+    from refinenet_deploy.results import ParityResult
 
     doc = parity_doc(
         "/runs/m.onnx",
@@ -156,7 +157,7 @@ def test_text_shows_percent_with_a_sign_json_keeps_fractions(tmp_path) -> None: 
     outcome = SimpleNamespace(
         target=TARGETS["cpu-onnxruntime-fp32"],
         status="done",
-        parity=doc,
+        parity=ParityResult.from_dict(doc),
         bench=None,
         predicted=None,
         reason=None,
@@ -267,7 +268,7 @@ def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: AN
     bench.update(peak_rss_mib=612.0, peak_probe={"reason": "not measured: --no-peak"})
     bench["protocol"] = {"timing": "3 warm-up runs, then 20 timed runs (perf_counter_ns)"}
     bench["compute_only"].update(p90_ms=12.9, max_ms=14.1, std_ms=0.4)
-    from refinenet_deploy.results import BenchResult
+    from refinenet_deploy.results import BenchResult, ParityResult
 
     bench_cli.render(BenchResult.from_dict(bench), "model.int8.xml")
     _fits(console.export_text(), "bench table")
@@ -277,7 +278,7 @@ def test_every_table_fits_80_columns(monkeypatch, tmp_path) -> None:  # noqa: AN
         SimpleNamespace(
             target=TARGETS[name],
             status=status,
-            parity=parity_doc("/m.onnx"),
+            parity=ParityResult.from_dict(parity_doc("/m.onnx")),
             bench=None,
             predicted={"miou_drop_points": 0.184, "over_gate": ["x"]},
             reason="needs a Jetson",

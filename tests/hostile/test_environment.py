@@ -514,14 +514,24 @@ def test_damaged_cache_entry_is_discarded_and_recomputed(work: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- class 6: pipeline
 def test_pipeline_ignores_non_finite_results(tmp_path: Path) -> None:
-    from refinenet_deploy.operations.pipeline.run import _read_json
+    from tests.operations.report.docs import bench_doc
+
+    from refinenet_deploy.operations.pipeline.layout import read_bench_result, read_result_json
 
     (tmp_path / "b.json").write_text('{"schema": "refinenet-deploy/bench", "compute_only": {"p50_ms": NaN}}')
     (tmp_path / "ok.json").write_text('{"schema": "refinenet-deploy/bench", "compute_only": {"p50_ms": 1.5}}')
     (tmp_path / "deep.json").write_text(DEEP)
-    assert _read_json(tmp_path / "b.json") is None
-    assert _read_json(tmp_path / "deep.json") is None
-    assert _read_json(tmp_path / "ok.json") == {"schema": "refinenet-deploy/bench", "compute_only": {"p50_ms": 1.5}}
+    assert read_result_json(tmp_path / "b.json") is None
+    assert read_result_json(tmp_path / "deep.json") is None
+    assert read_result_json(tmp_path / "ok.json") == {
+        "schema": "refinenet-deploy/bench",
+        "compute_only": {"p50_ms": 1.5},
+    }
+    # the pipeline reads results as typed documents: a JSON object that is not a whole bench result is none
+    assert read_bench_result(tmp_path / "ok.json") is None and read_bench_result(tmp_path / "b.json") is None
+    (tmp_path / "real.json").write_text(json.dumps(bench_doc("rf_lw_mbv2", "onnxruntime", 1.5)))
+    real = read_bench_result(tmp_path / "real.json")
+    assert real is not None and real.p50_ms == 1.5
 
 
 # --------------------------------------------------------------------------------------------- class 8: lock

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from refinenet_deploy.results.parity import ParityGates, ParityResult
 from refinenet_deploy.validate.tolerances import Gates
-from refinenet_deploy.validate.verdict import judge, judge_parity_document
+from refinenet_deploy.validate.verdict import judge, judge_parity_result
 
 INT8 = Gates(max_miou_drop=1.0, min_agreement=0.97)
 
@@ -29,17 +30,22 @@ def test_verdict_states(drop, agreement, status, passed) -> None:  # noqa: ANN00
         assert v.not_evaluated == ["mIoU drop: no labels"]
 
 
+def _result(**numbers: object) -> ParityResult:
+    """A parity result as written by a run that was judged with loose gates (its own verdict: passed)."""
+    return ParityResult("m.onnx", ParityGates(5.0, 0.5), passed=True, failed_gates=[], **numbers)  # type: ignore[arg-type]
+
+
 def test_a_document_is_judged_by_the_gates_given_not_by_its_passed_field() -> None:
-    doc = {"passed": True, "failed_gates": [], "miou_drop_points": 0.576, "pixel_agreement": 0.99, "has_labels": True}
-    assert judge_parity_document(doc, INT8).passed is True
-    strict = judge_parity_document(doc, Gates(max_miou_drop=0.5, min_agreement=0.97))
+    doc = _result(miou_drop_points=0.576, pixel_agreement=0.99, has_labels=True)
+    assert judge_parity_result(doc, INT8).passed is True
+    strict = judge_parity_result(doc, Gates(max_miou_drop=0.5, min_agreement=0.97))
     assert strict.passed is False and strict.failed == ["mIoU drop 0.576 pt > max 0.500 pt (by 0.076 pt)"]
 
 
 def test_fp32_logits_gate_from_a_document() -> None:
     base = {"miou_drop_points": 0.0, "pixel_agreement": 1.0, "has_labels": True}
     fp32 = Gates(max_miou_drop=0.1, min_agreement=0.999)
-    bad = judge_parity_document({**base, "logit_gate": {"worst_error": 3e-4, "bound_there": 1.5e-4}}, fp32)
+    bad = judge_parity_result(_result(**base, logit_gate={"worst_error": 3e-4, "bound_there": 1.5e-4}), fp32)
     assert bad.passed is False and "FP32 logits" in bad.failed[0]
-    skipped = judge_parity_document({**base, "logit_gate": {"passed": None, "skipped": "no logits"}}, fp32)
+    skipped = judge_parity_result(_result(**base, logit_gate={"passed": None, "skipped": "no logits"}), fp32)
     assert skipped.passed is None and skipped.not_evaluated == ["FP32 logits: no logits"]

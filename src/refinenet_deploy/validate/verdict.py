@@ -16,10 +16,10 @@ Each gate ends in one of three states:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..results.parity import ParityResult
 from .tolerances import Gates
 
 PASSED, FAILED, NOT_EVALUATED = "passed", "failed", "not evaluated"
@@ -122,25 +122,26 @@ def judge(
     return Verdict(tuple(results))
 
 
-def judge_parity_document(doc: Mapping[str, Any], gates: Gates) -> Verdict:
-    """The verdict of a parity result (its JSON) against ``gates``: recomputed from the numbers it recorded."""
-    logit = doc.get("logit_gate")
+def judge_parity_result(result: ParityResult, gates: Gates) -> Verdict:
+    """The verdict of a parity result against ``gates``: recomputed from the numbers it recorded (the ``passed``
+    and gates written in it are not read)."""
+    logit = result.logit_gate
     logits = None
     logits_missing = None
-    if isinstance(logit, Mapping):
+    if logit is not None:
         error, bound = _number(logit.get("worst_error")), _number(logit.get("bound_there"))
         if error is not None and bound is not None:
             logits = (error, bound)
         else:
             logits_missing = str(logit.get("skipped") or "the FP32 logits check did not run")
     return judge(
-        miou_drop_points=doc.get("miou_drop_points"),
-        pixel_agreement=doc.get("pixel_agreement"),
+        miou_drop_points=result.miou_drop_points,
+        pixel_agreement=result.pixel_agreement,
         gates=gates,
-        no_miou_reason="no labels" if doc.get("has_labels") is False else "not measured",
+        no_miou_reason="no labels" if result.has_labels is False else "not measured",
         logits=logits,
         logits_not_evaluated=logits_missing,
     )
 
 
-__all__ = ["FAILED", "NOT_EVALUATED", "PASSED", "GateResult", "Verdict", "judge", "judge_parity_document"]
+__all__ = ["FAILED", "NOT_EVALUATED", "PASSED", "GateResult", "Verdict", "judge", "judge_parity_result"]

@@ -171,6 +171,7 @@ def test_result_made_elsewhere_is_merged_on_resume(tmp_path: Path, bundle) -> No
         ("another precision", {"precision": "fp16"}, "fp16"),
         ("another reference", {"reference": {"digest": "f" * 64}}, "reference"),
         ("an older rfdeploy", {"artifact_sha256": None}, "SHA-256"),
+        ("not a whole parity result", {"pixel_agreement": "high"}, "not a parity result from rfdeploy"),
     ],
 )
 def test_a_result_of_something_else_is_not_imported(tmp_path: Path, bundle, what, change, words) -> None:  # noqa: ANN001

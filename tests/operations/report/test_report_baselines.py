@@ -15,6 +15,7 @@ from refinenet_deploy.backends.torch.runner import TorchRunner
 from refinenet_deploy.operations.pipeline.config import TARGETS
 from refinenet_deploy.operations.pipeline.summary import summary_rows
 from refinenet_deploy.operations.report import ReportRow, build_rows, read_documents
+from refinenet_deploy.results import BenchResult
 
 from .docs import GPU_HOST, bench_doc, parity_doc, stats, write_docs
 
@@ -99,11 +100,11 @@ def test_gpu_rows_also_compare_with_the_fastest_pytorch_on_that_gpu(tmp_path: Pa
 
 def test_pipeline_summary_has_same_gpu_columns() -> None:
     # issue 21 item 2: gpu-torch-fp16 showed "no baseline" (the only PyTorch FP32 row was the CPU host's)
-    cpu_base = bench_doc("rf_lw_mbv2", "torch", 80.0)
+    cpu_base = BenchResult.from_dict(bench_doc("rf_lw_mbv2", "torch", 80.0))
     gpu = {"device": "gpu", "fp": GPU_HOST}
-    fp32 = bench_doc("rf_lw_mbv2", "torch", 4.0, **gpu)
-    best = bench_doc("rf_lw_mbv2", "torch", 1.0, **gpu, timing_stability={"stable": False})
-    target = bench_doc("rf_lw_mbv2", "torch", 1.25, **gpu)
+    fp32 = BenchResult.from_dict(bench_doc("rf_lw_mbv2", "torch", 4.0, **gpu))
+    best = BenchResult.from_dict(bench_doc("rf_lw_mbv2", "torch", 1.0, **gpu, timing_stability={"stable": False}))
+    target = BenchResult.from_dict(bench_doc("rf_lw_mbv2", "torch", 1.25, **gpu))
     outcome = SimpleNamespace(
         target=TARGETS["gpu-torch-fp16"], parity=None, bench=target, status="done", predicted=None, reason=None,
         commands=[],

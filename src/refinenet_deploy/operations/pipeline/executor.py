@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...artifacts import read_metadata, sha256_file
 from ...errors import RefineNetDeployError, UsageError
+from ...results.bench import BenchResult
+from ...results.parity import ParityResult
 from . import capabilities as caps
 from .bundle import BundleState, digest_path, step_key
 from .config import TARGETS, Target
-from .layout import read_result_json
+from .layout import read_bench_result, read_parity_result
 from .spec import Step
 from .steps import StepContext
 
@@ -161,13 +162,13 @@ class Executor:
 
     def _result_matches(self, step: Step, target: Target | None) -> bool:
         rel = self.ctx.layout.rel
-        doc = read_result_json(step.outputs[0])
         want = "parity" if step.id.startswith("parity:") else "bench"
-        if not isinstance(doc, dict) or want not in str(doc.get("schema", "")):
+        result = (read_parity_result if want == "parity" else read_bench_result)(step.outputs[0])
+        if result is None:
             self.ctx.warn(f"{rel(step.outputs[0])}: not a {want} result from rfdeploy; ignored")
             return False
-        why = self._baseline_mismatch(step, doc) if step.baseline else None
-        why = why or (None if target is None else self._import_mismatch(target, doc, want))
+        why = self._baseline_mismatch(step, result) if step.baseline and isinstance(result, BenchResult) else None
+        why = why or (None if target is None else self._import_mismatch(target, result))
         if why is not None:
             what = target.name if target is not None else step.id.split(":", 1)[1]
             self.ctx.warn(
@@ -176,57 +177,61 @@ class Executor:
             return False
         return True
 
-    def _baseline_mismatch(self, step: Step, doc: dict[str, Any]) -> str | None:
+    def _baseline_mismatch(self, step: Step, bench: BenchResult) -> str | None:
         """Why a bench JSON put into the bundle is not the same-GPU baseline ``step`` times (None: it is): PyTorch on
         a GPU, at the baseline's precision, with (or without) a CUDA graph as the baseline says, of this checkpoint."""
         options = step.settings.get("options") or {}
-        config = doc.get("runtime_config") or {}
-        if doc.get("runtime") != "torch" or doc.get("device") != "gpu":
-            return f"it ran in {doc.get('runtime')} on {doc.get('device')}, the baseline is PyTorch on a GPU"
+        config = bench.runtime_config or {}
+        if bench.runtime != "torch" or bench.device != "gpu":
+            return f"it ran in {bench.runtime} on {bench.device}, the baseline is PyTorch on a GPU"
         want = options.get("torch_precision", "fp32")
-        if doc.get("inference_precision") != want:
-            return f"it ran {doc.get('inference_precision')}, the baseline {want}"
+        if bench.inference_precision != want:
+            return f"it ran {bench.inference_precision}, the baseline {want}"
         if bool(config.get("cuda_graph")) != bool(options.get("cuda_graph")):
             return "its CUDA-graph setting is not the baseline's"
-        recorded = doc.get("artifact_sha256")
+        recorded = bench.artifact_sha256
         checkpoint = self.ctx.layout.checkpoint
         if recorded is not None and (not checkpoint.is_file() or recorded != sha256_file(checkpoint)):
             return f"it measured another file than {self.ctx.layout.rel(checkpoint)} (SHA-256 differs)"
         return None
 
-    def _import_mismatch(self, t: Target, doc: dict[str, Any], kind: str) -> str | None:
-        """Why a parity/bench JSON put into the bundle is not a result of target ``t`` (None: it is): it must be of
-        the target's artifact in the bundle (SHA-256), runtime, device kind and precision, and a parity result must
-        have been made from the bundle's reference."""
+    def _import_mismatch(self, t: Target, result: ParityResult | BenchResult) -> str | None:
+        """Why a parity/bench result put into the bundle is not a result of target ``t`` (None: it is): it must be
+        of the target's artifact in the bundle (SHA-256), runtime, device kind and precision, and a parity result
+        must have been made from the bundle's reference."""
         runtime = {"trt": "tensorrt", "dla": "tensorrt"}.get(t.runtime, t.runtime)
-        if doc.get("runtime") != runtime:
-            return f"it ran in {doc.get('runtime')}, the target in {runtime}"
+        if result.runtime != runtime:
+            return f"it ran in {result.runtime}, the target in {runtime}"
         device = {"dla": "dla", "trt": "gpu", "torch": caps.DEVICE_OF[t.device]}.get(t.runtime, "cpu")
-        if doc.get("device") != device:
-            return f"it ran on {doc.get('device')}, the target on {device}"
-        jetson = doc.get("jetson") if kind == "parity" else "jetson" in (doc.get("fingerprint") or {})
+        if result.device != device:
+            return f"it ran on {result.device}, the target on {device}"
+        if isinstance(result, ParityResult):
+            jetson, precision = result.extra.get("jetson"), result.precision
+        else:
+            jetson, precision = "jetson" in (result.fingerprint or {}), result.artifact_precision
+            if t.runtime == "torch":
+                precision = result.inference_precision or precision
         if t.device != "cpu" and jetson is None:
             return "it does not record whether it ran on a Jetson (an older rfdeploy made it)"
         if t.device != "cpu" and bool(jetson) != (t.device == "jetson"):
             return "it ran on a Jetson" if jetson else "it did not run on a Jetson"
-        precision = doc.get("precision") if kind == "parity" else doc.get("artifact_precision", doc.get("precision"))
-        if t.runtime == "torch" and kind == "bench":
-            precision = doc.get("inference_precision") or precision
         if precision != t.precision:
             return f"it measured {precision}, the target is {t.precision}"
-        return self._artifact_mismatch(t, doc, kind)
+        return self._artifact_mismatch(t, result)
 
-    def _artifact_mismatch(self, t: Target, doc: dict[str, Any], kind: str) -> str | None:
+    def _artifact_mismatch(self, t: Target, result: ParityResult | BenchResult) -> str | None:
         lay = self.ctx.layout
         artifact = lay.artifact_for(t)
-        recorded = doc.get("artifact_sha256")
-        if kind == "parity" or recorded is not None:  # bench results do not record it yet
+        recorded = result.artifact_sha256
+        parity = isinstance(result, ParityResult)
+        if parity or recorded is not None:  # older bench results do not record it
             if recorded is None:
                 return "it does not record the SHA-256 of the artifact it measured (an older rfdeploy made it)"
             if not artifact.is_file() or recorded != sha256_file(artifact):
                 return f"it measured another file than {lay.rel(artifact)} (SHA-256 differs)"
-        if kind == "parity":
-            digest = (doc.get("reference") or {}).get("digest")
+        if parity:
+            ref = result.extra.get("reference")
+            digest = ref.get("digest") if isinstance(ref, dict) else None
             if digest != self._reference_digest():
                 return f"it was not made from the bundle's {lay.rel(lay.reference)}"
         return None

@@ -13,6 +13,8 @@ from typing import Any
 
 from ...artifacts import is_inside, probe_output
 from ...errors import DataError, InputReadError, UsageError, nonfinite_field, printable, read_json
+from ...results.bench import BenchResult
+from ...results.parity import ParityResult
 from .config import PipelineConfig, Target, validate_settings
 
 # package data (pyproject: tool.setuptools.package-data), so a wheel install has it too
@@ -160,6 +162,25 @@ def read_result_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, InputReadError):
         return None
     return data if isinstance(data, dict) and nonfinite_field(data) is None else None
+
+
+def read_parity_result(path: Path) -> ParityResult | None:
+    """A parity result in the bundle as the typed document, or None when there is none readable there (missing,
+    unreadable, or not a parity result this rfdeploy reads)."""
+    doc = read_result_json(path)
+    try:
+        return None if doc is None else ParityResult.from_dict(doc, str(path))
+    except DataError:
+        return None
+
+
+def read_bench_result(path: Path) -> BenchResult | None:
+    """A bench result in the bundle as the typed document, or None (as ``read_parity_result``)."""
+    doc = read_result_json(path)
+    try:
+        return None if doc is None else BenchResult.from_dict(doc, str(path))
+    except DataError:
+        return None
 
 
 def load_bundle_config(bundle: Path) -> dict[str, Any]:

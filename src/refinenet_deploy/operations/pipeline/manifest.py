@@ -11,13 +11,12 @@ from typing import Any
 from ... import __version__
 from ...artifacts import read_metadata, sha256_file, sidecar_path, utc_now, write_atomic, write_json_atomic
 from ...errors import RefineNetDeployError
-from ...results.bench import p50_ms
+from ...results.bench import BenchResult
 from ...results.manifest import MANIFEST_SCHEMA, MANIFEST_SCHEMA_VERSION, BundleManifest
-from ...results.parity import ParityResult
-from ...validate.verdict import judge_parity_document
+from ...validate.verdict import judge_parity_result
 from .bundle import BundleState, step_key
 from .config import TARGETS
-from .layout import CONFIG_FILE, MANIFEST_FILE, BundleLayout, read_result_json
+from .layout import CONFIG_FILE, MANIFEST_FILE, BundleLayout, read_parity_result
 from .outcomes import TargetOutcome, gates_for, taken_result_files, verdict_for
 
 
@@ -25,8 +24,8 @@ def write_bundle_report(
     layout: BundleLayout,
     state: BundleState,
     outcomes: Sequence[TargetOutcome],
-    baseline: dict[str, Any] | None,
-    gpu_baselines: Mapping[str, dict[str, Any]],
+    baseline: BenchResult | None,
+    gpu_baselines: Mapping[str, BenchResult],
     *,
     force: bool = False,
     warn: Callable[[str], None] = lambda _msg: None,
@@ -81,7 +80,7 @@ def write_manifest(layout: BundleLayout, state: BundleState, outcomes: Sequence[
 
 def _target_entry(layout: BundleLayout, o: TargetOutcome) -> dict[str, Any]:
     verdict = verdict_for(layout.config, o.target, o.parity)
-    parity = ParityResult.from_dict(o.parity) if o.parity else None
+    parity = o.parity
     return {
         "summary": o.target.summary,
         "status": o.status,
@@ -89,7 +88,7 @@ def _target_entry(layout: BundleLayout, o: TargetOutcome) -> dict[str, Any]:
         "artifact": layout.rel(layout.artifact_for(o.target)),
         "commands": o.commands or None,
         "predicted_on_cpu": o.predicted,
-        "p50_ms": p50_ms(o.bench),
+        "p50_ms": o.bench.p50_ms if o.bench is not None else None,
         "miou_drop_points": parity.miou_drop_points if parity is not None else None,
         "pixel_agreement": parity.pixel_agreement if parity is not None else None,
         "gates_passed": None if verdict is None else verdict.passed,
@@ -118,11 +117,12 @@ def _artifact_entries(layout: BundleLayout, state: BundleState) -> list[dict[str
             if rel_path.endswith("parity.json") and target is not None:
                 # recomputed with the bundle's gates, as the targets' entries
                 gates = gates_for(layout.config, target)
-                verdict = judge_parity_document(read_result_json(path) or {}, gates)
+                result = read_parity_result(path)
+                verdict = judge_parity_result(result, gates) if result is not None else None
                 entry["gates"] = {
-                    "passed": verdict.passed,
-                    "failed": verdict.failed,
-                    "not_evaluated": verdict.not_evaluated,
+                    "passed": verdict.passed if verdict else None,
+                    "failed": verdict.failed if verdict else [],
+                    "not_evaluated": verdict.not_evaluated if verdict else ["not a parity result this rfdeploy reads"],
                     "gates": asdict(gates),
                 }
             artifacts.append(entry)

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import RefineNetDeployError
+from ...results.bench import BenchResult
+from ...results.parity import ParityResult
 from ...validate.tolerances import Gates, tolerance_for
-from ...validate.verdict import PASSED, Verdict, judge_parity_document
+from ...validate.verdict import PASSED, Verdict, judge_parity_result
 from .config import PipelineConfig, Target
-from .layout import PREDICTOR, BundleLayout, read_result_json
+from .layout import PREDICTOR, BundleLayout, read_bench_result, read_parity_result
 from .spec import Step
 
 
@@ -22,8 +24,8 @@ class TargetOutcome:
     status: str = "done"  # done | pending on device | failed gate | gate not evaluated | failed
     reason: str | None = None
     commands: list[str] = field(default_factory=list)
-    parity: dict[str, Any] | None = None
-    bench: dict[str, Any] | None = None
+    parity: ParityResult | None = None
+    bench: BenchResult | None = None
     predicted: dict[str, Any] | None = None
     error: RefineNetDeployError | None = None
 
@@ -35,12 +37,12 @@ class PipelineResult:
     ran: list[str]
     skipped: list[str]
     imported: list[str]
-    baseline: dict[str, Any] | None
+    baseline: BenchResult | None
     report: list[Path]
     manifest: Path
     failed_step: str | None = None  # a step every target needed (export, calibrate, ...) that failed
     shared_error: RefineNetDeployError | None = None  # its error
-    gpu_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # same-GPU PyTorch baselines by name
+    gpu_baselines: dict[str, BenchResult] = field(default_factory=dict)  # same-GPU PyTorch baselines by name
 
     @property
     def exit_code(self) -> int:
@@ -64,9 +66,9 @@ def gates_for(config: PipelineConfig, t: Target) -> Gates:
     )
 
 
-def verdict_for(config: PipelineConfig, t: Target, parity: dict[str, Any] | None) -> Verdict | None:
+def verdict_for(config: PipelineConfig, t: Target, parity: ParityResult | None) -> Verdict | None:
     """The target's parity verdict, recomputed from the numbers with the bundle's gates (never copied)."""
-    return None if parity is None else judge_parity_document(parity, gates_for(config, t))
+    return None if parity is None else judge_parity_result(parity, gates_for(config, t))
 
 
 def build_outcomes(
@@ -83,8 +85,9 @@ def build_outcomes(
         o = TargetOutcome(t)
         waiting = {out for step in pending.get(t.name, []) for out in step.outputs}
         parity, bench = layout.parity_json(t.name), layout.bench_json(t.name)
-        o.parity = None if parity in waiting else read_result_json(parity)  # a file not imported is not a result
-        o.bench = None if bench in waiting else read_result_json(bench)
+        # read once, as typed documents; a file not imported (or not a result this rfdeploy reads) is no result
+        o.parity = None if parity in waiting else read_parity_result(parity)
+        o.bench = None if bench in waiting else read_bench_result(bench)
         if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
             exc = failed.get(t.name) or failed_shared
             o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
@@ -114,15 +117,15 @@ def predicted_on_cpu(layout: BundleLayout, t: Target) -> dict[str, Any] | None:
         return None
     own = layout.parity_json(PREDICTOR)
     path = own if PREDICTOR in {x.name for x in layout.config.target_list} else layout.predicted_parity
-    doc = read_result_json(path)
-    if not doc:
+    result = read_parity_result(path)
+    if result is None:
         return None
-    verdict = judge_parity_document(doc, gates_for(layout.config, t))
+    verdict = judge_parity_result(result, gates_for(layout.config, t))
     return {
         "by": "the same Q/DQ ONNX in ONNX Runtime on this CPU",
         "result": layout.rel(path),
-        "miou_drop_points": doc.get("miou_drop_points"),
-        "pixel_agreement": doc.get("pixel_agreement"),
+        "miou_drop_points": result.miou_drop_points,
+        "pixel_agreement": result.pixel_agreement,
         "over_gate": verdict.failed,  # already over the target's gate before anyone flashes a device
     }
 

@@ -29,8 +29,8 @@ from .layout import (
     BundleLayout,
     check_bundle_path,
     load_bundle_config,
+    read_bench_result,
 )
-from .layout import read_result_json as _read_json
 from .manifest import MANIFEST_SCHEMA, write_bundle_report, write_manifest
 from .outcomes import PipelineResult, TargetOutcome, build_outcomes
 from .spec import CallSpec, Step
@@ -89,8 +89,8 @@ class Pipeline:
         write_json_atomic(lay.p(CONFIG_FILE), lay.bundle_config())
         rec = Executor(self.ctx, state, force=self.force).run(self.plan())
         outcomes = build_outcomes(lay, rec.pending, rec.failed_targets, rec.failed_shared, rec.pending_baselines)
-        baseline = _read_json(lay.bench_json(BASELINE))
-        gpu_baselines = {name: doc for name in caps.GPU_BASELINES if (doc := _read_json(lay.bench_json(name)))}
+        baseline = read_bench_result(lay.bench_json(BASELINE))
+        gpu_baselines = {n: b for n in caps.GPU_BASELINES if (b := read_bench_result(lay.bench_json(n))) is not None}
         report = write_bundle_report(
             lay, state, outcomes, baseline, gpu_baselines, force=self.force, warn=self.ctx.warn
         )

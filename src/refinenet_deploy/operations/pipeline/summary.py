@@ -11,14 +11,8 @@ from typing import Any
 
 from ...results.bench import BenchResult, speedup_of
 from ...results.device import device_identity
-from ...results.parity import ParityResult
 
 COLUMNS = ("target", "status", "p50 ms", "vs PT fp32", "vs PT best", "mIoU drop pt", "agreement")
-
-
-def _typed(bench: BenchResult | Mapping[str, Any] | None) -> BenchResult | None:
-    """A bench result as the typed document (the bundle's JSON files are read once, here)."""
-    return bench if bench is None or isinstance(bench, BenchResult) else BenchResult.from_dict(bench)
 
 
 def _host(bench: BenchResult) -> tuple[Any, ...]:
@@ -31,15 +25,12 @@ def same_model(a: BenchResult, b: BenchResult) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in keys) and _host(a) == _host(b)
 
 
-def speedup(
-    bench: BenchResult | Mapping[str, Any] | None, baselines: Sequence[BenchResult | Mapping[str, Any]]
-) -> tuple[float | None, str]:
+def speedup(bench: BenchResult | None, baselines: Sequence[BenchResult]) -> tuple[float | None, str]:
     """Against the first baseline of the same model on the same device (the caller orders them by the rule)."""
-    result = _typed(bench)
-    if result is None:
+    if bench is None:
         return None, "—"
-    for base in (_typed(b) for b in baselines):
-        value = speedup_of(base.p50_ms, result.p50_ms) if base is not None and same_model(result, base) else None
+    for base in baselines:
+        value = speedup_of(base.p50_ms, bench.p50_ms) if same_model(bench, base) else None
         if value is not None:
             unstable = not base.stable
             return value, f"{value:.2f}x" + ("!" if unstable else "")
@@ -48,8 +39,8 @@ def speedup(
 
 def summary_rows(
     outcomes: Sequence[Any],
-    baselines: Sequence[dict[str, Any]],
-    gpu_baselines: Mapping[str, dict[str, Any]] | None = None,
+    baselines: Sequence[BenchResult],
+    gpu_baselines: Mapping[str, BenchResult] | None = None,
 ) -> list[dict[str, Any]]:
     """``baselines``: PyTorch FP32 results (the CPU host's); ``gpu_baselines``: the same-GPU ones by name
     (gpu-torch-fp32, gpu-torch-best)."""
@@ -58,12 +49,11 @@ def summary_rows(
     best = [gpu_baselines["gpu-torch-best"]] if "gpu-torch-best" in gpu_baselines else []
     rows = []
     for o in outcomes:
-        parity = ParityResult.from_dict(o.parity) if o.parity else None
-        bench = _typed(o.bench)
+        parity, bench = o.parity, o.bench
         p50 = bench.p50_ms if bench is not None else None
-        _, speed = speedup(o.bench, fp32) if o.bench else (None, "—")
+        _, speed = speedup(bench, fp32)
         gpu = o.target.device in ("gpu", "rtx", "jetson")
-        _, speed_best = speedup(o.bench, best) if o.bench and gpu else (None, "—")
+        _, speed_best = speedup(bench, best) if gpu else (None, "—")
         drop = parity.miou_drop_points if parity is not None else None
         agreement = parity.pixel_agreement if parity is not None else None
         predicted = o.predicted or {}
@@ -91,9 +81,9 @@ def summary_rows(
 
 def summary_markdown(
     outcomes: Sequence[Any],
-    baseline: BenchResult | Mapping[str, Any] | None,
+    baseline: BenchResult | None,
     rel: Callable[[Any], str] = str,
-    gpu_baselines: Mapping[str, BenchResult | Mapping[str, Any]] | None = None,
+    gpu_baselines: Mapping[str, BenchResult] | None = None,
 ) -> str:
     gpu_baselines = gpu_baselines or {}
     rows = summary_rows(outcomes, [baseline] if baseline else [], gpu_baselines)
@@ -109,19 +99,16 @@ def summary_markdown(
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    base_doc = _typed(baseline)
-    if base_doc is not None and base_doc.p50_ms:
-        size = "x".join(str(s) for s in base_doc.input_size or [])
+    if baseline is not None:
+        size = "x".join(str(s) for s in baseline.input_size or [])
         lines += [
             "",
-            f"PyTorch baseline: {base_doc.arch} at {size} on {base_doc.device}, "
-            f"p50 {base_doc.p50_ms:.2f} ms (compute-only).",
+            f"PyTorch baseline: {baseline.arch} at {size} on {baseline.device}, "
+            f"p50 {baseline.p50_ms:.2f} ms (compute-only).",
         ]
-    for name, doc in gpu_baselines.items():
-        gpu_doc = _typed(doc)
-        if gpu_doc is not None and gpu_doc.p50_ms:
-            where = gpu_doc.gpus or "the GPU"
-            lines += ["", f"Same-GPU baseline {name} ({gpu_doc.label}) on {where}: p50 {gpu_doc.p50_ms:.2f} ms."]
+    for name, gpu_doc in gpu_baselines.items():
+        where = gpu_doc.gpus or "the GPU"
+        lines += ["", f"Same-GPU baseline {name} ({gpu_doc.label}) on {where}: p50 {gpu_doc.p50_ms:.2f} ms."]
     if any(str(r[c]).endswith("x!") for r in rows for c in ("vs PT fp32", "vs PT best")):
         lines += ["", "x! : against a baseline whose timing was flagged unstable (CV or p99/p50 over the limits)."]
     notes = [r for r in rows if r["status"] != "done"]

@@ -114,11 +114,11 @@ def parity_verdict(doc: ParityResult | Mapping[str, Any]) -> tuple[str, tuple[st
     """("pass" | "fail" | "not evaluated", reasons) of a parity result, recomputed from its numbers and the gates
     it states (``validate.verdict``): the ``passed`` field of the file is not trusted."""
     from ...validate.tolerances import Gates
-    from ...validate.verdict import judge_parity_document
+    from ...validate.verdict import judge_parity_result
 
     result = doc if isinstance(doc, ParityResult) else ParityResult.from_dict(doc)
     gates = Gates(result.gates.max_miou_drop, result.gates.min_agreement)
-    verdict = judge_parity_document(result.to_dict(), gates)
+    verdict = judge_parity_result(result, gates)
     shown = {"passed": "pass", "failed": "fail"}.get(verdict.status, "not evaluated")
     return shown, (*verdict.failed, *(f"not evaluated: {r}" for r in verdict.not_evaluated))
 

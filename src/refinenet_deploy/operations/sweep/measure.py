@@ -8,7 +8,6 @@ the ground truth. Latency: ``operations.bench.benchmark`` at the cell's size (th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +86,18 @@ def measure_cell(
     max_warmup: int,
     iterations: int,
     threads: int | None = None,
-    benchmark: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The cell's numbers (JSON-ready). ``size`` None: each image at its own size (the reference row), timed at
     the first image's size."""
-    if benchmark is None:
-        from ..bench import benchmark
+    from ..bench import benchmark
+
     runner, policy, num_classes, names = open_cell_runner(artifact, device, threads)
     with runner:
         scores, n = score_runner(runner, policy, num_classes, data, size, num_images)
     if size is None:
         _, image, _ = open_dataset(data)[0]
         size = (int(image.shape[0]), int(image.shape[1]))
-    doc = benchmark(
+    result = benchmark(
         artifact,
         device=device,
         input_size=size,
@@ -108,9 +106,8 @@ def measure_cell(
         iterations=iterations,
         threads=threads,
         peak=False,
-    ).to_dict()
-    compute = doc["compute_only"]
-    memory = doc.get("device_memory_mib")
+    )
+    compute, memory = result.compute_only, result.device_memory_mib
     return {
         "input_size": list(size),
         "num_images": n,
@@ -119,14 +116,14 @@ def measure_cell(
         "iou": [None if np.isnan(v) else v for v in scores.iou],
         "class_names": names or [str(i) for i in range(num_classes)],
         "latency": {
-            "p50_ms": compute["p50_ms"],
-            "p99_ms": compute["p99_ms"],
-            "iterations": compute.get("iterations"),
+            "p50_ms": compute.p50_ms,
+            "p99_ms": compute.p99_ms,
+            "iterations": compute.iterations,
             "kind": "compute-only (runtime call on a pre-processed input)",
-            "protocol": doc["protocol"]["timing"],
-            "stable": (doc.get("timing_stability") or {}).get("stable"),
-            "runtime": doc["runtime"],
-            "inference_precision": doc.get("inference_precision"),
+            "protocol": (result.protocol or {}).get("timing"),
+            "stable": (result.timing_stability or {}).get("stable"),
+            "runtime": result.runtime,
+            "inference_precision": result.inference_precision,
         },
         "model_bytes": model_bytes(artifact),
         "peak_memory_mib": memory,
