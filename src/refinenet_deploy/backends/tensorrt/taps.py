@@ -2,7 +2,8 @@
 parser keeps tensor names) as network outputs before the engine is built. An engine's outputs are fixed at build
 time, so a localize engine is a separate build, and marking a tensor as an output stops TensorRT from fusing
 across it: the localize engine can differ from the deployed one (that is also how "fusion breakers" find a
-miscompiled fusion). Needs TensorRT and a GPU; not exercised on a machine without them."""
+miscompiled fusion). Marking and building are tested with TensorRT-RTX on a CPU
+(``tests/backends/test_tensorrt_taps.py``); running a tapped engine needs a GPU."""
 
 from __future__ import annotations
 
