@@ -88,7 +88,7 @@ def build_outcomes(
         # read once, as typed documents; a file not imported (or not a result this rfdeploy reads) is no result
         o.parity = None if parity in waiting else read_parity_result(parity)
         o.bench = None if bench in waiting else read_bench_result(bench)
-        if t.name in failed or (failed_shared is not None and not (o.parity and o.bench)):
+        if t.name in failed or (failed_shared is not None and (o.parity is None or o.bench is None)):
             exc = failed.get(t.name) or failed_shared
             o.status, o.reason, o.error = "failed", exc.message if exc else None, exc
         elif t.name in pending:
