@@ -20,7 +20,7 @@ from ..errors import (
     read_json,
     regular_file,
 )
-from ..results.build import SIDECAR_SCHEMA_VERSION, SIDECAR_SCHEMA_VERSIONS
+from ..results.build import SIDECAR_PREFIX, SIDECAR_SCHEMA_VERSION, SIDECAR_SCHEMA_VERSIONS
 from .inputs import INPUT_FORMATS
 from .onnx import check_external_data, check_onnx_graph, load_onnx, onnx_precision
 from .paths import sidecar_path, utc_now
@@ -75,7 +75,7 @@ def sidecar(
     the step's ``record`` and one provenance block. Keys of the upstream step's own record are not inherited."""
     inherited = {k: v for k, v in (source or {}).items() if k in MODEL_KEYS}
     meta: dict[str, Any] = {
-        "format": f"refinenet-deploy/{kind}",
+        "format": f"{SIDECAR_PREFIX}{kind}",
         "schema_version": SIDECAR_SCHEMA_VERSION,
         **inherited,
         "precision": str(precision),

@@ -12,6 +12,8 @@ from typing import Any
 from ...errors import DataError
 from ...results import BenchResult, ParityResult, known_schema_versions, parse_document
 from ...results.base import load_json
+from ...results.build import SIDECAR_PREFIX
+from ...results.manifest import MANIFEST_SCHEMA
 
 Result = BenchResult | ParityResult
 
@@ -48,7 +50,7 @@ def _is_sidecar(path: Path, doc: Any) -> bool:
     if not isinstance(doc, dict):
         return False
     fmt = doc.get("format")  # any JSON a glob picked up (not a result): plain mapping reads
-    if isinstance(fmt, str) and fmt.startswith("refinenet-deploy/"):
+    if isinstance(fmt, str) and fmt.startswith(SIDECAR_PREFIX):
         return True
     return "schema_version" in doc and isinstance(doc.get("artifact"), dict) and "schema" not in doc
 
@@ -64,7 +66,7 @@ def non_result_kind(path: Path, doc: Any = None) -> str | None:
         return None
     if path.name.endswith(".calibration.json") or {"files", "resize_policy", "sampling"} <= doc.keys():
         return "a calibration set manifest (.calibration.json, written by calibrate)"
-    if doc.get("schema") == "refinenet-deploy/bundle-manifest":
+    if doc.get("schema") == MANIFEST_SCHEMA:
         return "a pipeline bundle's manifest.json"
     if {"targets", "calib_images", "input_size"} <= doc.keys() and "schema" not in doc:
         return "a pipeline bundle's settings (pipeline.json)"
