@@ -13,6 +13,7 @@ from refinenet_deploy.artifacts import read_metadata, sidecar_path
 from refinenet_deploy.backends.tensorrt.audit import audit_layer_report, convolution_precisions
 from refinenet_deploy.cli import app
 from refinenet_deploy.errors import EngineBuildError
+from refinenet_deploy.operations.trt_records import summarize_layers
 
 from ..helpers import tiny_fp32_export
 
@@ -109,3 +110,14 @@ def test_int8_engine_with_a_float_block_warns_and_strict_exits_6(setup, tmp_path
     res = _build(str(setup["keep_float"]), "--int8", "--strict-precision", "-o", str(strict))
     assert res.exit_code == 6 and "--strict-precision" in res.output
     assert not strict.exists() and not sidecar_path(strict).exists()
+
+
+def test_layer_summary_counts_int8_convolutions_by_the_audits_rule() -> None:
+    """A convolution whose input comes from a DequantizeLinear but whose weights are float runs FP32: the build's
+    layer summary does not count it as INT8 (it used to count every convolution fed by a Dequantize)."""
+    layers = _net(("a", True, "FLOAT"), ("clf", False, "FLOAT"))["layers"]
+    layers.append({"name": "half_q", "type": "CONVOLUTION", "fed_by_dequantize": True, "weights_from_dequantize": False,
+                   "outputs": ["FLOAT"]})  # fmt: skip
+    summary = summarize_layers(layers, "network")
+    assert summary["convolutions"] == 3 and summary["convolutions_int8"] == 1
+    assert audit_layer_report({"source": "network", "layers": layers}, "int8")["summary"] == "INT8 convolutions: 1/3"

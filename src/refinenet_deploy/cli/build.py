@@ -281,7 +281,7 @@ def build_trt_cmd(
     if source == "network":
         out.print(
             f"layers (parsed network, before fusion): {summary['layers']} layers, {summary['convolutions']} "
-            f"convolutions ({summary['convolutions_int8']} fed by Q/DQ INT8), {summary['quantize']} Q / "
+            f"convolutions ({summary['convolutions_int8']} INT8: Q/DQ input and weights), {summary['quantize']} Q / "
             f"{summary['dequantize']} DQ, {summary['resizes']} resizes, {summary['layers_with_half_outputs']} "
             "with FP16 outputs",
             highlight=False,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..backends.tensorrt.audit import network_precision
 from ..backends.tensorrt.builder import BuildOptions, BuildOutcome, Profile, engine_layers
 from ..backends.tensorrt.library import TrtLibrary
 from ..backends.tensorrt.runner import RTX_COMPUTE_CAPABILITIES
@@ -127,7 +128,7 @@ def summarize_layers(layers: Sequence[dict[str, Any]], source: str) -> dict[str,
             quantize=by_type.get("QUANTIZE", 0),
             dequantize=by_type.get("DEQUANTIZE", 0),
             convolutions=len(convs),
-            convolutions_int8=sum(1 for c in convs if c.get("fed_by_dequantize")),
+            convolutions_int8=sum(1 for c in convs if network_precision(c) == "int8"),
             resizes=by_type.get("RESIZE", 0),
             layers_with_half_outputs=sum(1 for layer in layers if "HALF" in layer.get("outputs", [])),
         )

@@ -36,7 +36,9 @@ ENGINE_NOTE = "IEngineInspector of the built engine: the fused layers' output fo
 NAMES_SHOWN = 8
 
 
-def _network_precision(layer: Mapping[str, Any]) -> str:
+def network_precision(layer: Mapping[str, Any]) -> str:
+    """A parsed network layer's requested precision: int8 only when both its input and its weights come from a
+    DequantizeLinear."""
     if layer.get("fed_by_dequantize") and layer.get("weights_from_dequantize", True):
         return "int8"  # INT8 input and INT8 weights (a float kernel behind a Q/DQ'd input runs FP32)
     outputs = [str(o).upper() for o in layer.get("outputs") or []]
@@ -63,7 +65,7 @@ def _is_convolution(layer: Mapping[str, Any], source: str) -> bool:
 def convolution_precisions(layers: Sequence[Mapping[str, Any]], source: str) -> dict[str, Any]:
     """Counts of convolutions by precision (``source``: "network" or "engine"), the INT8 share, the summary line
     and the names of the FP32 ones."""
-    precision = _network_precision if source == "network" else _engine_precision
+    precision = network_precision if source == "network" else _engine_precision
     convs = [(str(layer.get("name")), precision(layer)) for layer in layers if _is_convolution(layer, source)]
     counts = Counter(p for _, p in convs)
     total = len(convs)
