@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import _state, app, command_line, emit_json, err, handle_errors, out, progress_bar
-from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValImages, finite_float
+from .options import MAX_THREADS, Int8MinAgreement, JsonOut, NumImages, Seed, Split, ValData, ValImages, finite_float
 
 
 # --------------------------------------------------------------------------------------------- calibrate
@@ -42,10 +42,7 @@ def calibrate_cmd(
             "blocks, classifier, resizes) in float until the mIoU drop vs FP32 (points, 0-100) fits.",
         ),
     ] = None,
-    val_data: Annotated[
-        Path | None,
-        typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
-    ] = None,
+    val_data: ValData = None,
     val_images: ValImages = 100,
     seed: Seed = 0,
     split: Split = None,

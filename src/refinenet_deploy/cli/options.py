@@ -76,6 +76,10 @@ NumImages = Annotated[
         "the demo's INT8 drop measured flat from 16 to 200).",
     ),
 ]
+ValData = Annotated[
+    Path | None,
+    typer.Option("--val-data", help="Images (with labels if available) for --max-miou-drop; default: --data."),
+]
 ValImages = Annotated[
     int, typer.Option("--val-images", min=1, max=MAX_IMAGES, help="Images evaluated for --max-miou-drop.")
 ]
