@@ -14,6 +14,7 @@ import pytest
 
 from refinenet_deploy.artifacts import InputPolicy, read_metadata
 from refinenet_deploy.backends import BaseRunner, open_runner
+from refinenet_deploy.enums import Device
 from refinenet_deploy.errors import UsageError
 from refinenet_deploy.validate.compare import compare_outputs
 from refinenet_deploy.validate.tolerances import FP32
@@ -113,7 +114,7 @@ def test_input_validation(kind: str, artifact: Path, artifacts: dict[str, Path])
 @pytest.mark.parametrize("kind", RUNNERS)
 def test_life_cycle(kind: str, artifact: Path, artifacts: dict[str, Path]) -> None:
     runner = _runner(artifact, artifacts)
-    assert not runner.is_active and runner.device in ("cpu", "gpu", "dla")
+    assert not runner.is_active and isinstance(runner.device, Device)
     with pytest.raises(RuntimeError, match="not active"):
         runner.infer({"input": _input()})
     with pytest.raises(RuntimeError, match="not active"):
@@ -129,3 +130,29 @@ def test_life_cycle(kind: str, artifact: Path, artifacts: dict[str, Path]) -> No
     runner.deactivate()  # idempotent when inactive
     with runner:  # can be activated again
         assert runner.infer({runner.input_specs[0].name: _input()})
+
+
+def test_each_runner_records_the_device_it_was_opened_for(artifacts: dict[str, Path]) -> None:
+    """The device is the runner's own (set from its settings), never attached from outside; built, not activated,
+    so the GPU and DLA spellings are checked here too."""
+    from refinenet_deploy.backends.onnxruntime import CUDA_PROVIDER, OnnxRuntimeRunner
+    from refinenet_deploy.backends.openvino import OpenVINORunner
+    from refinenet_deploy.backends.tensorrt import TensorRTRunner
+    from refinenet_deploy.backends.torch import open_checkpoint
+    from refinenet_deploy.data.preprocessing import Normalization
+    from refinenet_deploy.models import LoadedModel
+
+    onnx = artifacts["onnx"]
+    assert OnnxRuntimeRunner(onnx).device is Device.CPU
+    assert OnnxRuntimeRunner(onnx, providers=[CUDA_PROVIDER], device=Device.GPU).device is Device.GPU
+    assert OpenVINORunner(onnx, device="CPU").device is Device.CPU
+    assert OpenVINORunner(onnx, device="GPU.1").device is Device.GPU  # OpenVINO's device index is not ours
+    assert TensorRTRunner(onnx, device="gpu").device is Device.GPU
+    assert TensorRTRunner(onnx, device=Device.DLA).device is Device.DLA
+    with pytest.raises(UsageError, match="unsupported --device: 'tpu'"):
+        TensorRTRunner(onnx, device="tpu")
+    torch_runner = open_checkpoint(artifacts["ckpt"])
+    assert torch_runner.device is Device.CPU
+    assert isinstance(torch_runner.loaded, LoadedModel) and isinstance(torch_runner.normalization, Normalization)
+    for path in (artifacts["ckpt"], onnx):  # open_runner records nothing on top
+        assert open_runner(path, device="cpu").device is Device.CPU

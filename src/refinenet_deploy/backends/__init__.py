@@ -117,7 +117,7 @@ def open_runner(
 ) -> BaseRunner:
     """A (not yet activated) runner for an artifact or a checkpoint.
 
-    ``device`` defaults to what the runtime runs on first (cpu; gpu for engines) and is recorded on the runner
+    ``device`` defaults to what the runtime runs on first (cpu; gpu for engines); each runner records it
     (``runner.device``). For a checkpoint, ``policy`` (an ``artifacts.InputPolicy``) sets the deploy wrapper's
     normalisation, input format and head, so that the PyTorch side computes what an artifact computes.
     ``cuda_graph``: TensorRT engines with static shapes, and checkpoints on a CUDA GPU, replay one captured CUDA
@@ -175,7 +175,6 @@ def open_runner(
             cuda_graph=cuda_graph,
             cudnn_benchmark=cudnn_benchmark,
         )
-    runner.device = dev
     return runner
 
 

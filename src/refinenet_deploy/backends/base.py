@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..enums import Device
 from ..errors import UsageError
 
 
@@ -42,7 +43,7 @@ class BaseRunner(ABC):
     The whole contract a caller may rely on, with defaults for runtimes that have nothing to say (callers never
     probe with ``getattr``):
 
-    - ``device``: where it runs (an ``enums.Device`` value; ``open_runner`` records the resolved one);
+    - ``device``: where it runs (an ``enums.Device``), set by each runner from its own settings;
     - ``executed_precision`` / ``runtime_config``: what ran, filled in by ``_activate``;
     - ``device_times_ms``: one device-side time per ``infer`` (CUDA events), empty where there is no device clock;
     - ``device_memory_mib()``: peak device memory, None where not measured;
@@ -51,10 +52,10 @@ class BaseRunner(ABC):
     """
 
     name = "runner"
-    device: str = "cpu"
 
     def __init__(self) -> None:
         self.is_active = False
+        self.device = Device.CPU
         self._input_specs: tuple[TensorSpec, ...] = ()
         # what ran, filled in by ``_activate``: the precision the float parts compute in (fp32, fp16, bf16; None when
         # the runtime does not say), and the runtime's own settings (providers, streams, flags) for the record

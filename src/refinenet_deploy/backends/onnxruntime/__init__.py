@@ -27,7 +27,12 @@ def open_onnxruntime(
                 hint="pip uninstall onnxruntime && pip install onnxruntime-gpu",
             )
         return OnnxRuntimeRunner(
-            Path(model), providers=[CUDA_PROVIDER], threads=threads, require=CUDA_PROVIDER, image_model=True
+            Path(model),
+            providers=[CUDA_PROVIDER],
+            threads=threads,
+            require=CUDA_PROVIDER,
+            image_model=True,
+            device=Device.GPU,
         )
     return OnnxRuntimeRunner(Path(model), threads=threads, image_model=True)
 

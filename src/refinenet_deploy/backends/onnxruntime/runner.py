@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...enums import Device
 from ...errors import IncompatibleArtifactError, InvalidModelError, MissingDependencyError
 from ..base import BaseRunner, TensorSpec
 
@@ -32,8 +33,10 @@ class OnnxRuntimeRunner(BaseRunner):
         threads: int | None = None,
         require: str | None = None,
         image_model: bool = False,
+        device: Device = Device.CPU,  # where ``providers`` run (gpu: the CUDA execution provider)
     ) -> None:
         super().__init__()
+        self.device = device
         self._model = model
         self._providers = list(providers)
         self._threads = threads

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
-from ...enums import Precision
+from ...enums import Device, Precision
 from ...errors import IncompatibleArtifactError, InvalidModelError, UsageError
 from ..base import BaseRunner, TensorSpec
 
@@ -115,7 +115,7 @@ class OpenVINORunner(BaseRunner):
         if hint not in HINTS:
             raise UsageError(f"unsupported --hint: {hint}. Use latency or throughput")
         self._model, self.ov_device, self.hint = model, device.upper(), hint
-        self.device = device.lower()
+        self.device = Device.parse(self.ov_device.split(".")[0].lower(), option="--device")  # GPU.1 -> gpu
         self.requested_precision, self.threads = inference_precision, threads
         self.precision_fallback = False  # True when the compiled model runs another precision than requested
         self.compiled = None

@@ -19,12 +19,12 @@ def open_checkpoint(
 ) -> Any:
     """A ``TorchRunner`` of a checkpoint (a path, or a ``models.LoadedModel``) wrapped as deployed (``policy``: an
     ``artifacts.InputPolicy``; default: the checkpoint's own normalisation, NCHW float input, logits).
-    ``runner.loaded`` is the ``LoadedModel``."""
+    ``runner.loaded`` is the ``LoadedModel`` and ``runner.normalization`` the normalisation it applies."""
     import numpy as np
     import torch
 
     from ...models import DeployModule, LoadedModel, load_model
-    from .runner import TorchRunner
+    from .runner import CheckpointRunner
 
     if device == Device.GPU and not torch.cuda.is_available():
         raise IncompatibleArtifactError(
@@ -40,14 +40,13 @@ def open_checkpoint(
     input_format = policy.input_format if policy is not None else "nchw-float"
     head = policy.head if policy is not None else "logits"
     module = DeployModule(loaded.model, norm, head, input_format, loaded.num_classes)
-    runner = TorchRunner(
+    return CheckpointRunner(
         module,
+        loaded=loaded,
+        normalization=norm,
         input_dtype=np.uint8 if input_format == "nhwc-uint8" else np.float32,
         device="cuda" if device == Device.GPU else "cpu",
     )
-    runner.loaded = loaded
-    runner.normalization = norm
-    return runner
 
 
 __all__ = ["open_checkpoint"]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...enums import Precision
+from ...enums import Device, Precision
 from ...errors import UsageError
 from ..base import BaseRunner, TensorSpec
 
@@ -154,7 +154,7 @@ class TorchRunner(BaseRunner):
         self._output_names = output_names
         self._input_dtype = np.dtype(input_dtype)
         self._device = device
-        self.device = "gpu" if device.startswith("cuda") else "cpu"  # the enums.Device value results record
+        self.device = Device.GPU if device.startswith("cuda") else Device.CPU
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile
@@ -339,3 +339,13 @@ class TorchRunner(BaseRunner):
         self._graph = None
         self._restore_flags()
         self.module = None
+
+
+class CheckpointRunner(TorchRunner):
+    """A ``TorchRunner`` of a loaded checkpoint, wrapped as deployed: it also holds the ``models.LoadedModel``
+    (``loaded``: arch, classes, checkpoint metadata) and the ``models.Normalization`` its wrapper applies."""
+
+    def __init__(self, model: torch.nn.Module, *, loaded: Any, normalization: Any, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.loaded = loaded
+        self.normalization = normalization

@@ -394,7 +394,7 @@ def _document(
     runtime_config: dict[str, Any],
     throughput_mode: bool,
 ) -> dict[str, Any]:
-    dev = Device(str(runner.device))
+    dev = runner.device
     timings = {k: LatencyStats.from_dict(t.fields[k], "bench", k) for k in TIMINGS if k in t.fields}
     return BenchResult(
         schema_version=BENCH_SCHEMA_VERSION,
