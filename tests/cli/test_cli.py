@@ -326,3 +326,11 @@ def test_train_resume_bad_state_and_no_empty_folder(tmp_path: Path) -> None:
     bad = ["train", str(tmp_path / "nodata"), "-o", str(missing), "--epochs", "1"]
     assert runner.invoke(app, bad).exit_code == 5
     assert not (tmp_path / "new").exists()
+
+
+def test_steps_line_counts_in_english() -> None:
+    from refinenet_deploy.cli.app import steps_line
+
+    assert steps_line(1, 4) == "1 step ran, 4 up to date"
+    assert steps_line(0, 5) == "0 steps ran, 5 up to date"
+    assert steps_line(7, 0) == "7 steps ran, 0 up to date"

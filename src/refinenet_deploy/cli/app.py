@@ -283,5 +283,10 @@ def status_spinner(text: str):  # noqa: ANN201  (rich Status, or a null context)
     return err.status(text, spinner="dots") if err.is_terminal and not _state["quiet"] else nullcontext()
 
 
+def steps_line(ran: int, up_to_date: int) -> str:
+    """The closing count of a keyed run (pipeline, sweep): "1 step ran, 4 up to date"."""
+    return f"{ran} step{'' if ran == 1 else 's'} ran, {up_to_date} up to date"
+
+
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["rfdeploy", *sys.argv[1:]])

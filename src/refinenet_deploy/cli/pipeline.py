@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..calibration.dataset import DEFAULT_CALIBRATION_IMAGES
-from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out
+from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out, steps_line
 from .options import JsonOut
 
 DEFAULT_BUNDLE = Path("rfdeploy-bundle")
@@ -192,7 +192,7 @@ def _print_summary(result) -> None:  # noqa: ANN001  (PipelineResult)
                 out.print(f"  {c}", markup=False, highlight=False, soft_wrap=True)
         elif r["status"] != "done" and r["reason"]:
             out.print(f"{r['target']}: {r['status']}: {r['reason']}", markup=False, highlight=False)
-    counts = f"{len(result.ran)} steps ran, {len(result.skipped)} up to date"
+    counts = steps_line(len(result.ran), len(result.skipped))
     if result.imported:
         counts += f", {len(result.imported)} results imported"
     err.print(counts, highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out
+from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out, steps_line
 from .options import JsonOut
 
 DEFAULT_FOLDER = Path("rfdeploy-sweep")
@@ -105,8 +105,7 @@ def sweep_cmd(
     if not emit_json(result.document, as_json):
         print_sweep(result.document)
     err.print(
-        f"{len(result.ran)} steps ran, {len(result.skipped)} up to date; wrote "
-        + ", ".join(str(p) for p in result.files),
+        f"{steps_line(len(result.ran), len(result.skipped))}; wrote " + ", ".join(str(p) for p in result.files),
         markup=False,
         highlight=False,
         soft_wrap=True,
