@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .app import Table, _state, app, command_line, emit_json, err, handle_errors, out, steps_line
 from .options import JsonOut
+
+if TYPE_CHECKING:
+    from ..results.sweep import SweepDocument
 
 DEFAULT_FOLDER = Path("rfdeploy-sweep")
 
@@ -102,8 +105,11 @@ def sweep_cmd(
         err.print(f"warning: {msg}", markup=False, highlight=False, soft_wrap=True)
 
     result = Sweep(settings, folder, progress=progress, warn=warn, command=command_line()).run()
-    if not emit_json(result.document, as_json):
-        print_sweep(result.document)
+    document = result.document
+    if document is None:  # a run always writes one; a bug otherwise
+        raise RuntimeError("the sweep wrote no document")
+    if not emit_json(document.to_dict(), as_json):
+        print_sweep(document)
     err.print(
         f"{steps_line(len(result.ran), len(result.skipped))}; wrote " + ", ".join(str(p) for p in result.files),
         markup=False,
@@ -113,49 +119,46 @@ def sweep_cmd(
     raise typer.Exit(result.exit_code)
 
 
-def print_sweep(doc: dict[str, Any]) -> None:
+def print_sweep(doc: SweepDocument) -> None:
     """The cells as a table within 80 columns, the front marked, then the picks and pending commands."""
-    front = {c for f in doc["fronts"].values() for c in f}
-    ref = doc.get("reference") or {}
-    ref_miou = ref.get("miou") if ref.get("status") == "done" else None
+    front, ref_miou = doc.on_front(), doc.reference_miou
     table = Table(title="sweep (mIoU at label resolution; p50/p99 compute-only)", title_justify="left")
     for name in ("config", "mIoU %", "drop pt", "p50 ms", "p99 ms", "MB", "F"):
         table.add_column(name, justify="left" if name in ("config", "F") else "right", no_wrap=name == "config")
-    rows = [ref, *doc["cells"]] if ref else doc["cells"]
+    rows = [doc.reference, *doc.cells] if doc.reference is not None else doc.cells
     for c in rows:
-        if c.get("status") != "done":
-            mark = "X" if c.get("status") == "failed" else "P"  # the words go under the table: 80 columns
-            table.add_row(c["config"], "—", "—", "—", "—", "—", mark, style="yellow" if mark == "P" else "red")
+        m = c.measured
+        if m is None:
+            mark = "X" if c.status == "failed" else "P"  # the words go under the table: 80 columns
+            table.add_row(c.config, "—", "—", "—", "—", "—", mark, style="yellow" if mark == "P" else "red")
             continue
-        drop = "ref" if c is ref else ("—" if ref_miou is None else f"{(ref_miou - c['miou']) * 100:.2f}")
-        lat = c["latency"]
+        drop = "ref" if c is doc.reference else ("—" if ref_miou is None else f"{(ref_miou - m.miou) * 100:.2f}")
         table.add_row(
-            c["config"],
-            f"{c['miou'] * 100:.2f}",
+            c.config,
+            f"{m.miou * 100:.2f}",
             drop,
-            f"{lat['p50_ms']:.1f}" + ("~" if lat.get("stable") is False else ""),
-            f"{lat['p99_ms']:.1f}",
-            f"{c['model_bytes'] / 1e6:.1f}",
-            "*" if c["config"] in front else "",
+            f"{m.latency.p50_ms:.1f}" + ("~" if m.latency.stable is False else ""),
+            f"{m.latency.p99_ms:.1f}",
+            f"{m.model_bytes / 1e6:.1f}",
+            "*" if c.config in front else "",
         )
     out.print(table)
     out.print("F: * on its device's Pareto front, P pending on a device, X failed", highlight=False)
-    if any((c.get("latency") or {}).get("stable") is False for c in rows):
+    if any(m.latency.stable is False for c in rows if (m := c.measured)):
         out.print("~ : timing flagged unstable (CV or tail over the limits; machine under load?)", highlight=False)
-    for rec in doc["recommendations"]:
-        for key in ("best_within_latency", "fastest_within_drop"):
-            pick = rec[key]
+    for rec in doc.recommendations:
+        for _, pick in rec.picks():
             if pick is None:
                 continue
-            out.print(f"{rec['device']}, {pick['rule']}:", markup=False, highlight=False)
-            out.print(f"  -> {pick['config'] or pick['reason']}", markup=False, highlight=False)
-            for cmd in pick["commands"]:
+            out.print(f"{rec.device}, {pick.rule}:", markup=False, highlight=False)
+            out.print(f"  -> {pick.config or pick.reason}", markup=False, highlight=False)
+            for cmd in pick.commands:
                 out.print(f"  {cmd}", markup=False, highlight=False, soft_wrap=True)
-    pending = sorted({cmd for c in doc["cells"] if c["status"] == "pending" for cmd in c["commands"]})
+    pending = sorted({cmd for c in doc.cells if c.status == "pending" for cmd in c.commands})
     if pending:
         out.print("pending on a device; there, in the sweep folder, run:", highlight=False)
         for cmd in sorted(pending, key=lambda x: x.startswith("rfdeploy sweep")):
             out.print(f"  {cmd}", markup=False, highlight=False, soft_wrap=True)
-    for c in doc["cells"]:
-        if c["status"] == "failed":
-            out.print(f"{c['config']}: failed: {c['reason']}", markup=False, highlight=False)
+    for c in rows:
+        if c.status == "failed":
+            out.print(f"{c.config}: failed: {c.reason}", markup=False, highlight=False)

@@ -1,6 +1,7 @@
-"""Typed result documents: each result (bench, parity, an artifact's sidecar, a bundle's manifest) is a dataclass
-that writes and reads its own JSON (schema name and version; legacy fields read in one place; unknown versions
-refused), as Polygraphy's ``RunResults`` does. Commands, the report and the pipeline pass these objects.
+"""Typed result documents: each result (bench, parity, an artifact's sidecar, a bundle's manifest, a sweep) is a
+dataclass that writes and reads its own JSON (schema name and version; legacy fields read in one place; unknown
+versions refused), as Polygraphy's ``RunResults`` does. Commands, the report, the pipeline and the sweep pass these
+objects.
 
 | module | document |
 |---|---|
@@ -9,6 +10,7 @@ refused), as Polygraphy's ``RunResults`` does. Commands, the report and the pipe
 | ``parity`` | ``ParityResult`` |
 | ``build`` | ``BuildResult`` (an artifact's sidecar) and its ``PrecisionAudit`` |
 | ``manifest`` | ``BundleManifest`` (a pipeline bundle's manifest.json) |
+| ``sweep`` | ``SweepDocument`` (sweep.json) and ``CellMeasurement`` (one cell's numbers) |
 | ``device`` | the device identity of a result |
 
 Sits low (beside ``telemetry``): imports only ``errors``, ``enums`` and the standard library."""
@@ -30,6 +32,7 @@ from .build import SIDECAR_SCHEMA_VERSION, SIDECAR_SCHEMA_VERSIONS, BuildResult,
 from .device import device_identity, device_kind, identity_of, same_device
 from .manifest import MANIFEST_SCHEMA, MANIFEST_SCHEMA_VERSION, BundleManifest, ManifestArtifact, ManifestTarget
 from .parity import PARITY_SCHEMA, PARITY_SCHEMA_VERSION, ParityGates, ParityResult
+from .sweep import SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, CellMeasurement, SweepDocument
 
 __all__ = [
     "BENCH_SCHEMA",
@@ -40,10 +43,13 @@ __all__ = [
     "PARITY_SCHEMA_VERSION",
     "SIDECAR_SCHEMA_VERSION",
     "SIDECAR_SCHEMA_VERSIONS",
+    "SWEEP_SCHEMA",
+    "SWEEP_SCHEMA_VERSION",
     "TIMINGS",
     "BenchResult",
     "BuildResult",
     "BundleManifest",
+    "CellMeasurement",
     "JsonWriter",
     "LatencyStats",
     "ManifestArtifact",
@@ -52,6 +58,7 @@ __all__ = [
     "ParityResult",
     "PrecisionAudit",
     "ResultDocument",
+    "SweepDocument",
     "device_identity",
     "device_kind",
     "identity_of",

@@ -25,9 +25,9 @@ class JsonWriter(Protocol):
     def __call__(self, path: Any, obj: Any, /) -> Path: ...
 
 
-def bad(where: Any, what: str) -> DataError:
+def bad(where: Any, what: str, hint: str = HINT) -> DataError:
     """The one refusal of a result file: ``<file>: <what>`` and the hint naming what to pass."""
-    return DataError(f"{where}: {what}", hint=HINT)
+    return DataError(f"{where}: {what}", hint=hint)
 
 
 def is_number(v: Any) -> bool:
@@ -53,22 +53,24 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
 class Fields:
     """Typed access to one JSON object of a result: every read names the file and the field when it fails."""
 
-    def __init__(self, doc: Mapping[str, Any], where: Any, prefix: str = "") -> None:
-        self.doc, self.where, self.prefix = doc, where, prefix
+    def __init__(self, doc: Mapping[str, Any], where: Any, prefix: str = "", hint: str = HINT) -> None:
+        self.doc, self.where, self.prefix, self.hint = doc, where, prefix, hint
 
-    def _name(self, key: str) -> str:
+    def name_of(self, key: str) -> str:
         return f"{self.prefix}.{key}" if self.prefix else key
 
     def _check(self, key: str, value: Any, kind: str) -> Any:
         if not _KINDS[kind](value):
-            raise bad(self.where, f"field '{self._name(key)}' must be {kind}, found {json.dumps(value)[:60]}")
+            raise bad(
+                self.where, f"field '{self.name_of(key)}' must be {kind}, found {json.dumps(value)[:60]}", self.hint
+            )
         return value
 
     def required(self, key: str, kind: str) -> Any:
         """``doc[key]``, refused when missing (or null) or of the wrong kind."""
         value = self.doc.get(key, None)
         if value is None:
-            raise bad(self.where, f"missing required field '{self._name(key)}'")
+            raise bad(self.where, f"missing required field '{self.name_of(key)}'", self.hint)
         return self._check(key, value, kind)
 
     def optional(self, key: str, kind: str) -> Any:
@@ -79,7 +81,7 @@ class Fields:
     def child(self, key: str) -> Fields | None:
         """The object at ``key`` as Fields, or None when absent or null."""
         value = self.optional(key, "an object")
-        return None if value is None else Fields(value, self.where, self._name(key))
+        return None if value is None else Fields(value, self.where, self.name_of(key), self.hint)
 
 
 class ResultDocument:
@@ -112,16 +114,17 @@ class ResultDocument:
         return doc
 
 
-def check_version(doc: Mapping[str, Any], where: Any, schema: str, reads: tuple[int, ...]) -> int:
+def check_version(doc: Mapping[str, Any], where: Any, schema: str, reads: tuple[int, ...], hint: str = HINT) -> int:
     """The document's ``schema_version``, refused when missing or not one of ``reads``."""
     version = doc.get("schema_version", None)
     if version is None:
-        raise bad(where, "missing required field 'schema_version'")
+        raise bad(where, "missing required field 'schema_version'", hint)
     if not is_int(version) or version not in reads:
         raise bad(
             where,
             f"{schema} schema_version {version!r} is not one this rfdeploy reads "
             f"(it knows {', '.join(map(str, reads))}). Upgrade refinenet-deploy or re-run the step",
+            hint,
         )
     return int(version)
 

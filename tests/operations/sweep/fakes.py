@@ -13,6 +13,7 @@ from typing import Any
 from refinenet_deploy.operations.pipeline import capabilities as caps
 from refinenet_deploy.operations.sweep import build as build_mod
 from refinenet_deploy.operations.sweep import measure as measure_mod
+from refinenet_deploy.results.sweep import CellMeasurement
 
 
 class Killed(RuntimeError):
@@ -69,7 +70,7 @@ class FakeMeasure:
         self.kill_at = kill_at
         monkeypatch.setattr(measure_mod, "measure_cell", self)
 
-    def __call__(self, artifact: Path, *, device: str, size: tuple[int, int] | None, **_: Any) -> dict[str, Any]:
+    def __call__(self, artifact: Path, *, device: str, size: tuple[int, int] | None, **_: Any) -> CellMeasurement:
         self.calls.append(f"{artifact.name}@{size}")
         if self.kill_at is not None and len(self.calls) == self.kill_at:
             raise Killed(f"killed inside the measurement of {artifact.name} at {size}")
@@ -77,18 +78,21 @@ class FakeMeasure:
         int8 = "int8" in str(artifact)
         miou = MIOU.get(size[0] if size else None, 0.8) - (0.004 if int8 else 0.0)
         latency = h * w / 1000 * (0.4 if int8 else 1.0) * (0.5 if device == "gpu" else 1.0)
-        return {
-            "input_size": [h, w],
-            "num_images": 2,
-            "miou": miou,
-            "pixel_accuracy": 0.95,
-            "iou": [miou, miou],
-            "class_names": ["a", "b"],
-            "latency": {"p50_ms": latency, "p99_ms": latency * 1.2, "iterations": 5},
-            "model_bytes": 1000,
-            "peak_memory_mib": 100.0 if device == "gpu" else None,
-            "peak_memory": "100 MiB on the device" if device == "gpu" else measure_mod.PEAK_MEMORY_NOT_MEASURED,
-        }
+        return CellMeasurement.from_dict(  # checked as the real cell files are
+            {
+                "input_size": [h, w],
+                "num_images": 2,
+                "miou": miou,
+                "pixel_accuracy": 0.95,
+                "iou": [miou, miou],
+                "class_names": ["a", "b"],
+                "latency": {"p50_ms": latency, "p99_ms": latency * 1.2, "iterations": 5},
+                "model_bytes": 1000,
+                "peak_memory_mib": 100.0 if device == "gpu" else None,
+                "peak_memory": "100 MiB on the device" if device == "gpu" else measure_mod.PEAK_MEMORY_NOT_MEASURED,
+            },
+            "fake measurement",
+        )
 
 
 class DeviceHere(caps.Capabilities):

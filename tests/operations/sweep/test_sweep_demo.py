@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from refinenet_deploy.operations.sweep import Sweep, SweepSettings, read_sweep
+from refinenet_deploy.operations.sweep import Sweep, SweepDocument, SweepSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.openvino]
 
@@ -28,19 +28,21 @@ def test_demo_sweep_front_chart_recommendation_and_second_run(tmp_path: Path) ->
     )
     first = Sweep(settings, tmp_path).run()
     assert first.exit_code == 0
-    doc = read_sweep(tmp_path / "sweep.json")
-    assert doc["reference"]["status"] == "done" and doc["reference"]["target"] == "cpu-torch-fp32"
-    assert len(doc["cells"]) == 9 and all(c["status"] == "done" for c in doc["cells"])
-    for c in doc["cells"]:
-        assert 0.0 <= c["miou"] <= 1.0 and len(c["iou"]) == len(c["class_names"])
-        assert c["latency"]["p50_ms"] > 0 and c["latency"]["p99_ms"] >= c["latency"]["p50_ms"]
-        assert c["model_bytes"] > 0 and c["peak_memory"].startswith("not measured")
-    front = doc["fronts"]["cpu"]
-    assert front and set(front) <= {c["config"] for c in doc["cells"]}
-    (rec,) = doc["recommendations"]
-    assert rec["best_within_latency"]["config"] in {c["config"] for c in doc["cells"]}
-    assert rec["fastest_within_drop"]["config"] in front
-    assert any(cmd.startswith("rfdeploy export onnx") for cmd in rec["best_within_latency"]["commands"])
+    doc = SweepDocument.read(tmp_path / "sweep.json")
+    assert doc.reference is not None and doc.reference.done and doc.reference.target == "cpu-torch-fp32"
+    assert len(doc.cells) == 9 and all(c.done for c in doc.cells)
+    for c in doc.cells:
+        m = c.measured
+        assert m is not None and 0.0 <= m.miou <= 1.0 and len(m.iou) == len(m.class_names)
+        assert m.latency.p50_ms > 0 and m.latency.p99_ms >= m.latency.p50_ms
+        assert m.model_bytes > 0 and m.peak_memory.startswith("not measured")
+    front = doc.fronts["cpu"]
+    assert front and set(front) <= {c.config for c in doc.cells}
+    (rec,) = doc.recommendations
+    best, fastest = rec.best_within_latency, rec.fastest_within_drop
+    assert best is not None and best.config in {c.config for c in doc.cells}
+    assert fastest is not None and fastest.config in front
+    assert any(cmd.startswith("rfdeploy export onnx") for cmd in best.commands)
     png = tmp_path / "front.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Pareto front](front.png)" in (tmp_path / "sweep.md").read_text()
@@ -58,4 +60,4 @@ def test_demo_sweep_front_chart_recommendation_and_second_run(tmp_path: Path) ->
 
     second = Sweep(settings, tmp_path).run()
     assert second.ran == [] and sorted(second.skipped) == sorted(first.ran)
-    assert read_sweep(tmp_path / "sweep.json")["cells"] == doc["cells"]
+    assert SweepDocument.read(tmp_path / "sweep.json").cells == doc.cells

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, Killed, cells_of, cpu_only, device_here
 
-from refinenet_deploy.operations.sweep import Sweep, SweepSettings, read_sweep
+from refinenet_deploy.operations.sweep import Sweep, SweepDocument, SweepSettings
 
 CPU3 = ("cpu-onnxruntime-fp32", "cpu-openvino-fp32", "cpu-openvino-int8")
 
@@ -32,16 +32,17 @@ def test_a_second_run_skips_every_step(tmp_path: Path, monkeypatch: pytest.Monke
     second = Sweep(_settings(max_latency_ms=30), tmp_path, here=cpu_only()).run()
     assert second.ran == [] and sorted(second.skipped) == sorted(first.ran)
     assert len(measure.calls) == 10
-    doc = read_sweep(tmp_path / "sweep.json")
-    assert doc["cells"] == first.document["cells"]
+    doc = SweepDocument.read(tmp_path / "sweep.json")
+    assert first.document is not None and doc.cells == first.document.cells  # read back as written
 
 
 def test_sizes_keep_the_aspect_ratio_rounded_to_32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     FakeBuilds(monkeypatch), FakeMeasure(monkeypatch)
     result = Sweep(_settings(targets=CPU3[:1]), tmp_path, here=cpu_only()).run()
     # the demo scenes are 192x256 (3:4): short side 128 -> 128x170.7 -> 128x160
-    assert [c["size"] for c in result.document["cells"]] == ["96x128", "128x160", "192x256"]
-    assert [c["requested_size"] for c in result.document["cells"]] == [["96"], ["128"], ["192"]]
+    cells = result.document.cells
+    assert [c.size for c in cells] == ["96x128", "128x160", "192x256"]
+    assert [c.requested_size for c in cells] == [["96"], ["128"], ["192"]]
 
 
 def test_killed_mid_way_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,20 +74,20 @@ def test_a_changed_setting_reruns_only_what_it_keys(tmp_path: Path, monkeypatch:
     assert all(s.startswith("cell:") for s in again.ran) and len(again.ran) == 10
     budget = Sweep(_settings(iterations=7, max_miou_drop=5.0), tmp_path, here=cpu_only()).run()
     assert budget.ran == []  # a budget changes the picks, not the measurements
-    (rec,) = budget.document["recommendations"]
-    assert rec["fastest_within_drop"]["config"] is not None
+    (rec,) = budget.document.recommendations
+    assert rec.fastest_within_drop is not None and rec.fastest_within_drop.config is not None
 
 
 def test_device_cells_pending_then_merged_by_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     FakeBuilds(monkeypatch), FakeMeasure(monkeypatch)
     settings = _settings(targets=("cpu-onnxruntime-fp32", "gpu-trt-fp16"), sizes=("96", "192"), max_latency_ms=25)
     here = Sweep(settings, tmp_path, here=cpu_only()).run()
-    pending = [c for c in here.document["cells"] if c["status"] == "pending"]
-    assert [c["config"] for c in pending] == ["gpu-trt-fp16@96x128", "gpu-trt-fp16@192x256"]
-    cmds = pending[0]["commands"]
+    pending = [c for c in here.document.cells if c.status == "pending"]
+    assert [c.config for c in pending] == ["gpu-trt-fp16@96x128", "gpu-trt-fp16@192x256"]
+    cmds = pending[0].commands
     assert "rfdeploy build trt models/model.onnx --fp16 --input-size 96x128 --library tensorrt -o " in cmds[0]
     assert cmds[-1] == "rfdeploy sweep . --resume"
-    assert set(here.document["fronts"]) == {"cpu"}
+    assert set(here.document.fronts) == {"cpu"}
     md = (tmp_path / "sweep.md").read_text()
     assert "Pending on a device" in md and "rfdeploy sweep . --resume" in md
 
@@ -101,26 +102,25 @@ def test_device_cells_pending_then_merged_by_resume(tmp_path: Path, monkeypatch:
         "cell:gpu-trt-fp16@96x128",
     ]
     assert len(measure.calls) == 2  # only the device cells: the CPU ones are up to date
-    assert set(merged.document["fronts"]) == {"cpu", "gpu"}
-    gpu = next(r for r in merged.document["recommendations"] if r["device"] == "gpu")
-    assert gpu["best_within_latency"]["config"] == "gpu-trt-fp16@192x256"
-    assert any("build trt" in c for c in gpu["best_within_latency"]["commands"])
+    assert set(merged.document.fronts) == {"cpu", "gpu"}
+    gpu = next(r for r in merged.document.recommendations if r.device == "gpu")
+    assert gpu.best_within_latency is not None
+    assert gpu.best_within_latency.config == "gpu-trt-fp16@192x256"
+    assert any("build trt" in c for c in gpu.best_within_latency.commands)
 
 
 def test_report_states_none_meets_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     FakeBuilds(monkeypatch), FakeMeasure(monkeypatch)
     result = Sweep(_settings(max_latency_ms=1, max_miou_drop=0.1), tmp_path, here=cpu_only()).run()
-    (rec,) = result.document["recommendations"]
-    assert rec["best_within_latency"]["config"] is None
-    assert rec["best_within_latency"]["reason"].startswith("none meets the budget")
+    (rec,) = result.document.recommendations
+    assert rec.best_within_latency is not None and rec.best_within_latency.config is None
+    assert rec.best_within_latency.reason.startswith("none meets the budget")
     md = (tmp_path / "sweep.md").read_text()
     assert "none meets the budget" in md
     assert "none meets the budget" in (tmp_path / "sweep.html").read_text()
     # the front: per device, each point undominated
-    front = result.document["fronts"]["cpu"]
-    cells = {c["config"]: c for c in result.document["cells"]}
+    front = result.document.fronts["cpu"]
+    cells = {c.config: c.measured for c in result.document.cells if c.measured}
     for name in front:
         a = cells[name]
-        assert not any(
-            b["miou"] > a["miou"] and b["latency"]["p50_ms"] < a["latency"]["p50_ms"] for b in cells.values()
-        )
+        assert not any(b.miou > a.miou and b.latency.p50_ms < a.latency.p50_ms for b in cells.values())

@@ -7,12 +7,12 @@
 | ``steps`` | the keyed steps: data, one dynamic export, IRs, engines per size, a cell per (size, target) |
 | ``measure`` | one cell: mIoU at the label's resolution, per-class IoU, latency p50/p99, size, memory |
 | ``run`` | ``Sweep``: the folder, its lock and state (``pipeline.bundle``), resumable |
-| ``result`` | ``sweep.json``'s schema name and version, read back strictly |
-| ``report`` | the document, the fronts and picks (``validate.pareto``), Markdown, HTML and the chart |
+| ``report`` | ``sweep.json`` (a ``results.SweepDocument``), fronts and picks (``validate.pareto``), Markdown, chart |
 """
 
 from __future__ import annotations
 
+from ...results.sweep import SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, SweepDocument
 from .plan import (
     DEFAULT_SIZES,
     DEFAULT_TARGETS,
@@ -24,7 +24,7 @@ from .plan import (
     make_settings,
     parse_sizes,
 )
-from .result import SWEEP_FILE, SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION, read_sweep
+from .report import SWEEP_FILE
 from .run import Sweep, SweepResult
 
 __all__ = [
@@ -36,11 +36,11 @@ __all__ = [
     "SWEEP_SCHEMA_VERSION",
     "SizeSpec",
     "Sweep",
+    "SweepDocument",
     "SweepResult",
     "SweepSettings",
     "load_folder_settings",
     "load_sweep_config",
     "make_settings",
     "parse_sizes",
-    "read_sweep",
 ]

@@ -18,6 +18,7 @@ from ...backends import open_runner
 from ...data.datasets import open_dataset
 from ...data.preprocessing import resize_image
 from ...errors import DataError
+from ...results.sweep import CellLatency, CellMeasurement
 from ...validate.label_resolution import confusion_at_label_size
 from ...validate.metrics import SegmentationScores
 
@@ -86,8 +87,8 @@ def measure_cell(
     max_warmup: int,
     iterations: int,
     threads: int | None = None,
-) -> dict[str, Any]:
-    """The cell's numbers (JSON-ready). ``size`` None: each image at its own size (the reference row), timed at
+) -> CellMeasurement:
+    """The cell's numbers. ``size`` None: each image at its own size (the reference row), timed at
     the first image's size."""
     from ..bench import benchmark
 
@@ -108,27 +109,27 @@ def measure_cell(
         peak=False,
     )
     compute, memory = result.compute_only, result.device_memory_mib
-    return {
-        "input_size": list(size),
-        "num_images": n,
-        "miou": scores.miou,
-        "pixel_accuracy": scores.pixel_accuracy,
-        "iou": [None if np.isnan(v) else v for v in scores.iou],
-        "class_names": names or [str(i) for i in range(num_classes)],
-        "latency": {
-            "p50_ms": compute.p50_ms,
-            "p99_ms": compute.p99_ms,
-            "iterations": compute.iterations,
-            "kind": "compute-only (runtime call on a pre-processed input)",
-            "protocol": (result.protocol or {}).get("timing"),
-            "stable": (result.timing_stability or {}).get("stable"),
-            "runtime": result.runtime,
-            "inference_precision": result.inference_precision,
-        },
-        "model_bytes": model_bytes(artifact),
-        "peak_memory_mib": memory,
-        "peak_memory": f"{memory:.0f} MiB on the device" if memory is not None else PEAK_MEMORY_NOT_MEASURED,
-    }
+    return CellMeasurement(
+        input_size=list(size),
+        num_images=n,
+        miou=float(scores.miou),
+        pixel_accuracy=float(scores.pixel_accuracy),
+        iou=[None if np.isnan(v) else float(v) for v in scores.iou],
+        class_names=names or [str(i) for i in range(num_classes)],
+        latency=CellLatency(
+            p50_ms=compute.p50_ms,
+            p99_ms=compute.p99_ms,
+            iterations=compute.iterations,
+            kind="compute-only (runtime call on a pre-processed input)",
+            protocol=(result.protocol or {}).get("timing"),
+            stable=(result.timing_stability or {}).get("stable"),
+            runtime=result.runtime,
+            inference_precision=result.inference_precision,
+        ),
+        model_bytes=model_bytes(artifact),
+        peak_memory_mib=memory,
+        peak_memory=f"{memory:.0f} MiB on the device" if memory is not None else PEAK_MEMORY_NOT_MEASURED,
+    )
 
 
 __all__ = ["PEAK_MEMORY_NOT_MEASURED", "measure_cell", "model_bytes", "open_cell_runner", "score_runner"]

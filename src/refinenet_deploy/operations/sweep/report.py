@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from ... import __version__
 from ...artifacts import utc_now, write_atomic, write_json_atomic
+from ...results.sweep import CellMeasurement, SweepCell, SweepDocument, SweepPick, SweepRecommendation
 from ...validate.pareto import TIE_RULE, SweepPoint, recommend
-from .result import SWEEP_FILE, SWEEP_SCHEMA, SWEEP_SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from .run import Sweep, SweepResult, SweepStep
 
+SWEEP_FILE = "sweep.json"
 CHART_FILE = "front.png"
 CHOICES = {
     "onnx": "one dynamic-shape ONNX export, verified against PyTorch at every swept size; ONNX Runtime runs it at "
@@ -31,31 +32,36 @@ CHOICES = {
 }
 
 
-def _cell_row(sw: Sweep, step: SweepStep, result: SweepResult, doc: dict[str, Any] | None) -> dict[str, Any]:
+def _cell(
+    sw: Sweep, step: SweepStep, result: SweepResult, read: CellMeasurement | str, build: list[str] | None
+) -> SweepCell:
+    """A step's cell: the plan's facts, how its step ended, and its numbers when done (a cell file that does not
+    read marks it failed, with why)."""
     target_name, size = step.id.split(":", 1)[1].split("@")
     from ..pipeline.config import TARGETS
     from .steps import reference_cell
 
     t = TARGETS.get(target_name) or reference_cell().target
     st = result.status.get(step.id)
-    row: dict[str, Any] = {
-        "config": step.id.split(":", 1)[1],
-        "target": target_name,
-        "device": t.device,
-        "runtime": t.runtime,
-        "precision": str(t.precision),
-        "size": size,
-        "requested_size": _requested(sw, size),
-        "status": st.status if st else "pending",
-        "reason": st.reason if st else None,
-        "commands": list(st.commands) if st and st.status != "done" else [],
-        "artifact": sw.rel(Path(step.inputs["artifact"])),
-    }
-    if row["status"] == "done" and doc is not None:
-        row.update({k: v for k, v in doc.items() if k != "cell"})
-    elif row["status"] == "done":
-        row.update(status="failed", reason="its result file is missing or unreadable; run the sweep again")
-    return row
+    status, reason = (st.status, st.reason) if st else ("pending", None)
+    measured = read if isinstance(read, CellMeasurement) and status == "done" else None
+    if status == "done" and measured is None:
+        status, reason = "failed", f"{read}; run the sweep again"
+    return SweepCell(
+        config=step.id.split(":", 1)[1],
+        target=target_name,
+        device=t.device,
+        runtime=t.runtime,
+        precision=str(t.precision),
+        size=size,
+        requested_size=_requested(sw, size),
+        status=status,
+        reason=reason,
+        commands=list(st.commands) if st and st.status != "done" else [],
+        artifact=sw.rel(Path(step.inputs["artifact"])),
+        measured=measured,
+        build_commands=build,
+    )
 
 
 def _requested(sw: Sweep, size: str) -> list[str]:
@@ -81,65 +87,59 @@ def build_commands(steps: list[SweepStep], cell_id: str, rel: Any = str) -> list
     return [*cmds, f"{bench} --input-size {size[0]}x{size[1]}" if size else bench]
 
 
-def make_document(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> dict[str, Any]:
-    from .run import _read_cell
+def make_document(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> SweepDocument:
+    from .run import read_cell
 
-    rows = [_cell_row(sw, s, result, _read_cell(s.outputs[0])) for s in steps if s.id.startswith("cell:")]
-    reference = next((r for r in rows if r["size"] == "full"), None)
+    rows = []
+    for s in steps:
+        if s.id.startswith("cell:"):
+            build = None if s.id.endswith("@full") else build_commands(steps, s.id, sw.rel)
+            rows.append(_cell(sw, s, result, read_cell(s.outputs[0]), build))
+    reference = next((r for r in rows if r.size == "full"), None)
     cells = [r for r in rows if r is not reference]
-    for r in cells:
-        r["build_commands"] = build_commands(steps, "cell:" + r["config"], sw.rel)
-    ref_miou = reference.get("miou") if reference and reference["status"] == "done" else None
-    points = [
-        SweepPoint(r["config"], r["device"], r["miou"], r["latency"]["p50_ms"])
-        for r in cells
-        if r["status"] == "done" and r.get("miou") is not None
-    ]
+    ref_miou = reference.miou if reference is not None and reference.done else None
+    points = [SweepPoint(c.config, c.device, c.measured.miou, c.measured.latency.p50_ms) for c in cells if c.measured]
     s = sw.settings
     recs = recommend(points, reference_miou=ref_miou, max_latency_ms=s.max_latency_ms, max_miou_drop=s.max_miou_drop)
-    commands = {r["config"]: r["build_commands"] for r in cells}
-    return {
-        "schema": SWEEP_SCHEMA,
-        "schema_version": SWEEP_SCHEMA_VERSION,
-        "tool_version": __version__,
-        "updated": utc_now(),
-        "command": sw.command,
-        "settings": sw.settings_record(),
-        "data": {"path": sw.rel(sw.val_dir), "size": list(sw.data_size())},
-        "reference": reference,
-        "cells": cells,
-        "fronts": {r.device: [p.config for p in r.front] for r in recs},
-        "recommendations": [_rec_dict(r, commands, ref_miou) for r in recs],
-        "tie_rule": TIE_RULE,
-        "choices": CHOICES,
-        "steps": {"ran": list(result.ran), "up_to_date": list(result.skipped)},
-    }
+    commands = {c.config: c.build_commands or [] for c in cells}
+    return SweepDocument(
+        tool_version=__version__,
+        updated=utc_now(),
+        command=sw.command,
+        settings=sw.settings_record(),
+        data_path=sw.rel(sw.val_dir),
+        data_size=list(sw.data_size()),
+        reference=reference,
+        cells=cells,
+        fronts={r.device: [p.config for p in r.front] for r in recs},
+        recommendations=[_recommendation(r, commands, ref_miou) for r in recs],
+        tie_rule=TIE_RULE,
+        choices=dict(CHOICES),
+        ran=list(result.ran),
+        up_to_date=list(result.skipped),
+    )
 
 
-def _rec_dict(rec: Any, commands: dict[str, list[str]], ref_miou: float | None) -> dict[str, Any]:
-    def pick(p: Any) -> dict[str, Any] | None:
+def _recommendation(rec: Any, commands: dict[str, list[str]], ref_miou: float | None) -> SweepRecommendation:
+    def pick(p: Any) -> SweepPick | None:
         if p is None:
             return None
-        cfg = p.point.config if p.point else None
-        return {
-            "rule": p.rule,
-            "config": cfg,
-            "reason": p.reason,
-            "miou": p.point.miou if p.point else None,
-            "p50_ms": p.point.latency_ms if p.point else None,
-            "miou_drop_pt": p.point.drop_pt(ref_miou) if p.point and ref_miou is not None else None,
-            "commands": commands.get(cfg, []) if cfg else [],
-        }
+        point = p.point
+        return SweepPick(
+            rule=p.rule,
+            config=point.config if point else None,
+            reason=p.reason,
+            miou=point.miou if point else None,
+            p50_ms=point.latency_ms if point else None,
+            miou_drop_pt=point.drop_pt(ref_miou) if point and ref_miou is not None else None,
+            commands=commands.get(point.config, []) if point else [],
+        )
 
-    return {
-        "device": rec.device,
-        "best_within_latency": pick(rec.best_within_latency),
-        "fastest_within_drop": pick(rec.fastest_within_drop),
-    }
+    return SweepRecommendation(rec.device, pick(rec.best_within_latency), pick(rec.fastest_within_drop))
 
 
 # --------------------------------------------------------------------------------------------- chart
-def draw_front(doc: dict[str, Any]) -> bytes | None:
+def draw_front(doc: SweepDocument) -> bytes | None:
     """The mIoU-vs-latency chart, one colour per device, the front joined and ringed; None without matplotlib."""
     try:
         import matplotlib
@@ -149,20 +149,22 @@ def draw_front(doc: dict[str, Any]) -> bytes | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (device, front) in enumerate(sorted(doc["fronts"].items())):
-        rows = [c for c in doc["cells"] if c["device"] == device and c["status"] == "done"]
+    for i, (device, front) in enumerate(sorted(doc.fronts.items())):
+        points = [
+            (c.config, m.latency.p50_ms, m.miou * 100) for c in doc.cells if c.device == device and (m := c.measured)
+        ]
         colour = f"C{i}"
         ax.scatter(
-            [c["latency"]["p50_ms"] for c in rows],
-            [c["miou"] * 100 for c in rows],
+            [ms for _, ms, _ in points],
+            [miou for _, _, miou in points],
             color=colour,
             alpha=0.45,
             label=f"{device}: configurations",
         )
-        on = sorted((c for c in rows if c["config"] in front), key=lambda c: c["latency"]["p50_ms"])
+        on = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
         ax.plot(
-            [c["latency"]["p50_ms"] for c in on],
-            [c["miou"] * 100 for c in on],
+            [ms for _, ms, _ in on],
+            [miou for _, _, miou in on],
             "-o",
             color=colour,
             ms=9,
@@ -170,18 +172,11 @@ def draw_front(doc: dict[str, Any]) -> bytes | None:
             mew=2,
             label=f"{device}: Pareto front",
         )
-        for c in on:
-            ax.annotate(
-                c["config"],
-                (c["latency"]["p50_ms"], c["miou"] * 100),
-                fontsize=7,
-                xytext=(4, 4),
-                textcoords="offset points",
-            )
-    ref = doc.get("reference") or {}
-    if ref.get("status") == "done":
-        ax.axhline(ref["miou"] * 100, color="grey", ls="--", lw=1, label="PyTorch FP32, full resolution")
-    budget = doc["settings"].get("max_latency_ms")
+        for config, ms, miou in on:
+            ax.annotate(config, (ms, miou), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if doc.reference_miou is not None:
+        ax.axhline(doc.reference_miou * 100, color="grey", ls="--", lw=1, label="PyTorch FP32, full resolution")
+    budget = doc.settings.get("max_latency_ms")
     if budget:
         ax.axvline(budget, color="red", ls=":", lw=1, label=f"latency budget {budget:g} ms")
     ax.set_xlabel("latency p50, ms (compute-only, steady state)")
@@ -199,17 +194,18 @@ def _fmt(v: Any, spec: str, none: str = "—") -> str:
     return none if v is None else format(v, spec)
 
 
-def markdown(doc: dict[str, Any], chart: str | None) -> str:
+def markdown(doc: SweepDocument, chart: str | None) -> str:
     lines = ["# Sweep: input size x precision x runtime", ""]
-    ref = doc.get("reference") or {}
-    size = doc["data"]["size"]
-    if ref.get("status") == "done":
+    ref, ref_miou = doc.reference, doc.reference_miou
+    size = doc.data_size
+    if ref is not None and ref.measured is not None:
         lines.append(
             f"Reference (PyTorch FP32 at the data's full resolution, {size[0]}x{size[1]}): mIoU "
-            f"{ref['miou'] * 100:.2f} %, p50 {ref['latency']['p50_ms']:.2f} ms."
+            f"{ref.measured.miou * 100:.2f} %, p50 {ref.measured.latency.p50_ms:.2f} ms."
         )
     else:
-        lines.append(f"Reference (PyTorch FP32): {ref.get('status', 'pending')} ({ref.get('reason')}).")
+        status, reason = (ref.status, ref.reason) if ref is not None else ("pending", None)
+        lines.append(f"Reference (PyTorch FP32): {status} ({reason}).")
     lines += [
         "",
         "mIoU is scored against the ground truth at each label's own resolution (the prediction upsampled "
@@ -226,60 +222,57 @@ def markdown(doc: dict[str, Any], chart: str | None) -> str:
         "| config | status | mIoU % | drop pt | p50 ms | p99 ms | MB | peak memory | front |",
         "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
-    ref_miou = ref.get("miou") if ref.get("status") == "done" else None
-    front = {c for f in doc["fronts"].values() for c in f}
-    for c in doc["cells"]:
-        if c["status"] != "done":
-            lines.append(f"| {c['config']} | {c['status']}: {c['reason']} | | | | | | | |")
+    front = doc.on_front()
+    for c in doc.cells:
+        m = c.measured
+        if m is None:
+            lines.append(f"| {c.config} | {c.status}: {c.reason} | | | | | | | |")
             continue
-        drop = None if ref_miou is None else (ref_miou - c["miou"]) * 100
+        drop = None if ref_miou is None else (ref_miou - m.miou) * 100
         lines.append(
-            f"| {c['config']} | done | {c['miou'] * 100:.2f} | {_fmt(drop, '.2f')} | {_p50(c)} | "
-            f"{c['latency']['p99_ms']:.2f} | {c['model_bytes'] / 1e6:.2f} | {_memory(c)} | "
-            f"{'yes' if c['config'] in front else ''} |"
+            f"| {c.config} | done | {m.miou * 100:.2f} | {_fmt(drop, '.2f')} | {_p50(m)} | "
+            f"{m.latency.p99_ms:.2f} | {m.model_bytes / 1e6:.2f} | {_memory(m)} | "
+            f"{'yes' if c.config in front else ''} |"
         )
-    if any(c["status"] == "done" and c["latency"].get("stable") is False for c in doc["cells"]):
+    if any(m.latency.stable is False for c in doc.cells if (m := c.measured)):
         lines += [
             "",
             "~ : timing flagged unstable (coefficient of variation or p99/p50 over the limits of "
             "validate.latency; the machine may have been under load).",
         ]
-    notes = sorted({c["peak_memory"] for c in doc["cells"] if c["status"] == "done" and c["peak_memory_mib"] is None})
+    notes = sorted({m.peak_memory for c in doc.cells if (m := c.measured) and m.peak_memory_mib is None})
     lines += ["", *(f"Peak memory {n}." for n in notes)] if notes else []
-    pending = [c for c in doc["cells"] if c["status"] == "pending"]
+    pending = [c for c in doc.cells if c.status == "pending"]
     if pending:
         lines += ["", "## Pending on a device", "", "Run in the sweep folder, on the device:", "", "```"]
-        lines += sorted(
-            {cmd for c in pending for cmd in c["commands"]}, key=lambda x: (x.startswith("rfdeploy sweep"), x)
-        )
+        lines += sorted({cmd for c in pending for cmd in c.commands}, key=lambda x: (x.startswith("rfdeploy sweep"), x))
         lines += ["```"]
-    lines += ["", "## How the artifacts were reused", ""] + [f"- {k}: {v}" for k, v in doc["choices"].items()]
-    lines += ["", f"Ties: {doc['tie_rule']}.", ""]
+    lines += ["", "## How the artifacts were reused", ""] + [f"- {k}: {v}" for k, v in doc.choices.items()]
+    lines += ["", f"Ties: {doc.tie_rule}.", ""]
     return "\n".join(lines)
 
 
-def _p50(c: dict[str, Any]) -> str:
-    return f"{c['latency']['p50_ms']:.2f}" + (" ~" if c["latency"].get("stable") is False else "")
+def _p50(m: CellMeasurement) -> str:
+    return f"{m.latency.p50_ms:.2f}" + (" ~" if m.latency.stable is False else "")
 
 
-def _memory(c: dict[str, Any]) -> str:
-    return "not measured" if c["peak_memory_mib"] is None else f"{c['peak_memory_mib']:.0f} MiB"
+def _memory(m: CellMeasurement) -> str:
+    return "not measured" if m.peak_memory_mib is None else f"{m.peak_memory_mib:.0f} MiB"
 
 
-def _rec_lines(doc: dict[str, Any]) -> list[str]:
+def _rec_lines(doc: SweepDocument) -> list[str]:
     lines: list[str] = []
-    for rec in doc["recommendations"]:
-        for key in ("best_within_latency", "fastest_within_drop"):
-            p = rec[key]
+    for rec in doc.recommendations:
+        for rule, p in rec.picks():
             if p is None:
-                what = "--max-latency-ms" if key == "best_within_latency" else "--max-miou-drop"
-                lines.append(f"- {rec['device']}: no {what} budget given")
+                what = "--max-latency-ms" if rule == "best_within_latency" else "--max-miou-drop"
+                lines.append(f"- {rec.device}: no {what} budget given")
                 continue
-            if p["config"] is None:
-                lines.append(f"- {rec['device']}, {p['rule']}: **{p['reason']}**")
+            if p.config is None:
+                lines.append(f"- {rec.device}, {p.rule}: **{p.reason}**")
                 continue
-            lines += [f"- {rec['device']}, {p['rule']}: **{p['config']}** ({p['reason']}). Build it:", "", "  ```"]
-            lines += [f"  {c}" for c in p["commands"]] + ["  ```"]
+            lines += [f"- {rec.device}, {p.rule}: **{p.config}** ({p.reason}). Build it:", "", "  ```"]
+            lines += [f"  {c}" for c in p.commands] + ["  ```"]
     return lines or ["No configuration was measured."]
 
 
@@ -306,10 +299,10 @@ def html_page(md_text: str, chart_png: bytes | None) -> str:
     )
 
 
-def write_outputs(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> tuple[dict[str, Any], list[Path]]:
+def write_outputs(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> tuple[SweepDocument, list[Path]]:
     doc = make_document(sw, steps, result)
     png = draw_front(doc)
-    files = [write_json_atomic(sw.p(SWEEP_FILE), doc)]
+    files = [doc.write(sw.p(SWEEP_FILE), write_json_atomic)]
     if png is not None:
         write_atomic(sw.p(CHART_FILE), lambda tmp: tmp.write_bytes(png))
         files.append(sw.p(CHART_FILE))
@@ -319,4 +312,13 @@ def write_outputs(sw: Sweep, steps: list[SweepStep], result: SweepResult) -> tup
     return doc, [*files, sw.p("sweep.md"), sw.p("sweep.html")]
 
 
-__all__ = ["CHART_FILE", "build_commands", "draw_front", "html_page", "make_document", "markdown", "write_outputs"]
+__all__ = [
+    "CHART_FILE",
+    "SWEEP_FILE",
+    "build_commands",
+    "draw_front",
+    "html_page",
+    "make_document",
+    "markdown",
+    "write_outputs",
+]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ...artifacts import staged_dir, write_json_atomic
-from ...errors import RefineNetDeployError, UsageError
+from ...errors import DataError, RefineNetDeployError, UsageError
+from ...results.sweep import CellMeasurement, SweepDocument
 from ..pipeline import capabilities as caps
 from ..pipeline.bundle import BundleLock, BundleState, digest_path, step_key
 from ..pipeline.config import Target
@@ -233,7 +234,7 @@ class Sweep(FolderLayout):
 
     def measure(self, cell: Cell, device: str) -> None:
         s = self.settings
-        doc = _measure.measure_cell(
+        measured = _measure.measure_cell(
             self.artifact_for(cell.target, cell.size),
             device=device,
             size=cell.size,
@@ -244,7 +245,7 @@ class Sweep(FolderLayout):
             iterations=s.iterations,
             threads=s.threads,
         )
-        write_json_atomic(self.cell_json(cell), {"cell": cell.name, **doc})
+        write_json_atomic(self.cell_json(cell), {"cell": cell.name, **measured.to_dict()})
 
 
 @dataclass
@@ -253,7 +254,7 @@ class SweepResult:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     status: dict[str, StepStatus] = field(default_factory=dict)
-    document: dict[str, Any] = field(default_factory=dict)
+    document: SweepDocument | None = None  # written at the end of a run
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -272,15 +273,14 @@ def _digests(step: SweepStep) -> dict[str, str] | None:
     return out
 
 
-def _read_cell(path: Path) -> dict[str, Any] | None:
-    """A cell's result JSON, or None when it is missing or unreadable."""
-    from ...errors import InputReadError, read_json
-
+def read_cell(path: Path) -> CellMeasurement | str:
+    """A cell's numbers, or why its file cannot be read (missing, not JSON, a field of the wrong kind)."""
+    if not path.is_file():
+        return f"its result file {path.name} is missing"
     try:
-        doc = read_json(path)
-    except (OSError, ValueError, InputReadError):
-        return None
-    return doc if isinstance(doc, dict) else None
+        return CellMeasurement.read(path)
+    except DataError as exc:
+        return exc.message
 
 
-__all__ = ["REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep"]
+__all__ = ["REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep", "read_cell"]
