@@ -137,3 +137,18 @@ def test_a_timing_without_its_p50_is_refused_naming_it() -> None:
     doc = {**_raw("bench-v1-ort.json"), "compute_only": {}}
     with pytest.raises(DataError, match=r"missing required field 'compute_only.p50_ms'"):
         BenchResult.from_dict(doc, "b.json")
+
+
+def test_parity_records_jetson_and_its_reference_as_typed_fields() -> None:
+    """What the pipeline checks before importing a parity result made on a device (no ``.get`` on ``extra``)."""
+    raw = _raw("parity-v1-v3.json")
+    result = ParityResult.from_dict(raw, "p.json")
+    assert result.jetson is False and result.reference == raw["reference"] and result.reference_digest is None
+    assert "jetson" not in result.extra and "reference" not in result.extra
+    assert result.to_dict() == raw  # written back key for key, in the file's order
+    saved = ParityResult.from_dict({**raw, "reference": {**raw["reference"], "digest": "ab12"}}, "p.json")
+    assert saved.reference_digest == "ab12"
+    older = ParityResult.from_dict({k: v for k, v in raw.items() if k not in ("jetson", "reference")}, "p.json")
+    assert older.jetson is None and "jetson" not in older.to_dict()  # not recorded: stays unrecorded
+    with pytest.raises(DataError, match=r"field 'jetson' must be true or false"):
+        ParityResult.from_dict({**raw, "jetson": "yes"}, "p.json")

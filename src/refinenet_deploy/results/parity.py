@@ -70,12 +70,15 @@ _ORDER = (
     "runtime_precision",
     "data",
     "split",
+    "jetson",
+    "reference",
 )
 # keys written only when the writer set them (older files, a hand-made document)
 _CONTEXT = ("created", "tool_version", "checkpoint", "checkpoint_sha256", "arch", "artifact_sha256", "runtime")
 _CONTEXT += ("device",)
 _WHEN_SET = frozenset(
-    {*_CONTEXT, "data", "split", "verdict", "gates_not_evaluated", "labels_out_of_range"} | {"has_labels"}
+    {*_CONTEXT, "data", "split", "verdict", "gates_not_evaluated", "labels_out_of_range"}
+    | {"has_labels", "jetson", "reference"}
 )
 
 
@@ -125,7 +128,9 @@ class ParityResult(ResultDocument):
     runtime_precision: str | None = None  # what ran (an INT8 model: its float parts)
     data: str | None = None
     split: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # versions, reference, jetson, ...
+    jetson: bool | None = None  # ran on a Jetson (None: an older rfdeploy did not record it)
+    reference: dict[str, Any] | None = None  # the PyTorch reference it was compared with (source, path, digest)
+    extra: dict[str, Any] = field(default_factory=dict)  # versions, artifact_from_this_checkpoint, ...
     read_order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the keys' order in the file read
 
     @property
@@ -149,6 +154,12 @@ class ParityResult(ResultDocument):
     @property
     def tta_flip(self) -> bool | None:
         return (self.tta or {}).get("flip")
+
+    @property
+    def reference_digest(self) -> str | None:
+        """The digest of the saved reference it was compared with (None: a live or unrecorded reference)."""
+        digest = (self.reference or {}).get("digest")
+        return digest if isinstance(digest, str) else None
 
     @property
     def ran(self) -> str | None:
@@ -184,6 +195,8 @@ class ParityResult(ResultDocument):
         for key in ("arch", "checkpoint", "checkpoint_sha256", "data", "device", "runtime", "runtime_precision"):
             values[key] = f.optional(key, "a string")
         values["precision"] = f.optional("precision", "a string")
+        values["jetson"] = f.optional("jetson", "true or false")
+        values["reference"] = f.optional("reference", "an object")
         named = {x.name for x in fields(cls)} - {"extra", "read_order"}
         for key in named - values.keys():
             if key in doc:

@@ -206,7 +206,7 @@ class Executor:
         if result.device != device:
             return f"it ran on {result.device}, the target on {device}"
         if isinstance(result, ParityResult):
-            jetson, precision = result.extra.get("jetson"), result.precision
+            jetson, precision = result.jetson, result.precision
         else:
             jetson, precision = "jetson" in (result.fingerprint or {}), result.artifact_precision
             if t.runtime == "torch":
@@ -229,11 +229,8 @@ class Executor:
                 return "it does not record the SHA-256 of the artifact it measured (an older rfdeploy made it)"
             if not artifact.is_file() or recorded != sha256_file(artifact):
                 return f"it measured another file than {lay.rel(artifact)} (SHA-256 differs)"
-        if parity:
-            ref = result.extra.get("reference")
-            digest = ref.get("digest") if isinstance(ref, dict) else None
-            if digest != self._reference_digest():
-                return f"it was not made from the bundle's {lay.rel(lay.reference)}"
+        if parity and result.reference_digest != self._reference_digest():
+            return f"it was not made from the bundle's {lay.rel(lay.reference)}"
         return None
 
     def _reference_digest(self) -> str | None:
