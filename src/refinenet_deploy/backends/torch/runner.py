@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,10 @@ import torch
 from ...enums import Device, Precision
 from ...errors import UsageError
 from ..base import BaseRunner, TensorSpec
+
+if TYPE_CHECKING:
+    from ...data.preprocessing import Normalization
+    from ...models import LoadedModel
 
 TORCH_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -342,10 +346,12 @@ class TorchRunner(BaseRunner):
 
 
 class CheckpointRunner(TorchRunner):
-    """A ``TorchRunner`` of a loaded checkpoint, wrapped as deployed: it also holds the ``models.LoadedModel``
-    (``loaded``: arch, classes, checkpoint metadata) and the ``models.Normalization`` its wrapper applies."""
+    """A ``TorchRunner`` of a loaded checkpoint, wrapped as deployed: it also holds the ``LoadedModel``
+    (``loaded``: arch, classes, checkpoint metadata) and the ``Normalization`` its wrapper applies."""
 
-    def __init__(self, model: torch.nn.Module, *, loaded: Any, normalization: Any, **options: Any) -> None:
+    def __init__(
+        self, model: torch.nn.Module, *, loaded: LoadedModel, normalization: Normalization, **options: Any
+    ) -> None:
         super().__init__(model, **options)
         self.loaded = loaded
         self.normalization = normalization
