@@ -96,3 +96,15 @@ def test_a_cell_file_that_does_not_read_says_why(tmp_path: Path) -> None:
     assert "not valid JSON" in str(read_cell(path))
     assert read_cell(tmp_path / "gone.json") == "its result file gone.json is missing"
     assert isinstance(read_cell(CELL), CellMeasurement)
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"{not json", "not valid JSON"), (b"\xff\xfe", "so not a sweep")])
+def test_a_sweep_file_that_is_not_json_is_refused_in_the_sweeps_words(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "sweep.json"
+    path.write_bytes(content)
+    for read in (SweepDocument.read, CellMeasurement.read):
+        with pytest.raises(DataError, match=message) as err:
+            read(path)
+        assert "bench" not in err.value.message and "rfdeploy sweep" in (err.value.hint or "")

@@ -129,18 +129,18 @@ def check_version(doc: Mapping[str, Any], where: Any, schema: str, reads: tuple[
     return int(version)
 
 
-def load_json(path: str | Path) -> Any:
+def load_json(path: str | Path, kind: str = "a bench or parity JSON", hint: str = HINT) -> Any:
     """A result file's JSON, bounded in size and depth (a regular file only: a FIFO would block). Every failure is
-    ``DataError`` (exit 5) naming the file."""
+    ``DataError`` (exit 5) naming the file; ``kind`` names what the file should have been, ``hint`` the fix."""
     path = Path(path)
     try:
         return read_json(path)
     except UnicodeDecodeError:
-        raise bad(path, "not a text (UTF-8) file, so not a bench or parity JSON") from None
+        raise bad(path, f"not a text (UTF-8) file, so not {kind}", hint) from None
     except json.JSONDecodeError as exc:
-        raise bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", hint) from None
     except JSONLimitError as exc:
-        raise bad(path, f"not a bench or parity JSON ({exc})") from None
+        raise bad(path, f"not {kind} ({exc})", hint) from None
     except InputReadError as exc:
         raise DataError(exc.message) from None
     except OSError as exc:

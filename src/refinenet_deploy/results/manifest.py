@@ -151,7 +151,7 @@ class BundleManifest:
     @classmethod
     def read(cls, path: str | Path) -> BundleManifest:
         """A bundle's manifest.json (bounded read); DataError (exit 5) naming the file and field otherwise."""
-        doc = load_json(path)
+        doc = load_json(path, "a bundle manifest")
         if not isinstance(doc, dict):
             raise bad(path, "a bundle manifest is a JSON object")
         return cls.from_dict(doc, path)

@@ -16,7 +16,7 @@ from .base import Fields, JsonWriter, bad, check_version, load_json
 
 SWEEP_SCHEMA = "refinenet-deploy/sweep"
 SWEEP_SCHEMA_VERSION = 1
-SWEEP_HINT = "run 'rfdeploy sweep' again (a second run recomputes only the steps whose files changed)"
+SWEEP_HINT = "run 'rfdeploy sweep' again (it re-measures a cell whose file changed or does not read)"
 
 
 def _fields(doc: Mapping[str, Any], where: Any, prefix: str = "") -> Fields:
@@ -164,11 +164,15 @@ class CellMeasurement:
     @classmethod
     def read(cls, path: str | Path) -> CellMeasurement:
         """A cell file (bounded read); DataError (exit 5) naming the file and the field otherwise."""
-        doc = load_json(path)
+        return cls.parse(load_json(path, "a sweep cell file", SWEEP_HINT), path)
+
+    @classmethod
+    def parse(cls, doc: Any, where: Any) -> CellMeasurement:
+        """A cell file's JSON as read (or about to be written): an object of finite numbers with every field."""
         if not isinstance(doc, dict):
-            raise bad(path, "a sweep cell is a JSON object", SWEEP_HINT)
-        _check_finite(doc, path)
-        return cls.from_dict(doc, path)
+            raise bad(where, "a sweep cell is a JSON object", SWEEP_HINT)
+        _check_finite(doc, where)
+        return cls.from_dict(doc, where)
 
 
 @dataclass(frozen=True)
@@ -399,7 +403,7 @@ class SweepDocument:
     @classmethod
     def read(cls, path: str | Path) -> SweepDocument:
         """A ``sweep.json`` (bounded read); DataError (exit 5) naming the file and the field otherwise."""
-        doc = load_json(path)
+        doc = load_json(path, "a sweep result", SWEEP_HINT)
         if not isinstance(doc, dict):
             raise bad(path, "a sweep result is a JSON object", SWEEP_HINT)
         _check_finite(doc, path)

@@ -95,3 +95,19 @@ def test_a_cell_is_scored_at_the_label_resolution(tmp_path: Path) -> None:
     want = sum(confusion_matrix(np.zeros_like(lab), lab, 6) for lab in labels)
     assert scores.miou == pytest.approx(mean_iou(want))
     assert want.sum() == sum(int((lab != 255).sum()) for lab in labels)  # every labelled pixel, not 32x64
+
+
+def test_images_with_no_labelled_pixel_are_refused_not_scored_nan(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from refinenet_deploy.errors import DataError
+
+    data = write_synth_dataset(tmp_path / "val", 2, 64, 64, seed=3, split="val")
+    for png in (data / "SegmentationClass").glob("*.png"):
+        with Image.open(png) as im:
+            palette, shape = im.getpalette(), np.array(im).shape
+        blank = Image.fromarray(np.full(shape, 255, np.uint8), mode="P")  # every pixel the ignore label
+        blank.putpalette(palette)
+        blank.save(png)
+    with pytest.raises(DataError, match="no pixel outside the ignore label 255, so mIoU is not defined"):
+        score_runner(_FakeRunner(6), InputPolicy(), 6, data, (32, 32), num_images=2)

@@ -3,14 +3,19 @@ pending and merged by ``--resume``, and the report. The real models run in ``tes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.operations.sweep.fakes import FakeBuilds, FakeMeasure, Killed, cells_of, cpu_only, device_here
 
+from refinenet_deploy.operations.pipeline.bundle import digest_path
 from refinenet_deploy.operations.sweep import Sweep, SweepDocument, SweepSettings
+from refinenet_deploy.operations.sweep import measure as measure_mod
+from refinenet_deploy.results.sweep import CellMeasurement
 
 CPU3 = ("cpu-onnxruntime-fp32", "cpu-openvino-fp32", "cpu-openvino-int8")
 
@@ -124,3 +129,51 @@ def test_report_states_none_meets_the_budget(tmp_path: Path, monkeypatch: pytest
     for name in front:
         a = cells[name]
         assert not any(b.miou > a.miou and b.latency.p50_ms < a.latency.p50_ms for b in cells.values())
+
+
+def test_a_recorded_cell_file_that_does_not_read_is_measured_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeBuilds(monkeypatch), FakeMeasure(monkeypatch)
+    settings = _settings(targets=CPU3[:1], sizes=("96",))
+    Sweep(settings, tmp_path, here=cpu_only()).run()
+    cell = tmp_path / "cells" / "cpu-onnxruntime-fp32" / "96x128.json"
+    doc = json.loads(cell.read_text())
+    del doc["miou"]  # as an rfdeploy with another format would write it, and record it as its step's output
+    cell.write_text(json.dumps(doc))
+    state_file = tmp_path / ".pipeline" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["steps"]["cell:cpu-onnxruntime-fp32@96x128"]["outputs"]["cells/cpu-onnxruntime-fp32/96x128.json"] = (
+        digest_path(cell)
+    )
+    state_file.write_text(json.dumps(state))
+
+    warnings: list[str] = []
+    measure = FakeMeasure(monkeypatch)
+    again = Sweep(settings, tmp_path, here=cpu_only(), warn=warnings.append).run()
+    assert again.ran == ["cell:cpu-onnxruntime-fp32@96x128"] and len(measure.calls) == 1
+    assert any("96x128.json" in w and "'miou'" in w and "measuring it again" in w for w in warnings)
+    (done,) = [c for c in again.document.cells if c.config == "cpu-onnxruntime-fp32@96x128"]
+    assert done.status == "done" and done.measured is not None and again.exit_code == 0
+
+
+def test_a_measurement_that_would_not_read_back_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeBuilds(monkeypatch)
+    fake = FakeMeasure(monkeypatch)
+
+    def nan_at_96(artifact: Path, **kw: Any) -> CellMeasurement:
+        m = fake(artifact, **kw)
+        return dataclasses.replace(m, miou=float("nan")) if kw["size"] == (96, 128) else m
+
+    monkeypatch.setattr(measure_mod, "measure_cell", nan_at_96)
+    settings = _settings(targets=CPU3[:1], sizes=("96", "128"))
+    first = Sweep(settings, tmp_path, here=cpu_only()).run()
+    (failed,) = [c for c in first.document.cells if c.status != "done"]
+    assert failed.config == "cpu-onnxruntime-fp32@96x128" and failed.status == "failed"
+    assert "'miou' is not a finite number" in (failed.reason or "")
+    assert first.exit_code == 5
+    assert not (tmp_path / "cells" / "cpu-onnxruntime-fp32" / "96x128.json").exists()
+
+    FakeMeasure(monkeypatch)
+    again = Sweep(settings, tmp_path, here=cpu_only()).run()
+    assert again.ran == ["cell:cpu-onnxruntime-fp32@96x128"] and again.exit_code == 0

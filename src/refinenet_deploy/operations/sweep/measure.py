@@ -67,6 +67,12 @@ def score_runner(
         x = policy.to_input(resize_image(image, size) if size else image, batch=1)
         logits = next(iter(runner.infer({name: x}).values()))
         conf += confusion_at_label_size(logits, label, num_classes, ignore_index=ignore)
+    if not conf.any():
+        raise DataError(
+            f"{data}: the first {n} labelled images have no pixel outside the ignore label {ignore}, "
+            "so mIoU is not defined",
+            hint="pass --data with label masks that mark some pixels with a class",
+        )
     return SegmentationScores.from_confusion(conf), n
 
 

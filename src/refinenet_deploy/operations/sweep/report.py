@@ -46,7 +46,7 @@ def _cell(
     status, reason = (st.status, st.reason) if st else ("pending", None)
     measured = read if isinstance(read, CellMeasurement) and status == "done" else None
     if status == "done" and measured is None:
-        status, reason = "failed", f"{read}; run the sweep again"
+        status, reason = "failed", f"{read}; run the sweep again to re-measure it"
     return SweepCell(
         config=step.id.split(":", 1)[1],
         target=target_name,

@@ -43,6 +43,7 @@ class SweepStep:
     needs: tuple[str, ...] = ()  # step ids whose outputs this step reads
     blocked: str | None = None  # why this machine cannot run it (None: it can)
     commands: list[str] = field(default_factory=list)
+    unreadable: Callable[[], str | None] | None = None  # why its recorded output does not read (None: it reads)
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,11 @@ class Sweep(FolderLayout):
         digests = _digests(step)
         key = None if digests is None else step_key(step.id, step.settings, digests)
         if state.is_current(step.id, key, step.outputs):
-            result.skipped.append(step.id)
-            return StepStatus("done")
+            why = step.unreadable() if step.unreadable else None
+            if why is None:
+                result.skipped.append(step.id)
+                return StepStatus("done")
+            self.warn(f"{step.id}: its recorded result does not read ({why}); measuring it again")
         upstream = [result.status[n] for n in step.needs if n in result.status and result.status[n].status != "done"]
         if upstream:
             first = upstream[0]
@@ -245,7 +249,9 @@ class Sweep(FolderLayout):
             iterations=s.iterations,
             threads=s.threads,
         )
-        write_json_atomic(self.cell_json(cell), {"cell": cell.name, **measured.to_dict()})
+        doc = {"cell": cell.name, **measured.to_dict()}
+        CellMeasurement.parse(doc, self.cell_json(cell))  # write only what reads back (no NaN, every field)
+        write_json_atomic(self.cell_json(cell), doc)
 
 
 @dataclass
@@ -273,6 +279,12 @@ def _digests(step: SweepStep) -> dict[str, str] | None:
     return out
 
 
+def unreadable_cell(path: Path) -> str | None:
+    """Why a cell's file does not read, or None when it does."""
+    read = read_cell(path)
+    return read if isinstance(read, str) else None
+
+
 def read_cell(path: Path) -> CellMeasurement | str:
     """A cell's numbers, or why its file cannot be read (missing, not JSON, a field of the wrong kind)."""
     if not path.is_file():
@@ -283,4 +295,4 @@ def read_cell(path: Path) -> CellMeasurement | str:
         return exc.message
 
 
-__all__ = ["REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep", "read_cell"]
+__all__ = ["REFERENCE", "SETTINGS_FILE", "Cell", "Sweep", "SweepResult", "SweepStep", "read_cell", "unreadable_cell"]

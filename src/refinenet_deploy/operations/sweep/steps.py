@@ -10,7 +10,7 @@ from ...artifacts import sidecar_path
 from ..pipeline import capabilities as caps
 from ..pipeline.config import TARGETS, Target
 from . import build as _build
-from .run import REFERENCE, Cell, SweepStep
+from .run import REFERENCE, Cell, SweepStep, unreadable_cell
 
 if TYPE_CHECKING:
     from .run import Sweep
@@ -252,6 +252,7 @@ def _cell_step(sw: Sweep, cell: Cell) -> SweepStep:
         lambda: sw.measure(cell, device),
         needs=needs,
         blocked=blocked,
+        unreadable=lambda: unreadable_cell(sw.cell_json(cell)),
     )
 
 
