@@ -144,15 +144,17 @@ def test_each_runner_records_the_device_it_was_opened_for(artifacts: dict[str, P
 
     onnx = artifacts["onnx"]
     assert OnnxRuntimeRunner(onnx).device is Device.CPU
-    assert OnnxRuntimeRunner(onnx, providers=[CUDA_PROVIDER], device=Device.GPU).device is Device.GPU
+    assert OnnxRuntimeRunner(onnx, providers=[CUDA_PROVIDER]).device is Device.GPU  # from its providers
     assert OpenVINORunner(onnx, device="CPU").device is Device.CPU
     assert OpenVINORunner(onnx, device="GPU.1").device is Device.GPU  # OpenVINO's device index is not ours
     assert TensorRTRunner(onnx, device="gpu").device is Device.GPU
     assert TensorRTRunner(onnx, device=Device.DLA).device is Device.DLA
     with pytest.raises(UsageError, match="unsupported --device: 'tpu'"):
         TensorRTRunner(onnx, device="tpu")
+    with pytest.raises(UsageError, match="cpu"):  # an engine runs on a GPU or a DLA, never records a CPU
+        TensorRTRunner(onnx, device="cpu")
     torch_runner = open_checkpoint(artifacts["ckpt"])
     assert torch_runner.device is Device.CPU
     assert isinstance(torch_runner.loaded, LoadedModel) and isinstance(torch_runner.normalization, Normalization)
-    for path in (artifacts["ckpt"], onnx):  # open_runner records nothing on top
+    for path in (artifacts["ckpt"], onnx):  # through open_runner, which sets no attribute of its own
         assert open_runner(path, device="cpu").device is Device.CPU

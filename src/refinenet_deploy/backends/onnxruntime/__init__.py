@@ -32,7 +32,6 @@ def open_onnxruntime(
             threads=threads,
             require=CUDA_PROVIDER,
             image_model=True,
-            device=Device.GPU,
         )
     return OnnxRuntimeRunner(Path(model), threads=threads, image_model=True)
 

@@ -22,6 +22,9 @@ _ORT_TYPES = {
 }
 
 
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
 class OnnxRuntimeRunner(BaseRunner):
     name = "onnxruntime"
 
@@ -33,10 +36,11 @@ class OnnxRuntimeRunner(BaseRunner):
         threads: int | None = None,
         require: str | None = None,
         image_model: bool = False,
-        device: Device = Device.CPU,  # where ``providers`` run (gpu: the CUDA execution provider)
     ) -> None:
         super().__init__()
-        self.device = device
+        # where the first provider runs: a GPU for CUDA and TensorRT, the CPU otherwise
+        gpu = bool(providers) and providers[0] in GPU_PROVIDERS
+        self.device = Device.GPU if gpu else Device.CPU
         self._model = model
         self._providers = list(providers)
         self._threads = threads

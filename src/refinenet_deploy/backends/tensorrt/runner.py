@@ -142,7 +142,7 @@ class TensorRTRunner(BaseRunner):
         super().__init__()
         self.engine_path = Path(engine_path)
         self.meta = dict(meta or {})
-        self.device = Device.parse(device, option="--device")
+        self.device = Device.parse(device, option="--device", allowed=(Device.GPU, Device.DLA))
         self.library = library or (self.meta.get("tensorrt") or {}).get("library") or "auto"
         self.cuda_graph = cuda_graph
         self.dla_core = dla_core if dla_core is not None else (0 if device == "dla" else None)
