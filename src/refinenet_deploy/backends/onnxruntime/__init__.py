@@ -6,9 +6,7 @@ from pathlib import Path
 
 from ...enums import Device
 from ...errors import MissingDependencyError
-from .runner import OnnxRuntimeRunner
-
-CUDA_PROVIDER = "CUDAExecutionProvider"
+from .runner import CUDA_PROVIDER, OnnxRuntimeRunner
 
 
 def open_onnxruntime(

@@ -22,7 +22,8 @@ _ORT_TYPES = {
 }
 
 
-GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+GPU_PROVIDERS = (CUDA_PROVIDER, "TensorrtExecutionProvider")
 
 
 class OnnxRuntimeRunner(BaseRunner):
